@@ -1,0 +1,81 @@
+"""Incident reads, always scoped to what the actor may see: technicians see every incident of the
+tenant they entered; everyone else sees only incidents where they are the caller."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
+
+from controlplane.problems import NotFound
+from modules.records.actor import Actor
+
+from .models import Incident, PriorityRule, ResolutionCode
+
+
+def incident_visible(*, actor: Actor) -> QuerySet[Incident]:
+    qs = Incident.objects.select_related("caller", "assigned_to", "assignment_group")
+    return qs if actor.is_technician else qs.filter(caller_id=actor.person_id)
+
+
+def incident_list(
+    *,
+    actor: Actor,
+    state: Iterable[str] | None = None,
+    priority: Iterable[int] | None = None,
+    assigned_to: uuid.UUID | None = None,
+    assignment_group: uuid.UUID | None = None,
+    caller: uuid.UUID | None = None,
+    open_only: bool = False,
+    q: str = "",
+    opened_after: dt.datetime | None = None,
+    opened_before: dt.datetime | None = None,
+) -> QuerySet[Incident]:
+    """Incidents the actor may see, filtered. ``q`` matches number (exact, case-insensitive) or words of
+    the short description. Unordered; callers order (pagination does)."""
+    qs = incident_visible(actor=actor)
+    if state:
+        qs = qs.filter(state__in=list(state))
+    if open_only:
+        qs = qs.filter(state__in=Incident.OPEN_STATES)
+    if priority:
+        qs = qs.filter(priority__in=list(priority))
+    if assigned_to:
+        qs = qs.filter(assigned_to_id=assigned_to)
+    if assignment_group:
+        qs = qs.filter(assignment_group_id=assignment_group)
+    if caller:
+        qs = qs.filter(caller_id=caller)
+    if opened_after:
+        qs = qs.filter(opened_at__gte=opened_after)
+    if opened_before:
+        qs = qs.filter(opened_at__lt=opened_before)
+    if q.strip():
+        qs = qs.filter(Q(number__iexact=q.strip()) | Q(short_description__icontains=q.strip()))
+    return qs
+
+
+def incident_get(*, actor: Actor, incident_id: uuid.UUID | str) -> Incident:
+    """One incident the actor may see. Raises NotFound for a missing, invisible or malformed id alike."""
+    try:
+        return incident_visible(actor=actor).get(pk=incident_id)
+    except (Incident.DoesNotExist, ValidationError, ValueError, TypeError) as exc:
+        raise NotFound("no such incident") from exc
+
+
+def incident_get_by_number(*, actor: Actor, number: str) -> Incident:
+    try:
+        return incident_visible(actor=actor).get(number=number)
+    except Incident.DoesNotExist as exc:
+        raise NotFound("no such incident") from exc
+
+
+def priority_matrix_get(*, actor: Actor) -> list[PriorityRule]:
+    return list(PriorityRule.objects.all())
+
+
+def resolution_code_list(*, actor: Actor) -> QuerySet[ResolutionCode]:
+    return ResolutionCode.objects.filter(active=True)

@@ -1,0 +1,391 @@
+"""Incident writes. Keyword-only, one transaction each, an activity entry for every change.
+
+Rules follow ServiceNow's incident model, the one most MSP clients come from:
+- priority = the tenant's impact x urgency matrix (ITIL 4 incident management practice);
+- New/In Progress/On Hold are open; On Hold needs a reason; Resolve needs a resolution code and notes;
+  Resolved -> Closed (by a technician, or automatically after ``autoclose_after_days``);
+- Resolved can be reopened; Closed can be reopened only within ``reopen_window_days`` of closing;
+- Canceled is final; Closed and Canceled incidents cannot be edited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from controlplane.problems import Conflict, InvalidInput, NotFound, PermissionDenied
+from modules.people.models import Group, Person
+from modules.records.actor import Actor
+from modules.records.services import activity_record, comment_add, number_next
+
+from .models import Incident, IncidentSettings, PriorityRule, ResolutionCode
+
+RECORD_TYPE = "incident"
+# The matrix is one record per tenant; its history hangs off this fixed id.
+PRIORITY_MATRIX_ID = uuid.uuid5(uuid.NAMESPACE_URL, "msp-itsm:priority-matrix")
+EDITABLE_FIELDS = (
+    "short_description",
+    "description",
+    "category",
+    "subcategory",
+    "contact_type",
+    "impact",
+    "urgency",
+    "assignment_group",
+    "assigned_to",
+    "caller",
+)
+
+
+class InvalidTransition(Conflict):
+    slug = "invalid-transition"
+    title = "This state change is not allowed"
+
+
+class IncidentNotEditable(Conflict):
+    slug = "incident-not-editable"
+    title = "Closed and canceled incidents cannot be edited"
+
+
+def priority_for(*, impact: int, urgency: int) -> int:
+    """Priority (1 Critical .. 5 Planning) from the tenant's matrix. Raises InvalidInput for a missing cell."""
+    priority = (
+        PriorityRule.objects.filter(impact=impact, urgency=urgency).values_list("priority", flat=True).first()
+    )
+    if priority is None:
+        raise InvalidInput(
+            f"no priority for impact {impact} x urgency {urgency}",
+            errors=[{"field": "impact", "message": "no matrix cell for this impact and urgency"}],
+        )
+    return int(priority)
+
+
+def _require_technician(actor: Actor) -> None:
+    if not actor.is_technician:
+        raise PermissionDenied("only technicians may do this")
+
+
+def _value(value: Any) -> Any:
+    """A JSON-friendly form of a field value for the activity history."""
+    if isinstance(value, Person | Group):
+        return {"id": str(value.pk), "name": str(value)}
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return value
+
+
+@transaction.atomic
+def incident_create(
+    *,
+    actor: Actor,
+    short_description: str,
+    description: str = "",
+    caller: Person | None = None,
+    category: str = "",
+    subcategory: str = "",
+    contact_type: str | None = None,
+    impact: int = 2,
+    urgency: int = 2,
+    assignment_group: Group | None = None,
+    assigned_to: Person | None = None,
+) -> Incident:
+    """Open a new incident (state New) with the next ``INC`` number of this tenant.
+
+    End users always report for themselves (caller = their person, no assignment). Raises InvalidInput
+    for an empty short description or an impact/urgency without a matrix cell.
+    """
+    if not short_description.strip():
+        raise InvalidInput(
+            "short_description is required", errors=[{"field": "short_description", "message": "required"}]
+        )
+    if not actor.is_technician:
+        caller, assignment_group, assigned_to = actor.person, None, None
+        contact_type = Incident.ContactType.PORTAL
+    incident = Incident(
+        number=number_next(prefix="INC"),
+        caller=caller or actor.person,
+        opened_by=actor.person,
+        opened_at=timezone.now(),
+        short_description=short_description.strip(),
+        description=description,
+        category=category,
+        subcategory=subcategory,
+        contact_type=contact_type or Incident.ContactType.PORTAL,
+        impact=impact,
+        urgency=urgency,
+        priority=priority_for(impact=impact, urgency=urgency),
+        assignment_group=assignment_group,
+        assigned_to=assigned_to,
+    )
+    incident.save()
+    activity_record(
+        actor=actor,
+        verb="incident.created",
+        record_type=RECORD_TYPE,
+        record_id=incident.pk,
+        changes={
+            field: [None, _value(getattr(incident, field))]
+            for field in (*EDITABLE_FIELDS, "priority", "state")
+        },
+    )
+    return incident
+
+
+@transaction.atomic
+def incident_update(*, actor: Actor, incident: Incident, **changes: Any) -> Incident:
+    """Change editable fields of an open or resolved incident; priority follows impact and urgency.
+
+    ``changes`` keys are among EDITABLE_FIELDS. A change of assignment group or assignee from a set value
+    counts as a reassignment (ServiceNow's ``reassignment_count``). Raises PermissionDenied for non-
+    technicians, IncidentNotEditable for closed/canceled incidents, InvalidInput for unknown fields.
+    """
+    _require_technician(actor)
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidInput(
+            f"not editable: {', '.join(sorted(unknown))}",
+            errors=[{"field": f, "message": "not editable"} for f in sorted(unknown)],
+        )
+    incident = Incident.objects.select_for_update().get(pk=incident.pk)
+    if incident.state in (Incident.State.CLOSED, Incident.State.CANCELED):
+        raise IncidentNotEditable(f"{incident.number} is {incident.get_state_display()}")
+    diff: dict[str, list[Any]] = {}
+    for field, new in changes.items():
+        old = getattr(incident, field)
+        if old != new:
+            diff[field] = [_value(old), _value(new)]
+            setattr(incident, field, new)
+    if "short_description" in diff and not incident.short_description.strip():
+        raise InvalidInput(
+            "short_description is required", errors=[{"field": "short_description", "message": "required"}]
+        )
+    if "impact" in diff or "urgency" in diff:
+        priority = priority_for(impact=incident.impact, urgency=incident.urgency)
+        if priority != incident.priority:
+            diff["priority"] = [incident.priority, priority]
+            incident.priority = priority
+    reassigned = ("assignment_group" in diff and diff["assignment_group"][0] is not None) or (
+        "assigned_to" in diff and diff["assigned_to"][0] is not None
+    )
+    if reassigned:
+        incident.reassignment_count += 1
+        diff["reassignment_count"] = [incident.reassignment_count - 1, incident.reassignment_count]
+    if not diff:
+        return incident
+    incident.save()
+    activity_record(
+        actor=actor, verb="incident.updated", record_type=RECORD_TYPE, record_id=incident.pk, changes=diff
+    )
+    return incident
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: str
+    sources: tuple[str, ...]
+    target: str
+    technician_only: bool = True
+
+
+S = Incident.State
+TRANSITIONS = {
+    t.action: t
+    for t in (
+        Transition("start", (S.NEW, S.ON_HOLD), S.IN_PROGRESS),
+        Transition("hold", (S.NEW, S.IN_PROGRESS), S.ON_HOLD),
+        Transition("resume", (S.ON_HOLD,), S.IN_PROGRESS),
+        Transition("resolve", (S.NEW, S.IN_PROGRESS, S.ON_HOLD), S.RESOLVED),
+        Transition("close", (S.RESOLVED,), S.CLOSED),
+        Transition("reopen", (S.RESOLVED, S.CLOSED), S.IN_PROGRESS, technician_only=False),
+        Transition("cancel", (S.NEW, S.IN_PROGRESS, S.ON_HOLD), S.CANCELED),
+    )
+}
+
+
+@transaction.atomic
+def incident_transition(
+    *,
+    actor: Actor,
+    incident: Incident,
+    action: str,
+    hold_reason: str = "",
+    resolution_code: str = "",
+    resolution_notes: str = "",
+    comment: str = "",
+    now: dt.datetime | None = None,
+) -> Incident:
+    """Apply a state action (start, hold, resume, resolve, close, reopen, cancel) to an incident.
+
+    - hold needs ``hold_reason`` (an Incident.HoldReason value);
+    - resolve needs an active ``resolution_code`` and non-empty ``resolution_notes``;
+    - reopen of a Closed incident only within the tenant's ``reopen_window_days`` of ``closed_at``;
+      end users may reopen their own resolved incidents (with a comment saying why).
+    ``comment`` is added as a public comment. ``now`` (UTC) is for the auto-close sweep and tests.
+    Raises InvalidTransition (409) when the action does not apply to the current state, InvalidInput
+    (422) for missing details, PermissionDenied (403) for end users outside reopen.
+    """
+    transition = TRANSITIONS.get(action)
+    if transition is None:
+        raise InvalidInput(
+            f"unknown action {action!r}", errors=[{"field": "action", "message": "unknown action"}]
+        )
+    if transition.technician_only:
+        _require_technician(actor)
+    now = now or timezone.now()
+    incident = Incident.objects.select_for_update().get(pk=incident.pk)
+    if incident.state not in transition.sources:
+        raise InvalidTransition(
+            f"cannot {action} {incident.number}: it is {incident.get_state_display()}",
+            current_state=incident.state,
+            allowed_actions=allowed_actions(incident=incident, actor=actor),
+        )
+    before = {
+        f: getattr(incident, f)
+        for f in ("state", "hold_reason", "resolution_code", "resolved_at", "closed_at")
+    }
+    if action == "hold":
+        if hold_reason not in Incident.HoldReason.values:
+            raise InvalidInput(
+                "hold needs a hold_reason",
+                errors=[
+                    {"field": "hold_reason", "message": f"one of {', '.join(Incident.HoldReason.values)}"}
+                ],
+            )
+        incident.hold_reason = hold_reason
+    elif action == "resolve":
+        errors = []
+        if not ResolutionCode.objects.filter(code=resolution_code, active=True).exists():
+            errors.append({"field": "resolution_code", "message": "an active resolution code is required"})
+        if not resolution_notes.strip():
+            errors.append({"field": "resolution_notes", "message": "required"})
+        if errors:
+            raise InvalidInput("resolve needs a resolution code and notes", errors=errors)
+        incident.resolution_code, incident.resolution_notes = resolution_code, resolution_notes.strip()
+        incident.resolved_at, incident.resolved_by = now, actor.person
+    elif action == "close":
+        incident.closed_at = now
+    elif action == "reopen":
+        if not actor.is_technician and (
+            incident.caller_id != actor.person_id or incident.state != S.RESOLVED
+        ):
+            raise PermissionDenied("end users may reopen only their own resolved incidents")
+        if incident.state == S.CLOSED:
+            window = IncidentSettings.objects.get(pk=1).reopen_window_days
+            assert incident.closed_at is not None
+            if now - incident.closed_at > dt.timedelta(days=window):
+                raise InvalidTransition(
+                    f"{incident.number} closed more than {window} days ago; open a new incident instead",
+                    current_state=incident.state,
+                    allowed_actions=[],
+                )
+        incident.reopen_count += 1
+        incident.resolved_at = incident.closed_at = incident.resolved_by = None
+        incident.resolution_code = ""
+    if action != "hold":
+        incident.hold_reason = ""
+    incident.state = transition.target
+    incident.save()
+    diff = {
+        f: [_value(old), _value(getattr(incident, f))]
+        for f, old in before.items()
+        if getattr(incident, f) != old
+    }
+    if action == "reopen":
+        diff["reopen_count"] = [incident.reopen_count - 1, incident.reopen_count]
+    activity_record(
+        actor=actor,
+        verb=f"incident.{action}",
+        record_type=RECORD_TYPE,
+        record_id=incident.pk,
+        changes=diff,
+        at=now,
+    )
+    if comment.strip():
+        comment_add(
+            actor=actor,
+            record_type=RECORD_TYPE,
+            record_id=incident.pk,
+            body=comment.strip(),
+            is_work_note=False,
+        )
+    return incident
+
+
+def allowed_actions(*, incident: Incident, actor: Actor) -> list[str]:
+    """The actions whose source states include the incident's state and that the actor may take."""
+    return [
+        t.action
+        for t in TRANSITIONS.values()
+        if incident.state in t.sources
+        and (actor.is_technician or not t.technician_only)
+        and (actor.is_technician or (incident.caller_id == actor.person_id and incident.state == S.RESOLVED))
+    ]
+
+
+def incident_comment(*, actor: Actor, incident: Incident, body: str, work_note: bool = False) -> Any:
+    """Add a public comment (callers and technicians) or a work note (technicians only).
+
+    Raises InvalidInput for an empty body, PermissionDenied for an end user's work note.
+    """
+    if not body.strip():
+        raise InvalidInput("body is required", errors=[{"field": "body", "message": "required"}])
+    if work_note:
+        _require_technician(actor)
+    return comment_add(
+        actor=actor, record_type=RECORD_TYPE, record_id=incident.pk, body=body.strip(), is_work_note=work_note
+    )
+
+
+@transaction.atomic
+def priority_matrix_set(*, actor: Actor, cells: list[tuple[int, int, int]]) -> None:
+    """Replace matrix cells: each (impact, urgency, priority), all values in 1..3, 1..3, 1..5.
+
+    Existing incidents keep their priority (it is recomputed only when their impact or urgency changes).
+    Raises PermissionDenied unless the actor is an admin; InvalidInput naming the bad cell.
+    """
+    if not actor.is_admin:
+        raise PermissionDenied("only admins may change the priority matrix")
+    for index, (impact, urgency, priority) in enumerate(cells):
+        if impact not in (1, 2, 3) or urgency not in (1, 2, 3) or priority not in (1, 2, 3, 4, 5):
+            raise InvalidInput(
+                f"cell {index} out of range",
+                errors=[{"field": f"cells[{index}]", "message": "impact/urgency 1-3, priority 1-5"}],
+            )
+    for impact, urgency, priority in cells:
+        rule, created = PriorityRule.objects.get_or_create(
+            impact=impact, urgency=urgency, defaults={"priority": priority}
+        )
+        if not created and rule.priority != priority:
+            activity_record(
+                actor=actor,
+                verb="priority_matrix.changed",
+                record_type="priority_matrix",
+                record_id=PRIORITY_MATRIX_ID,
+                changes={f"{impact}x{urgency}": [rule.priority, priority]},
+            )
+            rule.priority = priority
+            rule.save(update_fields=["priority"])
+
+
+def incident_autoclose(*, now: dt.datetime | None = None) -> int:
+    """Close Resolved incidents resolved more than ``autoclose_after_days`` ago. Returns how many closed.
+
+    Safe to run twice: a closed incident is no longer Resolved. Each close is its own transaction.
+    """
+    now = now or timezone.now()
+    days = IncidentSettings.objects.get(pk=1).autoclose_after_days
+    due = Incident.objects.filter(state=S.RESOLVED, resolved_at__lte=now - dt.timedelta(days=days))
+    closed = 0
+    actor = Actor.system()
+    for incident in due.only("pk").iterator():
+        try:
+            incident_transition(actor=actor, incident=incident, action="close", comment="", now=now)
+            closed += 1
+        except (InvalidTransition, NotFound):
+            continue  # changed by someone else meanwhile
+    return closed

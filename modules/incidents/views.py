@@ -1,0 +1,240 @@
+"""Console and portal pages for incidents. Entry points: parse a form, call one service or selector.
+
+Console pages live under /t/<tenant>/incidents/ on the console host; portal pages at / on the tenant's
+own host. The routing middleware has resolved the tenant and set ``request.actor``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from controlplane.http import TenantRequest
+from controlplane.problems import DomainError, NotFound
+from modules.people.models import Group, Person
+from modules.records.actor import Actor
+from modules.records.selectors import activity_list, comment_list
+
+from . import selectors, services
+from .models import Impact, Incident, Priority, ResolutionCode
+
+
+def _actor(request: TenantRequest) -> Actor:
+    actor = getattr(request, "actor", None)
+    if actor is None:
+        raise Http404("sign in first")
+    return actor
+
+
+class IncidentFilterForm(forms.Form):
+    state = forms.MultipleChoiceField(choices=Incident.State.choices, required=False)
+    priority = forms.TypedMultipleChoiceField(choices=Priority.choices, coerce=int, required=False)
+    open_only = forms.BooleanField(required=False)
+    mine = forms.BooleanField(required=False, label="Assigned to me")
+    q = forms.CharField(required=False, label="Search")
+
+
+class IncidentForm(forms.Form):
+    short_description = forms.CharField(max_length=160)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False)
+    caller = forms.ModelChoiceField(queryset=Person.objects.filter(is_active=True), required=False)
+    category = forms.CharField(max_length=100, required=False)
+    subcategory = forms.CharField(max_length=100, required=False)
+    contact_type = forms.ChoiceField(choices=Incident.ContactType.choices, initial=Incident.ContactType.PHONE)
+    impact = forms.TypedChoiceField(choices=Impact.choices, coerce=int, initial=2)
+    urgency = forms.TypedChoiceField(choices=Impact.choices, coerce=int, initial=2)
+    assignment_group = forms.ModelChoiceField(queryset=Group.objects.all(), required=False)
+    assigned_to = forms.ModelChoiceField(queryset=Person.objects.filter(is_active=True), required=False)
+
+
+class ActionForm(forms.Form):
+    action = forms.ChoiceField(choices=[(a, a) for a in services.TRANSITIONS])
+    hold_reason = forms.ChoiceField(choices=[("", "—"), *Incident.HoldReason.choices], required=False)
+    resolution_code = forms.CharField(required=False)
+    resolution_notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+
+class CommentForm(forms.Form):
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+    work_note = forms.BooleanField(required=False)
+
+
+def _apply_errors(form: forms.Form, exc: DomainError) -> None:
+    errors = exc.extra.get("errors") or [{"field": None, "message": exc.detail}]
+    for error in errors:
+        field = error.get("field")
+        form.add_error(field if field in form.fields else None, error["message"])
+
+
+def incident_list(request: TenantRequest, tenant: str) -> HttpResponse:
+    """The incident queue: filters, newest first, 50 a page. htmx requests get only the table."""
+    actor = _actor(request)
+    form = IncidentFilterForm(request.GET or None)
+    filters: dict[str, Any] = {}
+    if form.is_valid():
+        data = form.cleaned_data
+        filters = {
+            "state": data["state"],
+            "priority": data["priority"],
+            "open_only": data["open_only"],
+            "q": data["q"],
+        }
+        if data["mine"] and actor.person is not None:
+            filters["assigned_to"] = actor.person.pk
+    qs = selectors.incident_list(actor=actor, **filters).order_by("-opened_at", "-id")
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    template = "incidents/_table.html" if request.headers.get("HX-Request") else "incidents/list.html"
+    return render(request, template, {"form": form, "page": page, "query": request.GET.urlencode()})
+
+
+def incident_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    actor = _actor(request)
+    try:
+        incident = selectors.incident_get_by_number(actor=actor, number=number)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    return _render_detail(request, actor, incident)
+
+
+def _render_detail(
+    request: TenantRequest, actor: Actor, incident: Incident, error: DomainError | None = None
+) -> HttpResponse:
+    context = {
+        "incident": incident,
+        "comments": comment_list(actor=actor, record_id=incident.pk),
+        "history": activity_list(actor=actor, record_id=incident.pk),
+        "actions": services.allowed_actions(incident=incident, actor=actor),
+        "resolution_codes": ResolutionCode.objects.filter(active=True),
+        "hold_reasons": Incident.HoldReason.choices,
+        "error": error,
+    }
+    return render(request, "incidents/detail.html", context, status=error.status if error else 200)
+
+
+def incident_create(request: TenantRequest, tenant: str) -> HttpResponse:
+    actor = _actor(request)
+    form = IncidentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            incident = services.incident_create(actor=actor, **form.cleaned_data)
+        except DomainError as exc:
+            _apply_errors(form, exc)
+        else:
+            return redirect("incident_detail", tenant=tenant, number=incident.number)
+    return render(request, "incidents/form.html", {"form": form, "incident": None})
+
+
+def incident_edit(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    actor = _actor(request)
+    try:
+        incident = selectors.incident_get_by_number(actor=actor, number=number)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    initial = {field: getattr(incident, field) for field in services.EDITABLE_FIELDS}
+    form = IncidentForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        changes = {k: v for k, v in form.cleaned_data.items() if k in services.EDITABLE_FIELDS}
+        try:
+            services.incident_update(actor=actor, incident=incident, **changes)
+        except DomainError as exc:
+            _apply_errors(form, exc)
+        else:
+            return redirect("incident_detail", tenant=tenant, number=incident.number)
+    return render(request, "incidents/form.html", {"form": form, "incident": incident})
+
+
+@require_POST
+def incident_action(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    actor = _actor(request)
+    try:
+        incident = selectors.incident_get_by_number(actor=actor, number=number)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    form = ActionForm(request.POST)
+    if form.is_valid():
+        try:
+            services.incident_transition(actor=actor, incident=incident, **form.cleaned_data)
+        except DomainError as exc:
+            return _render_detail(request, actor, incident, exc)
+    return redirect("incident_detail", tenant=tenant, number=incident.number)
+
+
+@require_POST
+def incident_comment(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    actor = _actor(request)
+    try:
+        incident = selectors.incident_get_by_number(actor=actor, number=number)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    form = CommentForm(request.POST)
+    if form.is_valid():
+        try:
+            services.incident_comment(
+                actor=actor,
+                incident=incident,
+                body=form.cleaned_data["body"],
+                work_note=form.cleaned_data["work_note"],
+            )
+        except DomainError as exc:
+            return _render_detail(request, actor, incident, exc)
+    return redirect("incident_detail", tenant=tenant, number=incident.number)
+
+
+# Portal (the tenant's own host): end users see and report their own incidents.
+
+
+def portal_home(request: TenantRequest) -> HttpResponse:
+    """My incidents. Signed-out visitors (or users without a role here) are sent to sign in."""
+    if getattr(request, "actor", None) is None:
+        return redirect(f"/accounts/login/?next={request.path}")
+    actor = _actor(request)
+    incidents = selectors.incident_list(actor=actor).order_by("-opened_at", "-id")[:200]
+    return render(request, "incidents/portal_list.html", {"incidents": incidents})
+
+
+class ReportForm(forms.Form):
+    short_description = forms.CharField(max_length=160, label="What is wrong?")
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False, label="Details")
+    urgency = forms.TypedChoiceField(choices=Impact.choices, coerce=int, initial=2, label="How urgent?")
+
+
+def portal_report(request: TenantRequest) -> HttpResponse:
+    if getattr(request, "actor", None) is None:
+        return redirect(f"/accounts/login/?next={request.path}")
+    actor = _actor(request)
+    form = ReportForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        incident = services.incident_create(actor=actor, impact=3, **form.cleaned_data)
+        return redirect("portal_incident", number=incident.number)
+    return render(request, "incidents/portal_report.html", {"form": form})
+
+
+def portal_incident(request: TenantRequest, number: str) -> HttpResponse:
+    if getattr(request, "actor", None) is None:
+        return redirect(f"/accounts/login/?next={request.path}")
+    actor = _actor(request)
+    try:
+        incident = selectors.incident_get_by_number(actor=actor, number=number)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    form = CommentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if request.POST.get("reopen") and incident.state == Incident.State.RESOLVED:
+            services.incident_transition(
+                actor=actor, incident=incident, action="reopen", comment=form.cleaned_data["body"]
+            )
+        else:
+            services.incident_comment(actor=actor, incident=incident, body=form.cleaned_data["body"])
+        return redirect("portal_incident", number=incident.number)
+    context = {
+        "incident": incident,
+        "comments": comment_list(actor=actor, record_id=incident.pk),
+        "form": form,
+    }
+    return render(request, "incidents/portal_detail.html", context)

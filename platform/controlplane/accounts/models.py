@@ -1,0 +1,105 @@
+"""Users, memberships and API tokens. Control plane (schema `public`).
+
+A user is global (one email, one user). What a user may do where is a membership: a provider role
+(owner, admin, technician) with tenant access by explicit grant or the "all clients" flag, or a tenant
+role (client admin, approver, CAB member, end user). See ../shared/ARCHITECTURE.md, "Words".
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.utils import timezone
+
+
+class UserManager(BaseUserManager["User"]):
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
+        extra.update(is_staff=True, is_superuser=True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A login identity. Emails are stored lower-case and unique."""
+
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=200, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects: ClassVar[UserManager] = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class ProviderRole(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    TECHNICIAN = "technician", "Technician"
+
+
+class TenantRole(models.TextChoices):
+    CLIENT_ADMIN = "client_admin", "Client admin"
+    APPROVER = "approver", "Approver"
+    CAB_MEMBER = "cab_member", "CAB member"
+    END_USER = "end_user", "End user"
+
+
+class ProviderMembership(models.Model):
+    """A user's role at their provider. A technician belongs to exactly one provider (one row per user)."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="provider_membership")
+    provider = models.ForeignKey("providers.Provider", on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=ProviderRole.choices)
+    # Reach every client tenant of the provider. Never implied by an empty grant list.
+    all_clients = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class TenantGrant(models.Model):
+    """An explicit grant: this provider member may work in this tenant. Made in the console only."""
+
+    membership = models.ForeignKey(ProviderMembership, on_delete=models.CASCADE, related_name="grants")
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="grants")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["membership", "tenant"], name="uniq_grant")]
+
+
+class TenantMembership(models.Model):
+    """A client-side role in one tenant (end users, approvers, client admins, CAB members)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="tenant_memberships")
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=TenantRole.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="uniq_tenant_membership")]
+
+
+class ApiToken(models.Model):
+    """A personal API token. Only its SHA-256 is stored; the secret is shown once at creation."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)

@@ -1,0 +1,46 @@
+"""Who may enter which tenant. Deny by default: access comes only from an explicit grant, the
+"all clients" flag of a provider role, or a tenant membership (../shared/ARCHITECTURE.md, "Words")."""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from tenants.models import Tenant
+
+from .models import ProviderMembership, TenantGrant, TenantMembership, User
+
+
+def tenant_role_get(*, user: User, tenant: Tenant) -> str | None:
+    """The role ``user`` holds in ``tenant`` on the console (provider role) or portal (tenant role).
+
+    Returns the provider role (owner/admin/technician) if the user's provider owns the tenant and the
+    membership has "all clients" or a grant for it; else the tenant role of a TenantMembership; else None.
+    """
+    membership = ProviderMembership.objects.filter(user=user, provider_id=tenant.provider_id).first()
+    if membership is not None and (
+        membership.all_clients or TenantGrant.objects.filter(membership=membership, tenant=tenant).exists()
+    ):
+        return membership.role
+    return portal_role_get(user=user, tenant=tenant)
+
+
+def portal_role_get(*, user: User, tenant: Tenant) -> str | None:
+    """The tenant role (client_admin, approver, cab_member, end_user) of ``user`` in ``tenant``, or None.
+
+    Only these users sign in on the tenant's branded portal.
+    """
+    return TenantMembership.objects.filter(user=user, tenant=tenant).values_list("role", flat=True).first()
+
+
+def tenant_list_for_user(*, user: User) -> QuerySet[Tenant]:
+    """Active tenants the user may enter on the console, by name."""
+    membership = ProviderMembership.objects.filter(user=user).first()
+    condition = Q(Exists(TenantMembership.objects.filter(user=user, tenant=OuterRef("pk"))))
+    if membership is not None:
+        if membership.all_clients:
+            condition |= Q(provider_id=membership.provider_id)
+        else:
+            condition |= Q(provider_id=membership.provider_id) & Q(
+                Exists(TenantGrant.objects.filter(membership=membership, tenant=OuterRef("pk")))
+            )
+    return Tenant.objects.filter(condition, status=Tenant.Status.ACTIVE).order_by("name")

@@ -1,0 +1,97 @@
+"""Control-plane writes for users, memberships and API tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from django.db import transaction
+from django.utils import timezone
+
+from controlplane.problems import Conflict, InvalidInput
+from controlplane.providers.models import Provider
+from tenants.models import Tenant
+
+from .models import (
+    ApiToken,
+    ProviderMembership,
+    ProviderRole,
+    TenantGrant,
+    TenantMembership,
+    TenantRole,
+    User,
+)
+
+
+@transaction.atomic
+def user_create(*, email: str, password: str | None, full_name: str = "") -> User:
+    """Create a user. Raises Conflict if the email (case-insensitive) is taken."""
+    email = email.strip().lower()
+    if User.objects.filter(email=email).exists():
+        raise Conflict(f"a user with email {email} exists")
+    return User.objects.create_user(email=email, password=password, full_name=full_name)
+
+
+@transaction.atomic
+def provider_membership_set(
+    *, user: User, provider: Provider, role: str, all_clients: bool | None = None
+) -> ProviderMembership:
+    """Make ``user`` a member of ``provider`` with ``role``. Owners and admins reach all clients unless
+    told otherwise; technicians only by grant. Raises Conflict if the user belongs to another provider."""
+    if role not in ProviderRole.values:
+        raise InvalidInput(
+            f"unknown provider role {role!r}", errors=[{"field": "role", "message": "unknown"}]
+        )
+    existing = ProviderMembership.objects.filter(user=user).first()
+    if existing is not None and existing.provider_id != provider.pk:
+        raise Conflict("a technician belongs to exactly one provider")
+    if all_clients is None:
+        all_clients = role in (ProviderRole.OWNER, ProviderRole.ADMIN)
+    membership, _ = ProviderMembership.objects.update_or_create(
+        user=user, defaults={"provider": provider, "role": role, "all_clients": all_clients}
+    )
+    return membership
+
+
+def tenant_grant(*, membership: ProviderMembership, tenant: Tenant) -> TenantGrant:
+    """Grant a provider member access to one of the provider's tenants (idempotent)."""
+    if tenant.provider_id != membership.provider_id:
+        raise InvalidInput(
+            "tenant belongs to another provider", errors=[{"field": "tenant", "message": "other provider"}]
+        )
+    grant, _ = TenantGrant.objects.get_or_create(membership=membership, tenant=tenant)
+    return grant
+
+
+def tenant_membership_set(*, user: User, tenant: Tenant, role: str) -> TenantMembership:
+    """Give ``user`` a tenant role (end user, approver, CAB member, client admin) in ``tenant``."""
+    if role not in TenantRole.values:
+        raise InvalidInput(f"unknown tenant role {role!r}", errors=[{"field": "role", "message": "unknown"}])
+    membership, _ = TenantMembership.objects.update_or_create(
+        user=user, tenant=tenant, defaults={"role": role}
+    )
+    return membership
+
+
+def api_token_create(*, user: User, name: str, expires_in_days: int | None = None) -> tuple[ApiToken, str]:
+    """Create a personal API token. Returns the row and the secret (``itsm_<prefix>_<secret>``), which is
+    shown once: only its SHA-256 is stored (a 256-bit random secret needs no slow hash)."""
+    if not name.strip():
+        raise InvalidInput("name is required", errors=[{"field": "name", "message": "required"}])
+    prefix = secrets.token_hex(4)
+    secret = f"itsm_{prefix}_{secrets.token_urlsafe(32)}"
+    expires_at = timezone.now() + dt.timedelta(days=expires_in_days) if expires_in_days else None
+    token = ApiToken.objects.create(
+        user=user,
+        name=name.strip(),
+        prefix=prefix,
+        token_hash=hashlib.sha256(secret.encode()).hexdigest(),
+        expires_at=expires_at,
+    )
+    return token, secret
+
+
+def api_token_revoke(*, user: User, token_id: int) -> None:
+    """Revoke one of the user's tokens; another user's token id answers like a missing one."""
+    ApiToken.objects.filter(user=user, pk=token_id, revoked_at__isnull=True).update(revoked_at=timezone.now())

@@ -1,0 +1,14 @@
+"""URLs of the console host: provider home, tenant console under /t/<slug>/, the API, sign-in."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from controlplane.api import api
+
+urlpatterns = [
+    path("", include("controlplane.console.urls")),
+    path("t/<slug:tenant>/incidents/", include("modules.incidents.urls")),
+    path("api/v1/", api.urls),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),  # control plane only: no Django admin inside tenant schemas
+]

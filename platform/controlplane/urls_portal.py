@@ -1,0 +1,8 @@
+"""URLs of a tenant's branded portal host (<slug>.localhost:8000 in development)."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("modules.incidents.portal_urls")),
+    path("accounts/", include("allauth.urls")),
+]
