@@ -135,6 +135,13 @@ def run() -> int:
         ],
         "beat": [*celery, "beat", "--loglevel=INFO", "--schedule", str(DATA_DIR / "celerybeat-schedule")],
     }
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C (also when started in the background, where SIGINT is inherited as ignored), kill, hang-up.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
     processes = {name: subprocess.Popen(cmd, env=env, cwd=ROOT) for name, cmd in commands.items()}
     print("\nServing http://127.0.0.1:8000 (console) and http://<tenant>.localhost:8000 (portals).")
     print("Ctrl-C stops web, worker, beat" + (" and the embedded PostgreSQL." if started_db else "."))

@@ -156,7 +156,15 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "itsm")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "polling_interval": 0.5}
+
+
+def broker_transport_options(url: str) -> dict[str, Any]:
+    """Redis: redeliver unacknowledged tasks after an hour (tasks are idempotent). The SQLAlchemy
+    transport hands its options to ``create_engine``, so it gets none."""
+    return {"visibility_timeout": 3600} if url.startswith(("redis://", "rediss://")) else {}
+
+
+CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "incidents-autoclose": {

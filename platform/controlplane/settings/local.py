@@ -7,12 +7,13 @@ import os
 from controlplane import devstack
 
 from .base import *  # noqa: F403
-from .base import database_config
+from .base import broker_transport_options, database_config
 
 DEBUG = True
 SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me-in-production")
 DATABASE_URL = devstack.database_url()
 DATABASES = {"default": database_config(DATABASE_URL)}
 CELERY_BROKER_URL = devstack.broker_url(DATABASE_URL)
+CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL)
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 LOGGING["root"]["level"] = "INFO"  # noqa: F405

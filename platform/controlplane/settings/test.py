@@ -5,12 +5,13 @@ from __future__ import annotations
 from controlplane import devstack
 
 from .base import *  # noqa: F403
-from .base import database_config
+from .base import broker_transport_options, database_config
 
 SECRET_KEY = "test-only-key-not-secret-0123456789abcdef"
 DATABASE_URL = devstack.database_url()
 DATABASES = {"default": database_config(DATABASE_URL)}
 CELERY_BROKER_URL = devstack.broker_url(DATABASE_URL)
+CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL)
 # Tests never share a queue with a `make run` on the same machine.
 CELERY_TASK_DEFAULT_QUEUE = "itsm-test"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast hashing in tests only

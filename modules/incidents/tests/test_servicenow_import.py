@@ -1,0 +1,178 @@
+"""The ServiceNow event log import, on the real shared data and on malformed input."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import zoneinfo
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django_tenants.utils import tenant_context
+
+from modules.incidents.models import Incident
+from modules.incidents.servicenow import LEVELS, PRIORITIES, servicenow_import
+from modules.people.models import Group, Person
+from modules.records.models import ActivityEntry
+from modules.records.services import number_next
+from tenants.models import Tenant
+
+DATA = Path(__file__).resolve().parents[3] / "tests" / "data" / "servicenow_incident_event_log.csv"
+
+
+def last_rows() -> dict[str, dict[str, str]]:
+    """The last row per incident by sys_mod_count, file order breaking ties (the importer's rule)."""
+    rows: dict[str, tuple[int, int, dict[str, str]]] = {}
+    with DATA.open(newline="") as stream:
+        for index, row in enumerate(csv.DictReader(stream)):
+            key = (int(row["sys_mod_count"]), index)
+            if row["number"] not in rows or key >= rows[row["number"]][:2]:
+                rows[row["number"]] = (*key, row)
+    return {number: value[2] for number, value in rows.items()}
+
+
+def run_import(tenant: Tenant) -> dict:
+    out = io.StringIO()
+    call_command("import_servicenow", str(DATA), tenant=tenant.slug, stdout=out, stderr=io.StringIO())
+    return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+def test_import_of_the_shared_log(tenant_a: Tenant) -> None:
+    report = run_import(tenant_a)
+
+    assert report["incidents"] == 890
+    assert report["events"] == 5998
+    assert report["skipped"] == 0
+    assert report["errors"] == []
+    expected = last_rows()
+    with tenant_context(tenant_a):
+        assert Incident.objects.count() == 890
+        assert ActivityEntry.objects.filter(source="import").count() == 5998
+        recorded = {n: PRIORITIES[r["priority"]] for n, r in expected.items()}
+        assert dict(Incident.objects.values_list("number", "priority")) == recorded
+        assert set(Incident.objects.values_list("state", flat=True)) == {"closed"}
+        # counts, references and resolution kept from the last row
+        inc = Incident.objects.get(number="INC0000045")
+        row = expected["INC0000045"]
+        assert (inc.impact, inc.urgency) == (LEVELS[row["impact"]], LEVELS[row["urgency"]])
+        assert inc.reassignment_count == int(row["reassignment_count"])
+        assert inc.reopen_count == int(row["reopen_count"])
+        assert inc.resolution_code == row["closed_code"]
+        assert inc.caller is not None and inc.caller.display_name == row["caller_id"]
+        london = zoneinfo.ZoneInfo("Europe/London")
+        assert inc.opened_at == dt.datetime(2016, 2, 29, 1, 16, tzinfo=london)
+        with_problem = {n for n, r in expected.items() if r["problem_id"] != "?"}
+        assert (
+            set(Incident.objects.exclude(source_problem_id="").values_list("number", flat=True))
+            == with_problem
+        )
+        with_rfc = {n for n, r in expected.items() if r["rfc"] != "?"}
+        assert set(Incident.objects.exclude(source_rfc="").values_list("number", flat=True)) == with_rfc
+        # the history is the rows, in order, at their own times
+        history = list(ActivityEntry.objects.filter(record_id=inc.pk).order_by("at", "created_at"))
+        states = [h.changes["state"][1] for h in history if "state" in h.changes]
+        assert states[0] == "new" and states[-1] == "closed"
+        assert history[0].at == dt.datetime(2016, 2, 29, 1, 23, tzinfo=london)
+        # people and groups are directory entries keyed by their source value
+        assert Person.objects.filter(external_ref="servicenow:Caller 2403").count() == 1
+        assert Group.objects.filter(external_ref="servicenow:Group 56").count() == 1
+        # the tenant's numbering moved past the imported numbers
+        highest = max(int(n[3:]) for n in expected)
+        assert int(number_next(prefix="INC")[3:]) == highest + 1
+
+
+def test_a_second_import_adds_nothing(tenant_a: Tenant) -> None:
+    run_import(tenant_a)
+    with tenant_context(tenant_a):
+        counts = (
+            Incident.objects.count(),
+            ActivityEntry.objects.count(),
+            Person.objects.count(),
+            Group.objects.count(),
+        )
+
+    again = run_import(tenant_a)
+
+    assert again["incidents"] == 0 and again["events"] == 0 and again["skipped"] == 5998
+    with tenant_context(tenant_a):
+        assert counts == (
+            Incident.objects.count(),
+            ActivityEntry.objects.count(),
+            Person.objects.count(),
+            Group.objects.count(),
+        )
+
+
+HEADER = (
+    "number,incident_state,active,reassignment_count,reopen_count,sys_mod_count,made_sla,caller_id,opened_by,"
+    "opened_at,sys_created_by,sys_created_at,sys_updated_by,sys_updated_at,contact_type,location,category,"
+    "subcategory,u_symptom,cmdb_ci,impact,urgency,priority,assignment_group,assigned_to,knowledge,"
+    "u_priority_confirmation,notify,problem_id,rfc,vendor,caused_by,closed_code,resolved_by,resolved_at,closed_at"
+)
+
+
+def row(
+    number: str,
+    state: str,
+    mod: int,
+    *,
+    updated: str = "01-03-2016 10:00",
+    impact: str = "2 - Medium",
+    priority: str = "3 - Moderate",
+) -> str:
+    return (
+        f"{number},{state},TRUE,0,0,{mod},TRUE,Caller 1,Opened by 1,01-03-2016 09:00,Created by 1,01-03-2016 09:00,"
+        f"Updated by 1,{updated},Phone,Location 1,Category 1,Subcategory 1,Symptom 1,?,{impact},2 - Medium,{priority},"
+        "Group 1,Resolver 1,TRUE,FALSE,Do Not Notify,?,?,?,?,code 1,Resolved by 1,?,?"
+    )
+
+
+def test_malformed_rows_are_reported_by_line_and_field_and_the_rest_imported(tenant_a: Tenant) -> None:
+    text = (
+        "\n".join(
+            [
+                HEADER,
+                row("INC0000001", "New", 0),  # line 2
+                row("INC0000001", "Active", 1, updated="31-02-2016 10:00"),  # line 3: no 31 February
+                row("INC0000002", "New", 0, impact="9 - Huge"),  # line 4
+                row("BAD", "New", 0),  # line 5
+                row("INC0000003", "Exploded", 0),  # line 6
+                row("INC0000004", "New", 0),  # line 7
+                row("INC0000004", "Awaiting Vendor", 1),  # line 8
+            ]
+        )
+        + "\n"
+    )
+    with tenant_context(tenant_a):
+        report = servicenow_import(stream=io.StringIO(text), time_zone="UTC").as_dict()
+        assert [(e["line"], e["field"]) for e in report["errors"]] == [
+            (3, "sys_updated_at"),
+            (4, "impact"),
+            (5, "number"),
+            (6, "incident_state"),
+        ]
+        assert report["incidents"] == 2 and report["events"] == 3 and report["skipped"] == 4
+        assert dict(Incident.objects.values_list("number", "state")) == {
+            "INC0000001": "new",
+            "INC0000004": "on_hold",
+        }
+        assert Incident.objects.get(number="INC0000004").hold_reason == "awaiting_vendor"
+        assert not Incident.objects.filter(number__in=["INC0000002", "INC0000003"]).exists()
+
+
+def test_import_command_errors_name_the_argument(tenant_a: Tenant, tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="--tenant: no tenant with slug 'nope'"):
+        call_command("import_servicenow", str(DATA), tenant="nope")
+    with pytest.raises(CommandError, match="PATH: .* is not a readable file"):
+        call_command("import_servicenow", str(tmp_path / "missing.csv"), tenant=tenant_a.slug)
+    bad_header = tmp_path / "bad.csv"
+    bad_header.write_text("number,state\nINC0000001,New\n")
+    out = io.StringIO()
+    call_command("import_servicenow", str(bad_header), tenant=tenant_a.slug, stdout=out, stderr=io.StringIO())
+    report = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert report["incidents"] == 0
+    assert report["errors"][0]["line"] == 1 and report["errors"][0]["field"] == "incident_state"
