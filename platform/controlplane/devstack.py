@@ -180,7 +180,7 @@ def main(argv: list[str]) -> int:
         env["DJANGO_SETTINGS_MODULE"] = "controlplane.settings.test"
         args = rest or (["-q"] if command == "test" else [str(ROOT / "tests" / "benchmarks"), "-q", "-s"])
         if command == "bench":
-            args = [*args, "-p", "no:randomly", "-o", "python_files=bench_*.py"]
+            args = [*args, "-o", "python_files=bench_*.py"]
         return subprocess.run([sys.executable, "-m", "pytest", *args], env=env, cwd=ROOT).returncode
     if command == "stop":
         stop_embedded()

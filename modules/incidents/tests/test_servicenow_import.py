@@ -167,7 +167,7 @@ def test_malformed_rows_are_reported_by_line_and_field_and_the_rest_imported(ten
 def test_import_command_errors_name_the_argument(tenant_a: Tenant, tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="--tenant: no tenant with slug 'nope'"):
         call_command("import_servicenow", str(DATA), tenant="nope")
-    with pytest.raises(CommandError, match="PATH: .* is not a readable file"):
+    with pytest.raises(CommandError, match=r"PATH: .* is not a readable file"):
         call_command("import_servicenow", str(tmp_path / "missing.csv"), tenant=tenant_a.slug)
     bad_header = tmp_path / "bad.csv"
     bad_header.write_text("number,state\nINC0000001,New\n")

@@ -91,7 +91,7 @@ class Command(BaseCommand):
                         report = servicenow_import(stream=stream, time_zone=tenant.time_zone)
                     self.stdout.write(f"{slug}: servicenow import {json.dumps(report.as_dict())}")
                 self.seed_work(tech, end_user)
-        self.stdout.write("\nDemo logins (password for all: %s)" % DEMO_PASSWORD)
+        self.stdout.write(f"\nDemo logins (password for all: {DEMO_PASSWORD})")
         for role, email, url in logins:
             self.stdout.write(f"  {role:28} {email:28} {url}")
 
