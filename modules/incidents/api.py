@@ -5,7 +5,7 @@ import uuid
 from typing import Any, Literal
 
 from django.http import HttpRequest
-from ninja import Field, FilterSchema, Query, Router, Schema
+from ninja import Field, FilterSchema, Query, Router, Schema, Status
 from ninja.pagination import CursorPagination, paginate
 
 from controlplane.api_auth import TenantSlug
@@ -191,7 +191,7 @@ def list_incidents(request: TenantRequest, tenant: TenantSlug, filters: Query[In
 
 @router.post("/", response={201: IncidentOut}, summary="Create an incident")
 def create_incident(request: TenantRequest, tenant: TenantSlug, payload: IncidentIn) -> Any:
-    return 201, services.incident_create(actor=request.actor, **_resolve_refs(payload.dict()))
+    return Status(201, services.incident_create(actor=request.actor, **_resolve_refs(payload.dict())))
 
 
 @router.get("/{incident_id}", response=IncidentOut, summary="Get an incident")
@@ -231,9 +231,10 @@ def add_comment(
 ) -> Any:
     actor = request.actor
     incident = selectors.incident_get(actor=actor, incident_id=incident_id)
-    return 201, services.incident_comment(
+    comment = services.incident_comment(
         actor=actor, incident=incident, body=payload.body, work_note=payload.work_note
     )
+    return Status(201, comment)
 
 
 @router.get("/{incident_id}/history", response=list[ActivityOut], summary="Activity history, oldest first")

@@ -4,7 +4,7 @@ import datetime as dt
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 
 from controlplane.api_auth import UserAuth
 
@@ -48,10 +48,10 @@ def create_token(request: HttpRequest, payload: TokenIn) -> Any:
     token, secret = services.api_token_create(
         user=_user(request), name=payload.name, expires_in_days=payload.expires_in_days
     )
-    return 201, {**TokenOut.from_orm(token).dict(), "token": secret}
+    return Status(201, {**TokenOut.from_orm(token).dict(), "token": secret})
 
 
 @router.delete("/tokens/{token_id}", response={204: None}, summary="Revoke an API token")
 def revoke_token(request: HttpRequest, token_id: int) -> Any:
     services.api_token_revoke(user=_user(request), token_id=token_id)
-    return 204, None
+    return Status(204, None)
