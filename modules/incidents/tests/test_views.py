@@ -7,13 +7,12 @@ from collections.abc import Callable
 from django.test import Client
 from django_tenants.utils import tenant_context
 
+from conftest import actor_in
 from controlplane.accounts.models import User
 from modules.incidents.models import Incident
-from modules.incidents.services import incident_create
+from modules.incidents.services import incident_create, incident_transition
 from modules.records.models import ActivityEntry, Comment
 from tenants.models import Tenant
-
-from conftest import actor_in
 
 
 def new_incident(tenant: Tenant, user: User, text: str, **fields: object) -> Incident:
@@ -97,8 +96,6 @@ def test_portal_report_reply_and_reopen(end_user_a: User, tech_a: User, tenant_a
         assert list(Comment.objects.filter(record_id=incident.pk).values_list("body", "is_work_note")) == [
             ("still flickering", False)
         ]
-        from modules.incidents.services import incident_transition
-
         incident_transition(
             actor=actor_in(tenant_a, tech_a),
             incident=incident,
