@@ -37,6 +37,7 @@ from modules.records.actor import Actor
 from .models import Domain, Tenant
 from .template import expected_migration_state
 
+SESSION_HOST_KEY = "_bound_host"
 TENANT_PATH = re.compile(r"^(?P<api>/api/v1)?/t/(?P<slug>[a-z0-9-]{1,40})(?:/|$)")
 
 
@@ -44,6 +45,19 @@ def hostname_of(request: HttpRequest) -> str:
     """The request's host without port, lower-case. Reads the Host header only (no X-Forwarded-Host)."""
     host = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "")
     return host.rsplit(":", 1)[0].lower() if not host.startswith("[") else host.lower()
+
+
+def session_host_check(request: HttpRequest, hostname: str) -> None:
+    """A session belongs to the host it signed in on. Cookies are host-only, so a browser never sends it
+    elsewhere; a cookie copied to another tenant's host is treated as signed out there. Sessions made
+    without allauth's login (tests' force_login) are bound on first use."""
+    if not request.user.is_authenticated:
+        return
+    bound = request.session.get(SESSION_HOST_KEY)
+    if bound is None:
+        request.session[SESSION_HOST_KEY] = hostname
+    elif bound != hostname:
+        request.user = AnonymousUser()
 
 
 def token_user(request: HttpRequest) -> User | None:
@@ -82,6 +96,7 @@ class TenantRoutingMiddleware:
         request.actor = None  # type: ignore[assignment]  # set by enter() once access is checked
         request.auth_via = None
         hostname = hostname_of(request)
+        session_host_check(request, hostname)
         if hostname in settings.CONSOLE_HOSTS:
             return self.console(request)
         domain = Domain.objects.select_related("tenant").filter(domain=hostname).first()

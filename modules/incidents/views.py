@@ -189,10 +189,20 @@ def incident_comment(request: TenantRequest, tenant: str, number: str) -> HttpRe
 # Portal (the tenant's own host): end users see and report their own incidents.
 
 
+def _portal_gate(request: TenantRequest) -> HttpResponse | None:
+    """None when the request has an actor; else sign-in for visitors, or 403 for a signed-in user with no
+    role in this tenant (sending them to sign-in would loop: allauth sends signed-in users home)."""
+    if getattr(request, "actor", None) is not None:
+        return None
+    if request.user.is_authenticated:
+        return render(request, "incidents/portal_no_access.html", status=403)
+    return redirect(f"/accounts/login/?next={request.path}")
+
+
 def portal_home(request: TenantRequest) -> HttpResponse:
     """My incidents. Signed-out visitors (or users without a role here) are sent to sign in."""
-    if getattr(request, "actor", None) is None:
-        return redirect(f"/accounts/login/?next={request.path}")
+    if (refused := _portal_gate(request)) is not None:
+        return refused
     actor = _actor(request)
     incidents = selectors.incident_list(actor=actor).order_by("-opened_at", "-id")[:200]
     return render(request, "incidents/portal_list.html", {"incidents": incidents})
@@ -205,8 +215,8 @@ class ReportForm(forms.Form):
 
 
 def portal_report(request: TenantRequest) -> HttpResponse:
-    if getattr(request, "actor", None) is None:
-        return redirect(f"/accounts/login/?next={request.path}")
+    if (refused := _portal_gate(request)) is not None:
+        return refused
     actor = _actor(request)
     form = ReportForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -216,8 +226,8 @@ def portal_report(request: TenantRequest) -> HttpResponse:
 
 
 def portal_incident(request: TenantRequest, number: str) -> HttpResponse:
-    if getattr(request, "actor", None) is None:
-        return redirect(f"/accounts/login/?next={request.path}")
+    if (refused := _portal_gate(request)) is not None:
+        return refused
     actor = _actor(request)
     try:
         incident = selectors.incident_get_by_number(actor=actor, number=number)

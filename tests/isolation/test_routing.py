@@ -148,3 +148,13 @@ def test_a_session_from_one_portal_does_not_open_another(end_user_a: User, end_u
     stolen.cookies["sessionid"] = acme.cookies["sessionid"].value
     response = stolen.get("/")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_a_signed_in_user_without_a_role_on_a_portal_gets_403_not_a_loop(
+    end_user_b: User, tenant_a: Tenant
+) -> None:
+    portal = Client(HTTP_HOST="acme.localhost")
+    portal.force_login(end_user_b)
+    response = portal.get("/")
+    assert response.status_code == 403
+    assert "no access" in response.content.decode()

@@ -17,6 +17,13 @@ class AccountAdapter(DefaultAccountAdapter):
         """Users are created by their provider or by provisioning, never by self-signup."""
         return False
 
+    def login(self, request: HttpRequest, user: AbstractBaseUser) -> None:
+        """Sign in, then bind the session to this host (see tenants.routing.session_host_check)."""
+        super().login(request, user)
+        from tenants.routing import SESSION_HOST_KEY, hostname_of
+
+        request.session[SESSION_HOST_KEY] = hostname_of(request)
+
     def authenticate(self, request: HttpRequest, **credentials: Any) -> AbstractBaseUser | None:
         """On a portal host, a user without a membership in that tenant fails like a wrong password."""
         user = super().authenticate(request, **credentials)
