@@ -81,8 +81,9 @@ def tenant_provision(
                 migration_state=snapshot.migration_state,
             )
             tenant.save()
-            Domain.objects.create(
-                domain=f"{slug}.{settings.PORTAL_BASE_DOMAIN}", tenant=tenant, is_primary=True
+            # bulk_create skips DomainMixin.save's demotion of other primary domains: a new tenant has none.
+            Domain.objects.bulk_create(
+                [Domain(domain=f"{slug}.{settings.PORTAL_BASE_DOMAIN}", tenant=tenant, is_primary=True)]
             )
             with connection.cursor() as cursor:
                 cursor.execute(snapshot.statements_for(tenant.schema_name).as_string(cursor.connection))

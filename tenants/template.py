@@ -115,7 +115,9 @@ class Snapshot:
                     table=sql.Identifier(table),
                 )
             )
-        parts.append(sql.SQL("SET LOCAL search_path TO DEFAULT;\n"))
+        # Provisioning runs on public (TenantMixin.save insists); put the path back for the rest of the
+        # transaction, where django-tenants believes it still is.
+        parts.append(sql.SQL("SET LOCAL search_path TO public;\n"))
         return sql.Composed(parts)
 
 
@@ -203,7 +205,7 @@ def _read_snapshot(state: str) -> Snapshot:
             cursor.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table)))
             if cursor.fetchone()[0]:
                 with_rows.append(table)
-        cursor.execute("SET LOCAL search_path TO DEFAULT")
+        cursor.execute("SET LOCAL search_path TO public")
     # pg_get_indexdef always qualifies the table; the script runs with search_path on the new schema.
     for qualified in (f" ON {_quote(name)}.", f" ON {name}."):
         indexes = [statement.replace(qualified, " ON ") for statement in indexes]

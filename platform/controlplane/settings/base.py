@@ -47,8 +47,11 @@ INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_
 
 TENANT_MODEL = "tenants.Tenant"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
-# False: the cached search_path could survive a savepoint rollback (django-tenants #1262).
-TENANT_LIMIT_SET_CALLS = False
+# Issue `SET search_path` once per tenant switch instead of before every query (half the round trips).
+# Safe since django-tenants 4.0.1 forgets the cached path on rollback and savepoint rollback (#1262);
+# tests/isolation/test_routing.py checks a rolled-back savepoint followed by another tenant's request.
+# Needs a session-mode pooler or none (docs/decisions/0004-search-path-once-per-switch.md).
+TENANT_LIMIT_SET_CALLS = True
 # The schema every new tenant is provisioned from; migrated on every deploy (`migrate_platform`).
 TENANT_TEMPLATE_SCHEMA = "tenant_template"
 
