@@ -66,8 +66,8 @@ def tenant_provision(
     in use; in both cases nothing is written.
     """
     tenant_validate(slug=slug, name=name, time_zone=time_zone)
-    if Tenant.objects.filter(slug=slug).exists():
-        raise TenantSlugTaken(f"a tenant with slug {slug!r} already exists")
+    if getattr(connection, "schema_name", "public") != "public":
+        raise RuntimeError("tenants are provisioned from the public schema")  # as TenantMixin.save insists
     snapshot = template_snapshot()
     try:
         with transaction.atomic():
@@ -80,8 +80,10 @@ def tenant_provision(
                 locale=locale,
                 migration_state=snapshot.migration_state,
             )
-            tenant.save()
-            # bulk_create skips DomainMixin.save's demotion of other primary domains: a new tenant has none.
+            # One INSERT each. TenantMixin.save would add a case-insensitive uniqueness query for the schema
+            # name (ours are generated UUIDv7s) and DomainMixin.save would demote other primary domains (a
+            # new tenant has none). A taken slug fails right here, before any DDL runs.
+            Tenant.objects.bulk_create([tenant])
             Domain.objects.bulk_create(
                 [Domain(domain=f"{slug}.{settings.PORTAL_BASE_DOMAIN}", tenant=tenant, is_primary=True)]
             )
