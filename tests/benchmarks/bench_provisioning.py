@@ -86,7 +86,8 @@ def test_provisioning_benchmark() -> None:
         # next would pay for a new server process.
         plain()  # untimed warm-up
         samples["plain"] = [timed(plain) for _ in range(PLAIN_TENANTS)]
-        ours(), floor()  # untimed warm-up on the new connection
+        ours()  # untimed warm-up on the new connection
+        floor()
         # Ours and floor interleaved, alternating which goes first, so both see the same catalog and load.
         for index in range(TENANTS):
             pair = (
