@@ -256,6 +256,26 @@ def put_priority_matrix(request: TenantRequest, tenant: TenantSlug, payload: lis
     return selectors.priority_matrix_get(actor=actor)
 
 
+class IncidentRules(Schema):
+    reopen_window_days: int = Field(..., description="a closed incident can be reopened this many days")
+    autoclose_after_days: int = Field(..., description="resolved incidents close after this many days")
+
+
+class IncidentRulesPatch(Schema):
+    reopen_window_days: int | None = Field(None, ge=0, le=365)
+    autoclose_after_days: int | None = Field(None, ge=0, le=365)
+
+
+@router.get("/settings/rules", response=IncidentRules, summary="Reopen window and auto-close period")
+def get_rules(request: TenantRequest, tenant: TenantSlug) -> Any:
+    return selectors.incident_settings_get(actor=request.actor)
+
+
+@router.patch("/settings/rules", response=IncidentRules, summary="Change incident rules (admins)")
+def patch_rules(request: TenantRequest, tenant: TenantSlug, payload: IncidentRulesPatch) -> Any:
+    return services.incident_settings_set(actor=request.actor, **payload.dict(exclude_unset=True))
+
+
 @router.get("/settings/resolution-codes", response=list[ResolutionCodeOut], summary="Active resolution codes")
 def list_resolution_codes(request: TenantRequest, tenant: TenantSlug) -> Any:
     return selectors.resolution_code_list(actor=request.actor)

@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from controlplane.problems import NotFound
 from modules.records.actor import Actor
 
-from .models import Incident, PriorityRule, ResolutionCode
+from .models import Incident, IncidentSettings, PriorityRule, ResolutionCode
 
 
 def incident_visible(*, actor: Actor) -> QuerySet[Incident]:
@@ -71,6 +71,11 @@ def incident_get_by_number(*, actor: Actor, number: str) -> Incident:
         return incident_visible(actor=actor).get(number=number)
     except Incident.DoesNotExist as exc:
         raise NotFound("no such incident") from exc
+
+
+def incident_settings_get(*, actor: Actor) -> IncidentSettings:
+    """The tenant's incident rules (reopen window, auto-close period)."""
+    return IncidentSettings.objects.get(pk=1)
 
 
 def priority_matrix_get(*, actor: Actor) -> list[PriorityRule]:

@@ -28,6 +28,7 @@ from .models import Incident, IncidentSettings, PriorityRule, ResolutionCode
 RECORD_TYPE = "incident"
 # The matrix is one record per tenant; its history hangs off this fixed id.
 PRIORITY_MATRIX_ID = uuid.uuid5(uuid.NAMESPACE_URL, "msp-itsm:priority-matrix")
+INCIDENT_SETTINGS_ID = uuid.uuid5(uuid.NAMESPACE_URL, "msp-itsm:incident-settings")
 EDITABLE_FIELDS = (
     "short_description",
     "description",
@@ -339,6 +340,42 @@ def incident_comment(*, actor: Actor, incident: Incident, body: str, work_note: 
     return comment_add(
         actor=actor, record_type=RECORD_TYPE, record_id=incident.pk, body=body.strip(), is_work_note=work_note
     )
+
+
+@transaction.atomic
+def incident_settings_set(
+    *, actor: Actor, reopen_window_days: int | None = None, autoclose_after_days: int | None = None
+) -> IncidentSettings:
+    """Change the tenant's incident rules (days, 0-365 each). Admins only; logs ``incident_settings.changed``.
+
+    Raises PermissionDenied for non-admins and InvalidInput naming an out-of-range field; nothing is written.
+    """
+    if not actor.is_admin:
+        raise PermissionDenied("only admins may change incident rules")
+    changes = {"reopen_window_days": reopen_window_days, "autoclose_after_days": autoclose_after_days}
+    bad = [name for name, value in changes.items() if value is not None and not 0 <= value <= 365]
+    if bad:
+        raise InvalidInput(
+            "days must be 0-365", errors=[{"field": name, "message": "0-365 days"} for name in bad]
+        )
+    rules = IncidentSettings.objects.select_for_update().get(pk=1)
+    diff = {
+        name: [getattr(rules, name), value]
+        for name, value in changes.items()
+        if value is not None and value != getattr(rules, name)
+    }
+    for name, (_, value) in diff.items():
+        setattr(rules, name, value)
+    if diff:
+        rules.save()
+        activity_record(
+            actor=actor,
+            verb="incident_settings.changed",
+            record_type="incident_settings",
+            record_id=INCIDENT_SETTINGS_ID,
+            changes=diff,
+        )
+    return rules
 
 
 @transaction.atomic

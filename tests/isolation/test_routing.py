@@ -158,3 +158,11 @@ def test_a_signed_in_user_without_a_role_on_a_portal_gets_403_not_a_loop(
     response = portal.get("/")
     assert response.status_code == 403
     assert "no access" in response.content.decode()
+
+
+def test_a_suspended_tenant_is_not_served(
+    client_for: Callable[..., Client], tech_a: User, end_user_a: User, tenant_a: Tenant
+) -> None:
+    Tenant.objects.filter(pk=tenant_a.pk).update(status=Tenant.Status.SUSPENDED)
+    assert client_for(tech_a).get("/t/acme/incidents/").status_code == 404
+    assert client_for(end_user_a, host="acme.localhost").get("/").status_code == 404

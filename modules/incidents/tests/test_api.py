@@ -197,3 +197,22 @@ def test_openapi_document_is_valid(db: None) -> None:
     validate(document)
     assert "/api/v1/t/{tenant}/incidents/" in document["paths"]
     assert Client(HTTP_HOST="testserver").get("/api/v1/docs").status_code == 200
+
+
+def test_incident_rules_are_configurable_by_admins(
+    api_for: Callable[[User], Client], tech_a: User, provider: Provider, tenant_a: Tenant
+) -> None:
+    owner = make_user("owner@northwind.example")
+    provider_membership_set(user=owner, provider=provider, role="owner")
+    url = f"{BASE}settings/rules"
+    assert api_for(tech_a).get(url).json() == {"reopen_window_days": 14, "autoclose_after_days": 7}
+    assert (
+        api_for(tech_a).patch(url, {"reopen_window_days": 30}, content_type="application/json").status_code
+        == 403
+    )
+    bad = api_for(owner).patch(url, {"reopen_window_days": 900}, content_type="application/json")
+    assert bad.status_code == 422
+    changed = api_for(owner).patch(url, {"reopen_window_days": 30}, content_type="application/json")
+    assert changed.json() == {"reopen_window_days": 30, "autoclose_after_days": 7}
+    with tenant_context(tenant_a):
+        assert ActivityEntry.objects.filter(verb="incident_settings.changed").count() == 1
