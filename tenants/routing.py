@@ -109,12 +109,15 @@ class TenantRoutingMiddleware:
         if match is None:
             return self.get_response(request)  # public schema: home, sign-in, tokens, docs
         is_api = bool(match.group("api"))
-        user: User | AnonymousUser | None = token_user(request) if is_api else None
-        if user is not None:
+        user: User | AnonymousUser
+        if is_api and "HTTP_AUTHORIZATION" in request.META:
+            token_owner = token_user(request)  # a token request never falls back to the session
+            if token_owner is None:
+                return problem_response(
+                    request, status=401, slug="unauthenticated", title="Invalid API token"
+                )
+            request.user = user = token_owner
             request.auth_via = "token"
-            request.user = user
-        elif "HTTP_AUTHORIZATION" in request.META and is_api:
-            return problem_response(request, status=401, slug="unauthenticated", title="Invalid API token")
         else:
             user = request.user
             request.auth_via = "session"
@@ -127,7 +130,7 @@ class TenantRoutingMiddleware:
         role = tenant_role_get(user=user, tenant=tenant) if tenant is not None else None
         if tenant is None or role is None:
             return self.not_found(request, is_api)
-        return self.enter(request, tenant, user, role, source="api" if is_api else "console", is_api=is_api)
+        return self.enter(request, tenant, user, role, source="api" if is_api else "console")
 
     def portal(self, request: TenantRequest, tenant: Tenant) -> HttpResponse:
         request.urlconf = settings.PORTAL_URLCONF
@@ -143,10 +146,10 @@ class TenantRoutingMiddleware:
             with tenant_context(tenant):
                 return self.get_response(request)
         assert isinstance(user, User)
-        return self.enter(request, tenant, user, role, source="portal", is_api=False)
+        return self.enter(request, tenant, user, role, source="portal")
 
     def enter(
-        self, request: TenantRequest, tenant: Tenant, user: User, role: str, *, source: str, is_api: bool
+        self, request: TenantRequest, tenant: Tenant, user: User, role: str, *, source: str
     ) -> HttpResponse:
         if tenant.migration_state != expected_migration_state():
             # A schema behind the code could silently read `public` tables (django-tenants #846).

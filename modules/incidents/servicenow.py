@@ -379,7 +379,7 @@ def _import_incident(number: str, events: list[Event], directory: Directory, cod
 
 
 def import_events(grouped: dict[str, list[Event]], report: ImportReport) -> ImportReport:
-    """Write every incident of ``grouped`` not yet in the tenant (each in its own transaction) and move
+    """Write every incident of ``grouped`` not yet in the tenant (each under its own savepoint) and move
     the tenant's ``INC`` sequence past the highest number seen. Existing incidents are skipped whole."""
     existing = set(Incident.objects.filter(number__in=list(grouped)).values_list("number", flat=True))
     people_before, groups_before = Person.objects.count(), Group.objects.count()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
-from .models import Group, Person
+from .models import Person
 
 
 def person_for_user(*, user_id: int, display_name: str, email: str) -> Person:
@@ -23,20 +23,3 @@ def person_for_user(*, user_id: int, display_name: str, email: str) -> Person:
         person.display_name, person.email = display_name, email
         person.save(update_fields=["display_name", "email", "updated_at"])
     return person
-
-
-def person_for_external_ref(*, external_ref: str, display_name: str) -> Person:
-    """The person keyed by an import reference (``servicenow:Caller 12``), created if missing."""
-    person, _ = Person.objects.get_or_create(
-        external_ref=external_ref, defaults={"display_name": display_name}
-    )
-    return person
-
-
-def group_for_external_ref(*, external_ref: str, name: str) -> Group:
-    """The assignment group keyed by an import reference, created if missing (name made unique)."""
-    group = Group.objects.filter(external_ref=external_ref).first()
-    if group is not None:
-        return group
-    candidate = name if not Group.objects.filter(name=name).exists() else f"{name} ({external_ref})"
-    return Group.objects.create(external_ref=external_ref, name=candidate)

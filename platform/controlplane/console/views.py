@@ -16,7 +16,8 @@ from controlplane.problems import DomainError
 def home(request: HttpRequest) -> HttpResponse:
     """The provider home: the client tenants this user may enter."""
     assert isinstance(request.user, User)
-    return render(request, "console/home.html", {"tenants": tenant_list_for_user(user=request.user)})
+    tenants = tenant_list_for_user(user=request.user).prefetch_related("domains")
+    return render(request, "console/home.html", {"tenants": tenants})
 
 
 def tenant_home(request: HttpRequest, tenant: str) -> HttpResponse:
