@@ -134,11 +134,16 @@ def template_snapshot() -> Snapshot:
     with _snapshot_lock:
         if state not in _snapshots:
             _snapshots.clear()
-            _snapshots[state] = _read_snapshot(state)
+            _snapshots[state] = read_snapshot(state)
         return _snapshots[state]
 
 
-def _read_snapshot(state: str) -> Snapshot:
+def read_snapshot(state: str) -> Snapshot:
+    """Read the template's DDL and row-holding tables from the catalogs (``state`` labels the result).
+
+    Raises UnsupportedTemplateObject if the template holds anything but tables, indexes, constraints
+    and identity sequences (views, functions, triggers, types, comments), or does not exist.
+    """
     name = template_schema()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT oid FROM pg_namespace WHERE nspname = %s", [name])
@@ -164,14 +169,18 @@ def _read_snapshot(state: str) -> Snapshot:
         for oid, table in tables:
             cursor.execute(
                 "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity,"
-                " pg_get_expr(d.adbin, d.adrelid), a.attgenerated"
+                " pg_get_expr(d.adbin, d.adrelid), a.attgenerated,"
+                " CASE WHEN a.attcollation <> t.typcollation THEN quote_ident(co.collname) END"
                 " FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+                " JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_collation co ON co.oid = a.attcollation"
                 " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 [oid],
             )
             columns = []
-            for column, type_name, not_null, ident, default, generated in cursor.fetchall():
+            for column, type_name, not_null, ident, default, generated, collation in cursor.fetchall():
                 text = f"{_quote(column)} {type_name}"
+                if collation:  # a field's db_collation
+                    text += f" COLLATE {collation}"
                 if generated:
                     text += f" GENERATED ALWAYS AS ({default}) STORED"
                 elif ident:
@@ -233,8 +242,10 @@ def _refuse_unsupported(cursor: Any, nsp: int) -> None:
         "SELECT 'function ' || proname FROM pg_proc WHERE pronamespace = %s UNION ALL"
         " SELECT 'type ' || typname FROM pg_type t WHERE typnamespace = %s AND typtype IN ('e', 'd', 'r', 'm')"
         " UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid"
-        " WHERE c.relnamespace = %s AND NOT g.tgisinternal",
-        [nsp, nsp, nsp],
+        " WHERE c.relnamespace = %s AND NOT g.tgisinternal"
+        " UNION ALL SELECT 'comment on ' || c.relname FROM pg_description d JOIN pg_class c ON c.oid = d.objoid"
+        " WHERE d.classoid = 'pg_class'::regclass AND c.relnamespace = %s",
+        [nsp, nsp, nsp, nsp],
     )
     others += cursor.fetchall()
     if others:

@@ -15,7 +15,12 @@ from controlplane.providers.models import Provider
 from modules.incidents.models import PriorityRule, ResolutionCode
 from tenants.models import Domain, Tenant
 from tenants.services import TenantSlugTaken, tenant_provision
-from tenants.template import expected_migration_state, template_schema
+from tenants.template import (
+    UnsupportedTemplateObject,
+    expected_migration_state,
+    read_snapshot,
+    template_schema,
+)
 
 
 def schema_tables(schema: str) -> set[str]:
@@ -158,3 +163,28 @@ def test_a_tenant_created_after_a_new_migration_has_its_columns(provider: Provid
             tenant.delete(force_drop=True)
         call_command("migrate_schemas", tenant=True, schema_name=template, interactive=False, verbosity=0)
     assert not any(schema_exists(t.schema_name) for t in created)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "CREATE VIEW {schema}.open_incidents AS SELECT 1 AS one",
+        "CREATE FUNCTION {schema}.answer() RETURNS int LANGUAGE sql AS 'SELECT 42'",
+        "COMMENT ON TABLE {schema}.incidents_incident IS 'kept nowhere'",
+    ],
+)
+def test_template_objects_the_snapshot_cannot_copy_stop_provisioning(
+    provider: Provider, statement: str
+) -> None:
+    """Better no tenant than a tenant silently missing part of its schema."""
+    with connection.cursor() as cursor:
+        cursor.execute(statement.format(schema=template_schema()))
+    with pytest.raises(UnsupportedTemplateObject):
+        read_snapshot("test")
+    assert Tenant.objects.count() == 0
+
+
+def test_column_collations_are_copied(provider: Provider) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE {template_schema()}.people_person ADD COLUMN sort_key text COLLATE "C"')
+    assert '"sort_key" text COLLATE "C"' in read_snapshot("test").ddl
