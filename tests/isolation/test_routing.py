@@ -9,15 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from django.db import transaction
+from django.db import ProgrammingError, connection, transaction
 from django.test import Client
 from django_tenants.utils import tenant_context
 
-from conftest import PASSWORD, actor_in
+from conftest import PASSWORD, actor_in, make_user
 from controlplane.accounts.models import User
+from controlplane.accounts.services import provider_membership_set, tenant_grant
+from controlplane.providers.models import Provider
 from modules.incidents.models import Incident
 from modules.incidents.services import incident_create
 from tenants.models import Tenant
+from tenants.services import tenant_provision
 
 
 def incident_numbers(tenant: Tenant) -> set[str]:
@@ -166,3 +169,40 @@ def test_a_suspended_tenant_is_not_served(
     Tenant.objects.filter(pk=tenant_a.pk).update(status=Tenant.Status.SUSPENDED)
     assert client_for(tech_a).get("/t/acme/incidents/").status_code == 404
     assert client_for(end_user_a, host="acme.localhost").get("/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pooled_connections_start_every_request_on_the_right_schema(
+    client_for: Callable[..., Client],
+) -> None:
+    """Requests return their connection to psycopg's pool with whatever search_path they left; the next
+    request on that connection must still run where its own routing says."""
+    provider = Provider.objects.create(name="Northwind MSP", slug="northwind")
+    tenants = [
+        tenant_provision(provider=provider, name=n, slug=s)
+        for n, s in (("Acme", "acme"), ("Globex", "globex"))
+    ]
+    try:
+        user = make_user("tech@northwind.example")
+        membership = provider_membership_set(user=user, provider=provider, role="technician")
+        for tenant in tenants:
+            tenant_grant(membership=membership, tenant=tenant)
+        browser = client_for(user)
+        for slug in ("acme", "globex", "acme", "globex"):
+            created = browser.post(
+                f"/t/{slug}/incidents/new/",
+                {"short_description": f"{slug} only", "impact": 2, "urgency": 2, "contact_type": "phone"},
+            )
+            assert created.status_code == 302
+            connection.close()  # what request_finished does outside the test client: back to the pool
+            with connection.cursor() as cursor:  # likely the same server connection, path left on the tenant
+                cursor.execute("SHOW search_path")
+                assert cursor.fetchone()[0] == "public"
+                with pytest.raises(ProgrammingError):
+                    cursor.execute("SELECT count(*) FROM incidents_incident")  # no tenant table is visible
+        for tenant in tenants:
+            assert incident_numbers(tenant) == {f"{tenant.slug} only"}
+    finally:
+        with connection.cursor() as cursor:
+            for tenant in tenants:
+                cursor.execute(f'DROP SCHEMA "{tenant.schema_name}" CASCADE')

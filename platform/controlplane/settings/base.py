@@ -91,8 +91,16 @@ TEMPLATES = [
 
 def database_config(url: str) -> dict[str, Any]:
     """Django DATABASES['default'] from a URL, on django-tenants' backend; a socket `?host=` becomes HOST."""
-    config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
+    # psycopg's pool instead of persistent connections (Django requires CONN_MAX_AGE 0 with it). A pooled
+    # connection keeps its session search_path, but django-tenants forgets its cached path on close(), so
+    # the next request sets it again (docs/decisions/0004-search-path-once-per-switch.md).
+    config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=0))
     options = config.setdefault("OPTIONS", {})
+    options["pool"] = {
+        "min_size": 1,
+        "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "10")),
+        "timeout": 10,
+    }
     if "host" in options:
         config["HOST"] = options.pop("host")
     config["ENGINE"] = "django_tenants.postgresql_backend"
