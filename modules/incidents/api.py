@@ -4,6 +4,7 @@ import datetime as dt
 import uuid
 from typing import Any, Literal
 
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from ninja import Field, FilterSchema, Query, Router, Schema, Status
 from ninja.pagination import CursorPagination, paginate
@@ -161,7 +162,13 @@ class OrderedCursorPagination(CursorPagination):
         inner = CursorPagination(
             ordering=(ordering, tie), page_size=self.page_size, max_page_size=self.max_page_size
         )
-        return inner.paginate_queryset(queryset, pagination, request, **params)
+        try:
+            return inner.paginate_queryset(queryset, pagination, request, **params)
+        except (ValueError, ValidationError) as exc:  # a cursor whose position does not fit this ordering
+            raise InvalidInput(
+                "invalid cursor for this ordering",
+                errors=[{"field": "cursor", "message": "start again without a cursor"}],
+            ) from exc
 
 
 def _resolve_refs(data: dict[str, Any]) -> dict[str, Any]:

@@ -23,9 +23,10 @@ from modules.people.models import Group, Person
 from modules.records.actor import Actor
 from modules.records.services import activity_record, comment_add, number_next
 
-from .models import Incident, IncidentSettings, PriorityRule, ResolutionCode
+from .models import Impact, Incident, IncidentSettings, PriorityRule, ResolutionCode
 
 RECORD_TYPE = "incident"
+CLEARABLE_FIELDS = frozenset({"caller", "assignment_group", "assigned_to"})
 # The matrix is one record per tenant; its history hangs off this fixed id.
 PRIORITY_MATRIX_ID = uuid.uuid5(uuid.NAMESPACE_URL, "msp-itsm:priority-matrix")
 INCIDENT_SETTINGS_ID = uuid.uuid5(uuid.NAMESPACE_URL, "msp-itsm:incident-settings")
@@ -105,8 +106,9 @@ def incident_create(
             "short_description is required", errors=[{"field": "short_description", "message": "required"}]
         )
     if not actor.is_technician:
+        # End users report for themselves; impact (how many are affected) is the service desk's to judge.
         caller, assignment_group, assigned_to = actor.person, None, None
-        contact_type = Incident.ContactType.PORTAL
+        contact_type, impact = Incident.ContactType.PORTAL, Impact.LOW
     incident = Incident(
         number=number_next(prefix="INC"),
         caller=caller or actor.person,
@@ -143,7 +145,8 @@ def incident_update(*, actor: Actor, incident: Incident, **changes: Any) -> Inci
 
     ``changes`` keys are among EDITABLE_FIELDS. A change of assignment group or assignee from a set value
     counts as a reassignment (ServiceNow's ``reassignment_count``). Raises PermissionDenied for non-
-    technicians, IncidentNotEditable for closed/canceled incidents, InvalidInput for unknown fields.
+    technicians, IncidentNotEditable for closed/canceled incidents, InvalidInput for unknown fields and for
+    None on a field that cannot be empty (only caller, assignment group and assignee can be cleared).
     """
     _require_technician(actor)
     unknown = set(changes) - set(EDITABLE_FIELDS)
@@ -151,6 +154,12 @@ def incident_update(*, actor: Actor, incident: Incident, **changes: Any) -> Inci
         raise InvalidInput(
             f"not editable: {', '.join(sorted(unknown))}",
             errors=[{"field": f, "message": "not editable"} for f in sorted(unknown)],
+        )
+    nulls = sorted(f for f, value in changes.items() if value is None and f not in CLEARABLE_FIELDS)
+    if nulls:
+        raise InvalidInput(
+            f"cannot be empty: {', '.join(nulls)}",
+            errors=[{"field": f, "message": "cannot be null"} for f in nulls],
         )
     incident = Incident.objects.select_for_update().get(pk=incident.pk)
     if incident.state in (Incident.State.CLOSED, Incident.State.CANCELED):
@@ -410,7 +419,7 @@ def priority_matrix_set(*, actor: Actor, cells: list[tuple[int, int, int]]) -> N
 
 
 def incident_autoclose(*, now: dt.datetime | None = None) -> int:
-    """Close Resolved incidents resolved more than ``autoclose_after_days`` ago. Returns how many closed.
+    """Close Resolved incidents resolved at least ``autoclose_after_days`` ago. Returns how many closed.
 
     Safe to run twice: a closed incident is no longer Resolved. Each close is its own transaction.
     """

@@ -220,7 +220,7 @@ def portal_report(request: TenantRequest) -> HttpResponse:
     actor = _actor(request)
     form = ReportForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        incident = services.incident_create(actor=actor, impact=3, **form.cleaned_data)
+        incident = services.incident_create(actor=actor, **form.cleaned_data)
         return redirect("portal_incident", number=incident.number)
     return render(request, "incidents/portal_report.html", {"form": form})
 
