@@ -249,7 +249,8 @@ def read_events(stream: TextIO, tz: zoneinfo.ZoneInfo, report: ImportReport) -> 
 
 
 class Directory:
-    """People and groups keyed by their ServiceNow value, loaded once and created on first use."""
+    """People and groups keyed by their ServiceNow value: existing ones loaded, missing ones bulk-created by
+    ``preload`` before any incident is written."""
 
     def __init__(self) -> None:
         self.people = {
@@ -284,21 +285,12 @@ class Directory:
             self.groups[group.external_ref or ""] = group
 
     def person(self, value: str) -> Person | None:
-        if not value:
-            return None
-        ref = f"servicenow:{value}"
-        if ref not in self.people:
-            self.people[ref] = Person.objects.create(external_ref=ref, display_name=value)
-        return self.people[ref]
+        """The person ``preload`` made or found for a source value; None for an empty value."""
+        return self.people[f"servicenow:{value}"] if value else None
 
     def group(self, value: str) -> Group | None:
-        if not value:
-            return None
-        ref = f"servicenow:{value}"
-        if ref not in self.groups:
-            name = value if not Group.objects.filter(name=value).exists() else f"{value} (ServiceNow)"
-            self.groups[ref] = Group.objects.create(external_ref=ref, name=name)
-        return self.groups[ref]
+        """The group ``preload`` made or found for a source value; None for an empty value."""
+        return self.groups[f"servicenow:{value}"] if value else None
 
 
 def _display(directory: Directory, name: str, value: Any) -> Any:
