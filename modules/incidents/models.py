@@ -79,6 +79,9 @@ class Incident(Record):
     closed_at = models.DateTimeField(null=True)
     reassignment_count = models.PositiveIntegerField(default=0)
     reopen_count = models.PositiveIntegerField(default=0)
+    configuration_item = models.ForeignKey(
+        "cmdb.ConfigurationItem", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     # Kept from an imported source for the modules that link them later (problems, changes, CMDB).
     source_problem_id = models.CharField(max_length=40, blank=True, db_index=True)
     source_rfc = models.CharField(max_length=40, blank=True, db_index=True)

@@ -9,6 +9,8 @@ import uuid
 from typing import Any
 
 import uuid_utils
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.utils import timezone
 
@@ -86,3 +88,73 @@ class ActivityEntry(Record):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise TypeError("the activity history is append-only")
+
+
+class RecordLink(Record):
+    """A typed, directed link between any two records of this tenant (``source`` -> ``target``).
+
+    Kinds and their inverse readings follow Jira Service Management's issue links and ServiceNow's
+    related records: relates to, duplicates / is duplicated by, is caused by / causes, blocks / is
+    blocked by, is parent of / is child of, documents / is documented by (knowledge).
+    """
+
+    class Kind(models.TextChoices):
+        RELATES_TO = "relates_to", "relates to"
+        DUPLICATES = "duplicates", "duplicates"
+        CAUSED_BY = "caused_by", "is caused by"
+        BLOCKS = "blocks", "blocks"
+        PARENT_OF = "parent_of", "is parent of"
+        DOCUMENTS = "documents", "documents"
+
+    INVERSE = {
+        "relates_to": "relates to",
+        "duplicates": "is duplicated by",
+        "caused_by": "causes",
+        "blocks": "is blocked by",
+        "parent_of": "is child of",
+        "documents": "is documented by",
+    }
+
+    source_type = models.CharField(max_length=40)
+    source_id = models.UUIDField()
+    target_type = models.CharField(max_length=40)
+    target_id = models.UUIDField(db_index=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    created_by = models.ForeignKey("people.Person", on_delete=models.PROTECT, null=True, related_name="+")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source_id", "target_id", "kind"], name="uniq_record_link"),
+            models.CheckConstraint(
+                condition=~models.Q(source_id=models.F("target_id")), name="link_not_self"
+            ),
+        ]
+
+
+class SearchDocument(models.Model):
+    """One row per searchable record or article of this tenant: what full-text search reads.
+
+    Written by each module's services in the same transaction as the record. ``visibility`` decides who
+    finds it: ``technicians`` (provider staff only), ``owner`` (technicians and ``owner_person_id``, e.g.
+    the caller of an incident) or ``portal`` (everyone of the tenant, e.g. a published portal article).
+    ``document`` is an English ``tsvector``: number and title weighted A, body weighted B.
+    """
+
+    class Visibility(models.TextChoices):
+        TECHNICIANS = "technicians", "Technicians"
+        OWNER = "owner", "Owner and technicians"
+        PORTAL = "portal", "Everyone in the tenant"
+
+    record_id = models.UUIDField(primary_key=True)
+    record_type = models.CharField(max_length=40)
+    number = models.CharField(max_length=40)
+    title = models.CharField(max_length=300)
+    state = models.CharField(max_length=40, blank=True)
+    visibility = models.CharField(max_length=12, choices=Visibility.choices)
+    owner_person_id = models.UUIDField(null=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    document = SearchVectorField()
+
+    class Meta:
+        indexes = [GinIndex(fields=["document"], name="search_document_gin")]

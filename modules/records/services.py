@@ -1,4 +1,4 @@
-"""Writes shared by every tenant module: numbers, activity entries, comments."""
+"""Writes shared by every tenant module: numbers, activity entries, comments, links, search documents."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from controlplane.problems import Conflict, InvalidInput, PermissionDenied
+
 from .actor import Actor
-from .models import ActivityEntry, Comment
+from .models import ActivityEntry, Comment, RecordLink, SearchDocument
+from .registry import record_get
 
 
 def number_next(*, prefix: str, width: int = 7) -> str:
@@ -84,3 +87,123 @@ def comment_add(
         changes={"comment_id": str(comment.pk)},
     )
     return comment
+
+
+class LinkExists(Conflict):
+    slug = "link-exists"
+    title = "These records are already linked this way"
+
+
+@transaction.atomic
+def link_create(
+    *,
+    actor: Actor,
+    source_type: str,
+    source_id: uuid.UUID,
+    target_type: str,
+    target_id: uuid.UUID,
+    kind: str,
+) -> RecordLink:
+    """Link two records of this tenant: ``source`` <kind> ``target`` (e.g. an incident ``caused_by`` a
+    change). Technicians only. Both records must be visible to the actor (NotFound otherwise, as for a
+    missing id). Raises InvalidInput for an unknown kind or a self-link, LinkExists (409) for a duplicate.
+    Logs ``link.added`` on both records."""
+    if not actor.is_technician:
+        raise PermissionDenied("only technicians may link records")
+    if kind not in RecordLink.Kind.values:
+        raise InvalidInput(
+            f"unknown link kind {kind!r}", errors=[{"field": "kind", "message": "unknown kind"}]
+        )
+    if source_id == target_id:
+        raise InvalidInput(
+            "a record cannot link to itself", errors=[{"field": "target_id", "message": "same record"}]
+        )
+    record_get(actor=actor, record_type=source_type, record_id=source_id, field="source_type")
+    record_get(actor=actor, record_type=target_type, record_id=target_id, field="target_type")
+    if RecordLink.objects.filter(source_id=source_id, target_id=target_id, kind=kind).exists():
+        raise LinkExists(f"{source_type} {source_id} already {kind} {target_type} {target_id}")
+    link = RecordLink.objects.create(
+        source_type=source_type,
+        source_id=source_id,
+        target_type=target_type,
+        target_id=target_id,
+        kind=kind,
+        created_by=actor.person,
+    )
+    for record_type, record_id in ((source_type, source_id), (target_type, target_id)):
+        activity_record(
+            actor=actor,
+            verb="link.added",
+            record_type=record_type,
+            record_id=record_id,
+            changes={
+                "link_id": str(link.pk),
+                "kind": kind,
+                "source": str(source_id),
+                "target": str(target_id),
+            },
+        )
+    return link
+
+
+@transaction.atomic
+def link_delete(*, actor: Actor, link: RecordLink) -> None:
+    """Remove a link (technicians only) and log ``link.removed`` on both records."""
+    if not actor.is_technician:
+        raise PermissionDenied("only technicians may unlink records")
+    for record_type, record_id in ((link.source_type, link.source_id), (link.target_type, link.target_id)):
+        activity_record(
+            actor=actor,
+            verb="link.removed",
+            record_type=record_type,
+            record_id=record_id,
+            changes={"link_id": str(link.pk), "kind": link.kind},
+        )
+    link.delete()
+
+
+def search_document_set(
+    *,
+    record_type: str,
+    record_id: uuid.UUID,
+    number: str,
+    title: str,
+    body: str = "",
+    state: str = "",
+    visibility: str = SearchDocument.Visibility.TECHNICIANS,
+    owner_person_id: uuid.UUID | None = None,
+) -> None:
+    """Write (insert or replace) the search document of one record, in the caller's transaction.
+
+    Called by every module's create and update services. ``title`` and ``number`` are weighted A, ``body``
+    B, English stemming (PostgreSQL ``to_tsvector('english', ...)``). ``visibility`` is one of
+    SearchDocument.Visibility; ``owner`` documents are found by technicians and by ``owner_person_id``.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO records_searchdocument"
+            " (record_id, record_type, number, title, state, visibility, owner_person_id, updated_at, document)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, now(),"
+            " setweight(to_tsvector('english', %s || ' ' || %s), 'A') || setweight(to_tsvector('english', %s), 'B'))"
+            " ON CONFLICT (record_id) DO UPDATE SET record_type = EXCLUDED.record_type,"
+            " number = EXCLUDED.number, title = EXCLUDED.title, state = EXCLUDED.state,"
+            " visibility = EXCLUDED.visibility, owner_person_id = EXCLUDED.owner_person_id,"
+            " updated_at = EXCLUDED.updated_at, document = EXCLUDED.document",
+            [
+                record_id,
+                record_type,
+                number,
+                title[:300],
+                state,
+                visibility,
+                owner_person_id,
+                number,
+                title,
+                body,
+            ],
+        )
+
+
+def search_document_delete(*, record_id: uuid.UUID) -> None:
+    """Remove a record's search document (the record was deleted or must no longer be found)."""
+    SearchDocument.objects.filter(record_id=record_id).delete()

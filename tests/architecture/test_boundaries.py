@@ -25,15 +25,27 @@ from tenants.template import (
 ROOT = Path(__file__).resolve().parents[2]
 
 # Tables of our own apps: their keys are ours to choose (probe_ is the tests-only tenant app).
-OUR_PREFIXES = ("accounts_", "providers_", "tenants_", "people_", "records_", "incidents_", "probe_")
-# Tenant records: platform-unique, time-ordered UUIDs (ARCHITECTURE.md).
-TENANT_RECORDS = (
-    "people_person",
-    "people_group",
-    "records_comment",
-    "records_activityentry",
-    "incidents_incident",
-)
+OUR_APPS = ("accounts", "providers", "tenants", "probe")
+
+
+def our_prefixes() -> tuple[str, ...]:
+    """Table prefixes of our own apps: the control-plane apps above and every tenant module."""
+    return tuple(f"{label}_" for label in (*OUR_APPS, *tenant_app_labels()))
+
+
+def tenant_record_tables() -> list[str]:
+    """Tables of tenant records: every concrete model of a tenant app built on records.Record. They must
+    have platform-unique, time-ordered UUID keys (ARCHITECTURE.md)."""
+    from modules.records.models import Record
+
+    return sorted(
+        model._meta.db_table
+        for label in tenant_app_labels()
+        for model in apps.get_app_config(label).get_models()
+        if issubclass(model, Record)
+    )
+
+
 # Third-party tables whose primary key is neither uuid nor bigint: table -> the key's type. Exact: every
 # table here exists, and every such table is here. Celery's kombu_* tables are not: the test settings put
 # the SQLAlchemy broker on DATABASE_URL's own database, never on the test database.
@@ -117,12 +129,14 @@ def test_keys_are_uuid_or_bigint(db: None) -> None:
     """Records have platform-unique UUIDv7 ids, other keys of ours are bigint, third-party tables are
     the listed exceptions (ARCHITECTURE.md "Rules that keep tenants apart")."""
     public, template = primary_keys("public"), primary_keys(template_schema())
-    assert [t for t in THIRD_PARTY_KEYS if t.startswith(OUR_PREFIXES)] == []
+    assert [t for t in THIRD_PARTY_KEYS if t.startswith(our_prefixes())] == []
     missing = set(THIRD_PARTY_KEYS) - set(public) - set(template)
     assert missing == set(), "an allow-listed table no longer exists: trim the list"
     others = [(t, k) for keys in (public, template) for t, k in keys.items() if k not in ("uuid", "bigint")]
     assert sorted(others, key=str) == sorted(THIRD_PARTY_KEYS.items(), key=str)
-    assert {t: template.get(t) for t in TENANT_RECORDS} == dict.fromkeys(TENANT_RECORDS, "uuid")
+    records = tenant_record_tables()
+    assert {"people_person", "records_comment", "incidents_incident"} <= set(records)
+    assert {t: template.get(t) for t in records} == dict.fromkeys(records, "uuid")
 
 
 def test_only_routing_switches_schemas() -> None:
@@ -176,6 +190,6 @@ def test_the_template_holds_every_tenant_table_at_the_code_s_migrations(db: None
         for model in apps.get_app_config(label).get_models(include_auto_created=True)
         if model._meta.managed and not model._meta.proxy
     }
-    assert set(TENANT_RECORDS) <= expected
+    assert set(tenant_record_tables()) <= expected
     assert sorted((expected | {"django_migrations"}) - tables_in(template_schema())) == []
     assert schema_migration_state(template_schema()) == expected_migration_state()

@@ -42,6 +42,7 @@ TENANT_APPS = [
     "modules.people",
     "modules.records",
     "modules.incidents",
+    "modules.cmdb",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
