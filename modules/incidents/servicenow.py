@@ -34,6 +34,7 @@ from modules.records.models import ActivityEntry
 from modules.records.services import number_advance_past
 
 from .models import Incident, ResolutionCode
+from .services import incident_search_refresh
 
 MISSING = "?"
 NUMBER = re.compile(r"^INC(\d{7,})$")
@@ -399,6 +400,12 @@ def import_events(grouped: dict[str, list[Event]], report: ImportReport) -> Impo
                     )
                 )
                 report.skipped += len(events)
+        imported = list(
+            Incident.objects.filter(number__in=[n for n in grouped if n not in existing]).values_list(
+                "id", flat=True
+            )
+        )
+        incident_search_refresh(incident_ids=imported)
     numbers = list(iter_numbers(grouped))
     if numbers:
         number_advance_past(prefix="INC", value=max(numbers))

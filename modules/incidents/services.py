@@ -15,13 +15,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from controlplane.problems import Conflict, InvalidInput, NotFound, PermissionDenied
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
-from modules.records.services import activity_record, comment_add, number_next
+from modules.records.services import activity_record, comment_add, number_next, search_document_set
 
 from .models import Impact, Incident, IncidentSettings, PriorityRule, ResolutionCode
 
@@ -81,6 +81,42 @@ def _value(value: Any) -> Any:
     return value
 
 
+def _index(incident: Incident) -> None:
+    """Write the incident's search document: found by technicians and by its caller."""
+    search_document_set(
+        record_type=RECORD_TYPE,
+        record_id=incident.pk,
+        number=incident.number,
+        title=incident.short_description,
+        body=incident.description,
+        state=incident.state,
+        visibility="owner",
+        owner_person_id=incident.caller_id,
+    )
+
+
+def incident_search_refresh(*, incident_ids: list[uuid.UUID] | None = None) -> int:
+    """Rewrite the search documents of many incidents in one statement (after an import, or all of them
+    with ``incident_ids=None``). Same content as the per-incident write. Returns the number of rows."""
+    where, params = ("WHERE i.id = ANY(%s)", [incident_ids]) if incident_ids is not None else ("", [])
+    with connection.cursor() as cursor:
+        # The WHERE fragment is one of two constants; every value is a parameter.
+        cursor.execute(
+            "INSERT INTO records_searchdocument"  # noqa: S608
+            " (record_id, record_type, number, title, state, visibility, owner_person_id, updated_at, document)"
+            " SELECT i.id, %s, i.number, left(i.short_description, 300), i.state, 'owner', i.caller_id, now(),"
+            " setweight(to_tsvector('english', i.number || ' ' || i.short_description), 'A')"
+            " || setweight(to_tsvector('english', i.description), 'B')"
+            f" FROM incidents_incident i {where}"
+            " ON CONFLICT (record_id) DO UPDATE SET number = EXCLUDED.number, title = EXCLUDED.title,"
+            " state = EXCLUDED.state, visibility = EXCLUDED.visibility,"
+            " owner_person_id = EXCLUDED.owner_person_id, updated_at = EXCLUDED.updated_at,"
+            " document = EXCLUDED.document",
+            [RECORD_TYPE, *params],
+        )
+        return cursor.rowcount
+
+
 @transaction.atomic
 def incident_create(
     *,
@@ -126,6 +162,7 @@ def incident_create(
         assigned_to=assigned_to,
     )
     incident.save()
+    _index(incident)
     activity_record(
         actor=actor,
         verb="incident.created",
@@ -188,6 +225,7 @@ def incident_update(*, actor: Actor, incident: Incident, **changes: Any) -> Inci
     if not diff:
         return incident
     incident.save()
+    _index(incident)
     activity_record(
         actor=actor, verb="incident.updated", record_type=RECORD_TYPE, record_id=incident.pk, changes=diff
     )
@@ -300,6 +338,7 @@ def incident_transition(
         incident.hold_reason = ""
     incident.state = transition.target
     incident.save()
+    _index(incident)
     diff = {
         f: [_value(old), _value(getattr(incident, f))]
         for f, old in before.items()

@@ -157,4 +157,27 @@ class SearchDocument(models.Model):
     document = SearchVectorField()
 
     class Meta:
-        indexes = [GinIndex(fields=["document"], name="search_document_gin")]
+        indexes = [
+            GinIndex(fields=["document"], name="search_document_gin"),
+            # Lets a common-word search walk the newest documents first instead of every match.
+            models.Index(fields=["updated_at"], name="search_document_recent"),
+        ]
+
+
+class Attachment(Record):
+    """A file attached to a record. ``content_type`` is what the bytes are (sniffed), never what the
+    uploader claimed; ``size`` in bytes; ``storage_name`` is the path in Django's default storage, under
+    the tenant's schema name. ``internal`` attachments are work-note files: technicians only."""
+
+    record_type = models.CharField(max_length=40)
+    record_id = models.UUIDField(db_index=True)
+    file_name = models.CharField(max_length=200)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    storage_name = models.CharField(max_length=300, unique=True)
+    internal = models.BooleanField(default=False)
+    uploaded_by = models.ForeignKey("people.Person", on_delete=models.PROTECT, null=True, related_name="+")
+
+    class Meta:
+        ordering = ["created_at", "id"]

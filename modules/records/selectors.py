@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import Q, QuerySet
 
-from controlplane.problems import NotFound
+from controlplane.problems import InvalidInput, NotFound
 
 from .actor import Actor
-from .models import ActivityEntry, Comment, RecordLink
+from .models import ActivityEntry, Attachment, Comment, RecordLink, SearchDocument
+from .registry import record_get
 
 
 def comment_list(*, actor: Actor, record_id: uuid.UUID) -> QuerySet[Comment]:
@@ -40,3 +46,107 @@ def link_get(*, actor: Actor, link_id: uuid.UUID) -> RecordLink:
     if link is None:
         raise NotFound("no such link")
     return link
+
+
+def attachment_list(*, actor: Actor, record_id: uuid.UUID) -> QuerySet[Attachment]:
+    """Attachments of a record, oldest first; internal ones only for technicians. The caller checked
+    access to the record itself."""
+    qs = Attachment.objects.filter(record_id=record_id).select_related("uploaded_by")
+    return qs if actor.is_technician else qs.filter(internal=False)
+
+
+def attachment_get(*, actor: Actor, attachment_id: uuid.UUID | str) -> Attachment:
+    """One attachment, only if the actor may see the record it hangs on (checked with the owning module's
+    own selector) and, for internal files, is a technician. Raises NotFound otherwise, exactly as for an
+    id that never existed (another tenant's id included)."""
+    try:
+        attachment = Attachment.objects.get(pk=attachment_id)
+    except (Attachment.DoesNotExist, ValidationError, ValueError, TypeError) as exc:
+        raise NotFound("no such attachment") from exc
+    if attachment.internal and not actor.is_technician:
+        raise NotFound("no such attachment")
+    try:
+        record_get(actor=actor, record_type=attachment.record_type, record_id=attachment.record_id)
+    except (NotFound, InvalidInput) as exc:
+        raise NotFound("no such attachment") from exc
+    return attachment
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result: the record's kind, id, number, title and state, and its rank (higher first)."""
+
+    record_type: str
+    record_id: uuid.UUID
+    number: str
+    title: str
+    state: str
+    rank: float
+
+
+WORD = re.compile(r"\w+")
+# How many of the newest matching documents are ranked. A selective query has fewer matches and ranks
+# them all; a common word ranks its newest 1,000 (GitHub's and Jira's searches bound work the same way),
+# which keeps a query on a 1,000,000-record tenant inside its time budget (tests/benchmarks/bench_search.py).
+RANK_WINDOW = 1000
+
+
+def search_tsquery(text: str) -> str | None:
+    """A PostgreSQL tsquery source from what a person typed: every word must match (stemmed, English),
+    the last word also as a prefix (``serv`` finds ``server``). Only word characters pass, so the result
+    is always valid tsquery syntax. None when there is no word."""
+    words = WORD.findall(text.lower())[:12]
+    if not words:
+        return None
+    return " & ".join([*words[:-1], f"{words[-1]}:*"])
+
+
+def search(
+    *, actor: Actor, q: str, record_types: list[str] | None = None, limit: int = 20
+) -> list[SearchHit]:
+    """Full-text search over the tenant's records and articles, best first (``ts_rank_cd`` with number
+    and title weighted above the body, then newest first), only what the actor may see: technicians find
+    everything; others find what they own (their incidents, their requests) and what is published to the
+    portal. ``limit`` 1..100. Returns [] for a query without words.
+    """
+    tsquery = search_tsquery(q)
+    if tsquery is None:
+        return []
+    conditions = ["document @@ to_tsquery('english', %s)"]
+    params: list[Any] = [tsquery]
+    if record_types:
+        conditions.append("record_type = ANY(%s)")
+        params.append(record_types)
+    if not actor.is_technician:
+        conditions.append("(visibility = 'portal' OR (visibility = 'owner' AND owner_person_id = %s))")
+        params.append(actor.person_id)
+    # Only the constant fragments above are joined into the text; every value is a parameter.
+    sql = (
+        "SELECT c.record_type, c.record_id, c.number, c.title, c.state,"  # noqa: S608
+        " ts_rank_cd(c.document, to_tsquery('english', %s)) AS rank FROM ("
+        " SELECT record_type, record_id, number, title, state, document, updated_at"
+        f" FROM records_searchdocument WHERE {' AND '.join(conditions)}"
+        " ORDER BY updated_at DESC LIMIT %s) c ORDER BY rank DESC, c.updated_at DESC LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tsquery, *params, RANK_WINDOW, max(1, min(limit, 100))])
+        return [SearchHit(*row) for row in cursor.fetchall()]
+
+
+def record_ref_by_number(*, actor: Actor, number: str) -> SearchDocument:
+    """The search document (kind, id, number, title) of the record numbered ``number`` (case-insensitive),
+    if the actor may see that record. Raises NotFound otherwise."""
+    document = SearchDocument.objects.filter(number__iexact=number.strip()).first()
+    if document is None:
+        raise NotFound(f"no record numbered {number}")
+    try:
+        record_get(actor=actor, record_type=document.record_type, record_id=document.record_id)
+    except InvalidInput as exc:
+        raise NotFound(f"no record numbered {number}") from exc
+    return document
+
+
+def record_refs(*, record_ids: list[uuid.UUID]) -> dict[uuid.UUID, SearchDocument]:
+    """Number and title of many records at once (one query), for showing links. Callers pass ids the
+    actor may see (the ends of links on a record they opened)."""
+    return {d.record_id: d for d in SearchDocument.objects.filter(record_id__in=record_ids)}

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from typing import Any
 
+from django.conf import settings
+from django.core.files.base import File
+from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
-from controlplane.problems import Conflict, InvalidInput, PermissionDenied
+from controlplane.problems import Conflict, DomainError, InvalidInput, PermissionDenied
 
 from .actor import Actor
-from .models import ActivityEntry, Comment, RecordLink, SearchDocument
+from .attachments import SNIFF_BYTES, RefusedFile, safe_file_name, sniff
+from .models import ActivityEntry, Attachment, Comment, RecordLink, SearchDocument
 from .registry import record_get
 
 
@@ -207,3 +212,99 @@ def search_document_set(
 def search_document_delete(*, record_id: uuid.UUID) -> None:
     """Remove a record's search document (the record was deleted or must no longer be found)."""
     SearchDocument.objects.filter(record_id=record_id).delete()
+
+
+class FileTooLarge(DomainError):
+    status = 413
+    slug = "file-too-large"
+    title = "The file is larger than the limit"
+
+
+@transaction.atomic
+def attachment_add(
+    *, actor: Actor, record_type: str, record_id: uuid.UUID, upload: File, internal: bool = False
+) -> Attachment:
+    """Attach a file to a record the actor may see, and log ``attachment.added`` on the record.
+
+    ``upload``: a Django File (an UploadedFile from a request) with ``name`` and ``size`` in bytes. The
+    type is sniffed from the bytes (modules/records/attachments.py); the file is stored under
+    ``<tenant schema>/attachments/<id>`` in the default storage, never under a name the uploader chose.
+    If writing the row fails the stored file is removed. ``internal`` (technicians only) hides it from end
+    users like a work note. Raises NotFound (record not visible), FileTooLarge (413, more than
+    settings.ATTACHMENT_MAX_BYTES), InvalidInput (refused type, empty file, too many files on the record).
+    """
+    record_get(actor=actor, record_type=record_type, record_id=record_id)
+    size = upload.size or 0
+    if size > settings.ATTACHMENT_MAX_BYTES:
+        raise FileTooLarge(
+            f"{size} bytes; the limit is {settings.ATTACHMENT_MAX_BYTES} bytes",
+            errors=[{"field": "file", "message": f"at most {settings.ATTACHMENT_MAX_BYTES} bytes"}],
+        )
+    if size == 0:
+        raise InvalidInput("the file is empty", errors=[{"field": "file", "message": "empty file"}])
+    if Attachment.objects.filter(record_id=record_id).count() >= settings.ATTACHMENTS_PER_RECORD:
+        raise InvalidInput(
+            "too many attachments on this record",
+            errors=[{"field": "file", "message": f"at most {settings.ATTACHMENTS_PER_RECORD} per record"}],
+        )
+    file_name = safe_file_name(upload.name or "file")
+    upload.seek(0)
+    head = upload.read(SNIFF_BYTES)
+    try:
+        content_type = sniff(head=head, file_name=file_name)
+    except RefusedFile as exc:
+        raise InvalidInput(str(exc), errors=[{"field": "file", "message": str(exc)}]) from exc
+    digest = hashlib.sha256(head)
+    for chunk in iter(lambda: upload.read(1024 * 1024), b""):
+        digest.update(chunk)
+    upload.seek(0)
+    attachment = Attachment(
+        record_type=record_type,
+        record_id=record_id,
+        file_name=file_name,
+        content_type=content_type,
+        size=size,
+        sha256=digest.hexdigest(),
+        internal=internal and actor.is_technician,
+        uploaded_by=actor.person,
+    )
+    schema = getattr(connection, "schema_name", "public")
+    if schema == "public":  # a tenant file must never land outside a tenant's folder
+        raise RuntimeError("attachment_add needs an active tenant schema")
+    attachment.storage_name = default_storage.save(f"{schema}/attachments/{attachment.pk}", upload)
+    try:
+        attachment.save()
+        activity_record(
+            actor=actor,
+            verb="attachment.added",
+            record_type=record_type,
+            record_id=record_id,
+            changes={
+                "attachment_id": str(attachment.pk),
+                "file_name": file_name,
+                "size": size,
+                "internal": attachment.internal,
+            },
+        )
+    except Exception:
+        default_storage.delete(attachment.storage_name)
+        raise
+    return attachment
+
+
+@transaction.atomic
+def attachment_delete(*, actor: Actor, attachment: Attachment) -> None:
+    """Remove an attachment (technicians, or the person who uploaded it) and log ``attachment.removed``.
+    The stored file is deleted after commit, so a rollback keeps it."""
+    if not (actor.is_technician or (actor.person_id and attachment.uploaded_by_id == actor.person_id)):
+        raise PermissionDenied("only technicians or the uploader may remove an attachment")
+    activity_record(
+        actor=actor,
+        verb="attachment.removed",
+        record_type=attachment.record_type,
+        record_id=attachment.record_id,
+        changes={"attachment_id": str(attachment.pk), "file_name": attachment.file_name},
+    )
+    storage_name = attachment.storage_name
+    attachment.delete()
+    transaction.on_commit(lambda: default_storage.delete(storage_name))

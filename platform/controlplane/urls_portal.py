@@ -4,5 +4,6 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("modules.incidents.portal_urls")),
+    path("", include("modules.records.portal_urls")),
     path("accounts/", include("allauth.urls")),
 ]

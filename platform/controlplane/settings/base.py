@@ -155,6 +155,12 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Attachments: stored under MEDIA_ROOT/<tenant schema>/attachments/, never served by URL; only the
+# permission-checking views of modules/records hand them out (PITFALLS.md "Files"). No MEDIA_URL.
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", ROOT_DIR / ".data" / "media"))
+ATTACHMENT_MAX_BYTES = int(os.environ.get("ATTACHMENT_MAX_BYTES", str(25 * 1024 * 1024)))
+ATTACHMENTS_PER_RECORD = 100
+
 STATIC_URL = "/static/"
 STATIC_ROOT = ROOT_DIR / "staticfiles"
 

@@ -1,0 +1,45 @@
+"""``{% record_panel "incident" incident %}``: the attachments and links of a record on its detail page.
+
+A read for the page being rendered (same actor, same scoping as the selectors); on the portal host it
+shows attachments only, since links are technicians' working data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from modules.records import selectors
+from modules.records.models import RecordLink
+
+register = template.Library()
+
+
+@register.inclusion_tag("records/_panel.html", takes_context=True)
+def record_panel(context: dict[str, Any], record_type: str, record: Any) -> dict[str, Any]:
+    request = context["request"]
+    actor = request.actor
+    tenant = getattr(request, "tenant", None)
+    on_portal = getattr(request, "portal_tenant", None) is not None
+    base = "/" if on_portal or tenant is None else f"/t/{tenant.slug}/"
+    links = list(selectors.link_list(actor=actor, record_id=record.pk))
+    others = [link.target_id if link.source_id == record.pk else link.source_id for link in links]
+    refs = selectors.record_refs(record_ids=others)
+    shown = []
+    for link, other in zip(links, others, strict=True):
+        outgoing = link.source_id == record.pk
+        reading = link.get_kind_display() if outgoing else RecordLink.INVERSE[link.kind]
+        shown.append({"link": link, "reading": reading, "other": refs.get(other)})
+    return {
+        "request": request,
+        "csrf_token": context.get("csrf_token"),
+        "record_type": record_type,
+        "record": record,
+        "base": base,
+        "on_portal": on_portal,
+        "is_technician": actor.is_technician,
+        "attachments": selectors.attachment_list(actor=actor, record_id=record.pk),
+        "links": shown,
+        "link_kinds": RecordLink.Kind.choices,
+    }

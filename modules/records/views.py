@@ -1,0 +1,140 @@
+"""Console and portal pages for the shared tenant parts: search, attachment download and upload, links.
+
+Entry points: parse, call one service or selector. Downloads go through ``attachment_get``, which checks
+access to the record with the owning module's own selector; files are never reachable by URL alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django import forms
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from controlplane.http import TenantRequest
+from controlplane.problems import DomainError, NotFound
+from modules.records.actor import Actor
+
+from . import selectors, services
+from .api import attachment_response
+from .models import RecordLink
+from .registry import kind_get
+
+
+def _actor(request: TenantRequest) -> Actor:
+    actor = getattr(request, "actor", None)
+    if actor is None:
+        raise Http404("sign in first")
+    return actor
+
+
+def _back(request: TenantRequest, fallback: str) -> HttpResponse:
+    """Redirect to the ``next`` field when it is a path on this host (never an open redirect)."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return redirect(target)
+    return redirect(fallback)
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(max_length=200, label="Search")
+
+
+def search_page(request: TenantRequest, tenant: str) -> HttpResponse:
+    """Search the tenant's records and articles; each hit links to its console page."""
+    actor = _actor(request)
+    form = SearchForm(request.GET or None)
+    hits = []
+    if form.is_valid():
+        for hit in selectors.search(actor=actor, q=form.cleaned_data["q"], limit=50):
+            kind = kind_get(hit.record_type)
+            path = kind.console_path.format(number=hit.number, id=hit.record_id)
+            hits.append({"hit": hit, "label": kind.label, "url": f"/t/{tenant}/{path}"})
+    return render(request, "records/search.html", {"form": form, "hits": hits})
+
+
+def attachment_download(
+    request: TenantRequest, attachment_id: uuid.UUID, tenant: str | None = None
+) -> FileResponse:
+    """Console (/t/<tenant>/attachments/<id>/) and portal (/attachments/<id>/) download."""
+    actor = _actor(request)
+    try:
+        attachment = selectors.attachment_get(actor=actor, attachment_id=attachment_id)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    return attachment_response(attachment)
+
+
+class AttachmentForm(forms.Form):
+    record_type = forms.CharField(max_length=40)
+    record_id = forms.UUIDField()
+    file = forms.FileField()
+    internal = forms.BooleanField(required=False)
+
+
+@require_POST
+def attachment_upload(request: TenantRequest, tenant: str | None = None) -> HttpResponse:
+    """Upload from a record's page; back to that page, with the refusal shown as a message."""
+    actor = _actor(request)
+    form = AttachmentForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return render(request, "records/refused.html", {"errors": form.errors}, status=422)
+    data = form.cleaned_data
+    try:
+        services.attachment_add(
+            actor=actor,
+            record_type=data["record_type"],
+            record_id=data["record_id"],
+            upload=data["file"],
+            internal=data["internal"],
+        )
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    except DomainError as exc:
+        return render(request, "records/refused.html", {"error": exc}, status=exc.status)
+    return _back(request, f"/t/{tenant}/" if tenant else "/")
+
+
+class LinkForm(forms.Form):
+    source_type = forms.CharField(max_length=40)
+    source_id = forms.UUIDField()
+    target_number = forms.CharField(max_length=40, label="Record number")
+    kind = forms.ChoiceField(choices=RecordLink.Kind.choices)
+
+
+@require_POST
+def link_add(request: TenantRequest, tenant: str) -> HttpResponse:
+    """Link the record whose page this is to another record given by its number (INC..., PRB..., KB...)."""
+    actor = _actor(request)
+    form = LinkForm(request.POST)
+    if not form.is_valid():
+        return render(request, "records/refused.html", {"errors": form.errors}, status=422)
+    data = form.cleaned_data
+    try:
+        target = selectors.record_ref_by_number(actor=actor, number=data["target_number"])
+        services.link_create(
+            actor=actor,
+            source_type=data["source_type"],
+            source_id=data["source_id"],
+            target_type=target.record_type,
+            target_id=target.record_id,
+            kind=data["kind"],
+        )
+    except DomainError as exc:
+        return render(request, "records/refused.html", {"error": exc}, status=exc.status)
+    return _back(request, f"/t/{tenant}/")
+
+
+@require_POST
+def link_remove(request: TenantRequest, tenant: str, link_id: uuid.UUID) -> HttpResponse:
+    actor = _actor(request)
+    try:
+        services.link_delete(actor=actor, link=selectors.link_get(actor=actor, link_id=link_id))
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    except DomainError as exc:
+        return render(request, "records/refused.html", {"error": exc}, status=exc.status)
+    return _back(request, f"/t/{tenant}/")
