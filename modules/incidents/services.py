@@ -104,7 +104,7 @@ def incident_search_refresh(*, incident_ids: list[uuid.UUID] | None = None) -> i
         cursor.execute(
             "INSERT INTO records_searchdocument"  # noqa: S608
             " (record_id, record_type, number, title, state, visibility, owner_person_id, updated_at, document)"
-            " SELECT i.id, %s, i.number, left(i.short_description, 300), i.state, 'owner', i.caller_id, now(),"
+            " SELECT i.id, %s, i.number, left(i.short_description, 300), i.state, 'owner', i.caller_id, i.updated_at,"
             " setweight(to_tsvector('english', i.number || ' ' || i.short_description), 'A')"
             " || setweight(to_tsvector('english', i.description), 'B')"
             f" FROM incidents_incident i {where}"
