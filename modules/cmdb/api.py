@@ -278,7 +278,7 @@ def get_impact(
     request: TenantRequest,
     tenant: TenantSlug,
     ci_id: uuid.UUID,
-    depth: int = Query(6, ge=1, le=MAX_IMPACT_DEPTH, description="hops to follow"),  # type: ignore[type-arg]
+    depth: int = Query(6, ge=1, le=MAX_IMPACT_DEPTH, description="hops to follow"),
 ) -> Any:
     impacted = selectors.ci_impact_get(actor=request.actor, ci_id=ci_id, depth=depth)
     return [

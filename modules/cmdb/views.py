@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -26,6 +27,14 @@ def _actor(request: TenantRequest) -> Actor:
     actor = getattr(request, "actor", None)
     if actor is None:
         raise Http404("sign in first")
+    return actor
+
+
+def _manager(request: TenantRequest) -> Actor:
+    """The actor, if they manage the CMDB; the forms are not shown to anyone else (403)."""
+    actor = _actor(request)
+    if not selectors.cmdb_manager(actor):
+        raise PermissionDenied("only technicians and client admins may manage the CMDB")
     return actor
 
 
@@ -145,7 +154,7 @@ def _form_page(
 
 
 def ci_create(request: TenantRequest, tenant: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = _manager(request)
     form = CIForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -159,7 +168,7 @@ def ci_create(request: TenantRequest, tenant: str) -> HttpResponse:
 
 def ci_edit(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """Edit a CI. The attributes box holds the complete attributes: keys left out are removed."""
-    actor = _actor(request)
+    actor = _manager(request)
     ci = _ci(actor, number)
     initial = {field: getattr(ci, field) for field in services.EDITABLE_FIELDS}
     form = CIForm(request.POST or None, initial=initial)

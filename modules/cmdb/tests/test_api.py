@@ -104,7 +104,9 @@ def test_bad_input_is_a_422_naming_the_field(api_for: ApiFor, tech_a: User, tena
         {"field": "attributes.colour", "message": "unknown attribute for class server"}
     ]
     bad_class = post(api, f"{BASE}/cis", {"name": "web", "ci_class": "toaster"})
-    assert bad_class.status_code == 422 and [e["field"] for e in bad_class.json()["errors"]] == ["payload.ci_class"]
+    assert bad_class.status_code == 422 and [e["field"] for e in bad_class.json()["errors"]] == [
+        "payload.ci_class"
+    ]
     web = create(api, "web")
     null_name = patch(api, f"{BASE}/cis/{web['id']}", {"name": None})
     assert null_name.status_code == 422 and null_name.json()["errors"] == [
@@ -176,7 +178,9 @@ def test_relationships_both_directions_409_and_422(api_for: ApiFor, tech_a: User
     bad_type = post(
         api, f"{BASE}/cis/{app['id']}/relationships", {"rel_type": "likes", "target_id": server["id"]}
     )
-    assert bad_type.status_code == 422 and [e["field"] for e in bad_type.json()["errors"]] == ["payload.rel_type"]
+    assert bad_type.status_code == 422 and [e["field"] for e in bad_type.json()["errors"]] == [
+        "payload.rel_type"
+    ]
     patch(api, f"{BASE}/cis/{server['id']}", {"lifecycle": "retired"})
     retired = post(
         api, f"{BASE}/cis/{app['id']}/relationships", {"rel_type": "uses", "target_id": server["id"]}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.postgres.search import SearchQuery
 from django_tenants.utils import tenant_context
 
 from controlplane.accounts.models import User
@@ -83,9 +84,7 @@ def test_search_document_holds_attribute_values(tech_a: User, tenant_a: Tenant) 
     with tenant_context(tenant_a):
         actor = actor_in(tenant_a, tech_a)
         db = ci(actor, "crm-db", "database", attributes={"engine": "postgresql", "port": 5432})
-        found = SearchDocument.objects.extra(  # noqa: S610 - fixed SQL, parameterised value
-            where=["document @@ plainto_tsquery('english', %s)"], params=["postgresql"]
-        )
+        found = SearchDocument.objects.filter(document=SearchQuery("postgresql", config="english"))
         assert [d.record_id for d in found] == [db.pk]
 
 
