@@ -13,7 +13,6 @@ from controlplane.api_auth import TenantSlug
 from controlplane.http import TenantRequest
 from controlplane.problems import InvalidInput
 from modules.people.models import Group, Person
-from modules.records.selectors import activity_list
 
 from . import selectors, services
 from .classes import class_table
@@ -302,4 +301,4 @@ def get_impact(
 def get_history(request: TenantRequest, tenant: TenantSlug, ci_id: uuid.UUID) -> Any:
     actor = request.actor
     ci = selectors.ci_get(actor=actor, ci_id=ci_id)
-    return activity_list(actor=actor, record_id=ci.pk)
+    return selectors.ci_history(actor=actor, ci=ci)

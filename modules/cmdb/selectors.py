@@ -13,6 +13,8 @@ from django.db.models import Q, QuerySet
 
 from controlplane.problems import NotFound
 from modules.records.actor import Actor
+from modules.records.models import ActivityEntry
+from modules.records.selectors import activity_list
 
 from .models import (
     SOURCE_IMPACTS_TARGET,
@@ -135,6 +137,13 @@ def relationship_get(*, actor: Actor, relationship_id: int | str) -> CIRelations
         return CIRelationship.objects.select_related("source", "target").get(pk=relationship_id)
     except (CIRelationship.DoesNotExist, ValidationError, ValueError, TypeError) as exc:
         raise NotFound("no such relationship") from exc
+
+
+def ci_history(*, actor: Actor, ci: ConfigurationItem) -> QuerySet[ActivityEntry]:
+    """The CI's activity history, oldest first. Relationship entries name other CIs, so only CMDB
+    managers see them (as with ``ci_relationship_list``). The caller checked access to ``ci``."""
+    qs = activity_list(actor=actor, record_id=ci.pk)
+    return qs if cmdb_manager(actor) else qs.exclude(verb__startswith="relationship.")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from controlplane.http import TenantRequest
 from controlplane.problems import DomainError, NotFound
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
-from modules.records.selectors import activity_list
 
 from . import selectors, services
 from .classes import class_attributes, class_table
@@ -136,7 +135,7 @@ def _render_detail(
         "attributes": attributes,
         "relationships": selectors.ci_relationship_list(actor=actor, ci=ci),
         "impact": impact,
-        "history": activity_list(actor=actor, record_id=ci.pk),
+        "history": selectors.ci_history(actor=actor, ci=ci),
         "can_manage": manager,
         "relationship_form": relationship_form or RelationshipForm(),
         "error": error,

@@ -15,7 +15,7 @@ from modules.cmdb.models import CIRelationship, ConfigurationItem
 from modules.records.models import ActivityEntry
 from tenants.models import Tenant
 
-from .factories import actor_in, ci, tenant_user
+from .factories import actor_in, ci, rel, tenant_user
 
 BASE = "/api/v1/t/acme/cmdb"
 PROBLEM = "application/problem+json"
@@ -325,12 +325,14 @@ def test_end_users_read_their_own_cis_and_cannot_write(
         user = actor_in(tenant_a, end_user_a, "end_user")
         laptop = ci(tech, "laptop-alice", "computer", owner=user.person)
         web = ci(tech, "web01")
+        rel(tech, laptop, "connects_to", web)
         before = ActivityEntry.objects.count()
     api = api_for(end_user_a)
     assert [c["name"] for c in api.get(f"{BASE}/cis").json()["results"]] == ["laptop-alice"]
     assert api.get(f"{BASE}/cis/{laptop.pk}").json()["name"] == "laptop-alice"
     assert api.get(f"{BASE}/cis/{web.pk}").status_code == 404
     assert api.get(f"{BASE}/cis/{laptop.pk}/relationships").json() == []
+    assert [h["verb"] for h in api.get(f"{BASE}/cis/{laptop.pk}/history").json()] == ["ci.created"]
     refused = [
         post(api, f"{BASE}/cis", {"name": "mine", "ci_class": "computer"}),
         patch(api, f"{BASE}/cis/{laptop.pk}", {"name": "renamed"}),
