@@ -47,6 +47,25 @@ class RelType(models.TextChoices):
     SUPPORTS = "supports", "supports"
 
 
+# The inverse reading of each type, "target <inverse> source": ServiceNow names its relationship types
+# by both readings ("Depends on::Used by", "Runs on::Runs", "Hosted on::Hosts", "Contains::Contained by").
+REL_INVERSE_LABELS: dict[str, str] = {
+    RelType.HOSTED_ON: "hosts",
+    RelType.DEPENDS_ON: "used by",
+    RelType.USES: "used by",
+    RelType.RUNS_ON: "runs",
+    RelType.CONTAINS: "contained by",
+    RelType.CONNECTS_TO: "connected by",
+    RelType.SUPPORTS: "supported by",
+}
+
+
+def rel_reading(rel_type: str, *, outgoing: bool) -> str:
+    """How a relationship reads from one end: the source reads the type's label ("runs on"), the target
+    its inverse ("runs")."""
+    return str(RelType(rel_type).label) if outgoing else REL_INVERSE_LABELS[rel_type]
+
+
 # Which way a failure travels along each type. For "A depends on B" a failure of B reaches A (the target
 # impacts the source); for "A contains B" and "A supports B" a failure of A reaches B (the source impacts
 # the target). ServiceNow's impact analysis reads its relationship types the same way.

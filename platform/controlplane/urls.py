@@ -8,6 +8,8 @@ from controlplane.api import api
 urlpatterns = [
     path("", include("controlplane.console.urls")),
     path("t/<slug:tenant>/incidents/", include("modules.incidents.urls")),
+    path("t/<slug:tenant>/cmdb/", include("modules.cmdb.urls")),
+    # Shared parts (search, attachments, links) last: they match only their own sub-paths.
     path("t/<slug:tenant>/", include("modules.records.urls")),
     path("api/v1/", api.urls),
     path("accounts/", include("allauth.urls")),

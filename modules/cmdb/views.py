@@ -1,0 +1,219 @@
+"""Console pages for the CMDB under /t/<tenant>/cmdb/. Entry points: parse a form, call one service or
+selector. The routing middleware has resolved the tenant and set ``request.actor``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from controlplane.http import TenantRequest
+from controlplane.problems import DomainError, NotFound
+from modules.people.models import Group, Person
+from modules.records.actor import Actor
+
+from . import selectors, services
+from .classes import class_attributes, class_table
+from .models import REL_INVERSE_LABELS, CIClass, ConfigurationItem, Lifecycle, RelType
+
+
+def _actor(request: TenantRequest) -> Actor:
+    actor = getattr(request, "actor", None)
+    if actor is None:
+        raise Http404("sign in first")
+    return actor
+
+
+def _manager(request: TenantRequest) -> Actor:
+    """The actor, if they manage the CMDB; the forms are not shown to anyone else (403)."""
+    actor = _actor(request)
+    if not selectors.cmdb_manager(actor):
+        raise PermissionDenied("only technicians and client admins may manage the CMDB")
+    return actor
+
+
+def _ci(actor: Actor, number: str) -> ConfigurationItem:
+    try:
+        return selectors.ci_get_by_number(actor=actor, number=number)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+
+
+class CIFilterForm(forms.Form):
+    ci_class = forms.ChoiceField(choices=[("", "Any class"), *CIClass.choices], required=False, label="Class")
+    lifecycle = forms.ChoiceField(choices=[("", "Any state"), *Lifecycle.choices], required=False)
+    q = forms.CharField(required=False, label="Search")
+
+
+class CIForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    ci_class = forms.ChoiceField(choices=CIClass.choices, label="Class")
+    lifecycle = forms.ChoiceField(choices=Lifecycle.choices, initial=Lifecycle.OPERATIONAL)
+    owner = forms.ModelChoiceField(queryset=Person.objects.filter(is_active=True), required=False)
+    support_group = forms.ModelChoiceField(queryset=Group.objects.all(), required=False)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    attributes = forms.JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8}),
+        help_text='Class attributes as a JSON object, e.g. {"ip_address": "10.0.0.5", "cpu_count": 4}.',
+    )
+
+    def clean_attributes(self) -> dict[str, Any]:
+        value = self.cleaned_data.get("attributes")
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError("a JSON object of attribute names and values")
+        return value
+
+
+def _reading_choices() -> list[tuple[str, str]]:
+    outgoing = [(f"out:{value}", f"this CI {label} …") for value, label in RelType.choices]
+    incoming = [(f"in:{value}", f"this CI {REL_INVERSE_LABELS[value]} …") for value in RelType.values]
+    return outgoing + incoming
+
+
+class RelationshipForm(forms.Form):
+    reading = forms.ChoiceField(choices=_reading_choices, label="Relationship")
+    other = forms.CharField(max_length=20, label="Other CI number", help_text="e.g. CI0000042")
+
+
+def _apply_errors(form: forms.Form, exc: DomainError) -> None:
+    errors = exc.extra.get("errors") or [{"field": None, "message": exc.detail}]
+    for error in errors:
+        field = error.get("field") or ""
+        target = (
+            field if field in form.fields else ("attributes" if field.startswith("attributes.") else None)
+        )
+        message = f"{field}: {error['message']}" if target == "attributes" else error["message"]
+        form.add_error(target if target in form.fields else None, message)
+
+
+def ci_list(request: TenantRequest, tenant: str) -> HttpResponse:
+    """The CI list: class, lifecycle and text filters, by name, 50 a page. htmx gets only the table."""
+    actor = _actor(request)
+    form = CIFilterForm(request.GET or None)
+    filters: dict[str, Any] = {}
+    if form.is_valid():
+        filters = {k: v for k, v in form.cleaned_data.items() if v}
+    page = Paginator(selectors.ci_list(actor=actor, **filters), 50).get_page(request.GET.get("page"))
+    template = "cmdb/_table.html" if request.headers.get("HX-Request") else "cmdb/list.html"
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page": page,
+        "query": query.urlencode(),
+        "can_manage": selectors.cmdb_manager(actor),
+    }
+    return render(request, template, context)
+
+
+def ci_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    actor = _actor(request)
+    return _render_detail(request, actor, _ci(actor, number))
+
+
+def _render_detail(
+    request: TenantRequest,
+    actor: Actor,
+    ci: ConfigurationItem,
+    error: DomainError | None = None,
+    relationship_form: RelationshipForm | None = None,
+) -> HttpResponse:
+    specs = class_attributes(ci.ci_class)
+    attributes = [(spec.label, ci.attributes[spec.name]) for spec in specs if spec.name in ci.attributes]
+    manager = selectors.cmdb_manager(actor)
+    impact = selectors.ci_impact_get(actor=actor, ci_id=ci.pk) if manager else []
+    context = {
+        "ci": ci,
+        "attributes": attributes,
+        "relationships": selectors.ci_relationship_list(actor=actor, ci=ci),
+        "impact": impact,
+        "history": selectors.ci_history(actor=actor, ci=ci),
+        "can_manage": manager,
+        "relationship_form": relationship_form or RelationshipForm(),
+        "error": error,
+    }
+    status = error.status if error else (422 if relationship_form is not None else 200)
+    return render(request, "cmdb/detail.html", context, status=status)
+
+
+def _form_page(
+    request: TenantRequest, form: CIForm, ci: ConfigurationItem | None, status: int = 200
+) -> HttpResponse:
+    return render(
+        request, "cmdb/form.html", {"form": form, "ci": ci, "classes": class_table()}, status=status
+    )
+
+
+def ci_create(request: TenantRequest, tenant: str) -> HttpResponse:
+    actor = _manager(request)
+    form = CIForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            ci = services.ci_create(actor=actor, **form.cleaned_data)
+        except DomainError as exc:
+            _apply_errors(form, exc)
+            return _form_page(request, form, None, exc.status)
+        return redirect("ci_detail", tenant=tenant, number=ci.number)
+    return _form_page(request, form, None, 422 if request.method == "POST" else 200)
+
+
+def ci_edit(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    """Edit a CI. The attributes box holds the complete attributes: keys left out are removed."""
+    actor = _manager(request)
+    ci = _ci(actor, number)
+    initial = {field: getattr(ci, field) for field in services.EDITABLE_FIELDS}
+    form = CIForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        changes = dict(form.cleaned_data)
+        wanted = changes["attributes"]
+        changes["attributes"] = {**dict.fromkeys(ci.attributes), **wanted}
+        try:
+            services.ci_update(actor=actor, ci=ci, **changes)
+        except DomainError as exc:
+            _apply_errors(form, exc)
+            return _form_page(request, form, ci, exc.status)
+        return redirect("ci_detail", tenant=tenant, number=ci.number)
+    return _form_page(request, form, ci, 422 if request.method == "POST" else 200)
+
+
+@require_POST
+def relationship_add(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    """Add a relationship from the detail page: this CI reads ``reading`` towards the other CI."""
+    actor = _actor(request)
+    ci = _ci(actor, number)
+    form = RelationshipForm(request.POST)
+    if not form.is_valid():
+        return _render_detail(request, actor, ci, relationship_form=form)
+    direction, rel_type = form.cleaned_data["reading"].split(":", 1)
+    try:
+        other = selectors.ci_get_by_number(actor=actor, number=form.cleaned_data["other"])
+    except NotFound:
+        form.add_error("other", "no such CI")
+        return _render_detail(request, actor, ci, relationship_form=form)
+    source, target = (ci, other) if direction == "out" else (other, ci)
+    try:
+        services.relationship_create(actor=actor, source_id=source.pk, target_id=target.pk, rel_type=rel_type)
+    except DomainError as exc:
+        return _render_detail(request, actor, ci, error=exc)
+    return redirect("ci_detail", tenant=tenant, number=ci.number)
+
+
+@require_POST
+def relationship_remove(
+    request: TenantRequest, tenant: str, number: str, relationship_id: int
+) -> HttpResponse:
+    actor = _actor(request)
+    ci = _ci(actor, number)
+    try:
+        services.relationship_delete(actor=actor, relationship_id=relationship_id)
+    except DomainError as exc:
+        return _render_detail(request, actor, ci, error=exc)
+    return redirect("ci_detail", tenant=tenant, number=ci.number)
