@@ -59,6 +59,7 @@ class IncidentOut(Schema):
     updated_at: dt.datetime
     reassignment_count: int
     reopen_count: int
+    problem_id: uuid.UUID | None
     source_problem_id: str
     source_rfc: str
     source_cmdb_ci: str

@@ -82,6 +82,9 @@ class Incident(Record):
     configuration_item = models.ForeignKey(
         "cmdb.ConfigurationItem", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    problem = models.ForeignKey(
+        "problems.Problem", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     # Kept from an imported source for the modules that link them later (problems, changes, CMDB).
     source_problem_id = models.CharField(max_length=40, blank=True, db_index=True)
     source_rfc = models.CharField(max_length=40, blank=True, db_index=True)

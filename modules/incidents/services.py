@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from controlplane.problems import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -362,6 +362,32 @@ def incident_transition(
             body=comment.strip(),
             is_work_note=False,
         )
+    return incident
+
+
+@transaction.atomic
+def incident_problem_set(*, actor: Actor, incident: Incident, problem: models.Model | None) -> Incident:
+    """Link an incident to a problem (``problem``, a problems.Problem) or clear the link (None).
+
+    Any incident may be linked, closed ones included (a recurrence is evidence for the problem, as on
+    ServiceNow's Problem > Incidents related list). Technicians only (PermissionDenied). Logs
+    ``incident.problem_linked`` with ``problem: [old id, new id]``; no entry when nothing changes. The
+    problems module calls this; it checks its own rules (open problem, no double link) first.
+    """
+    _require_technician(actor)
+    incident = Incident.objects.select_for_update().get(pk=incident.pk)
+    old, new = incident.problem_id, (problem.pk if problem is not None else None)
+    if old == new:
+        return incident
+    incident.problem_id = new
+    incident.save(update_fields=["problem", "updated_at"])
+    activity_record(
+        actor=actor,
+        verb="incident.problem_linked",
+        record_type=RECORD_TYPE,
+        record_id=incident.pk,
+        changes={"problem": [str(old) if old else None, str(new) if new else None]},
+    )
     return incident
 
 

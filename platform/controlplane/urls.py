@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("controlplane.console.urls")),
     path("t/<slug:tenant>/incidents/", include("modules.incidents.urls")),
     path("t/<slug:tenant>/cmdb/", include("modules.cmdb.urls")),
+    path("t/<slug:tenant>/problems/", include("modules.problems.urls")),
     # Shared parts (search, attachments, links) last: they match only their own sub-paths.
     path("t/<slug:tenant>/", include("modules.records.urls")),
     path("api/v1/", api.urls),

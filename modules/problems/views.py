@@ -1,0 +1,391 @@
+"""Console pages for problems, known errors and problem candidates: /t/<tenant>/problems/...
+
+Entry points: parse a form, call one service or selector. The routing middleware has resolved the tenant
+and set ``request.actor``. Problem management is technicians' work: other roles see empty lists and 404s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.paginator import Paginator
+from django.db.models import F
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from controlplane.http import TenantRequest
+from controlplane.problems import DomainError, NotFound
+from modules.cmdb import selectors as cmdb_selectors
+from modules.incidents import selectors as incident_selectors
+from modules.people.models import Group, Person
+from modules.records.actor import Actor
+from modules.records.selectors import activity_list, comment_list
+
+from . import selectors, services
+from .models import KnownError, Problem
+
+
+def _actor(request: TenantRequest) -> Actor:
+    actor = getattr(request, "actor", None)
+    if actor is None:
+        raise Http404("sign in first")
+    return actor
+
+
+def _problem(actor: Actor, number: str) -> Problem:
+    try:
+        return selectors.problem_get_by_number(actor=actor, number=number)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+
+
+def _known_error(actor: Actor, number: str) -> KnownError:
+    try:
+        return selectors.known_error_get_by_number(actor=actor, number=number)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+
+
+def _apply_errors(form: forms.Form, exc: DomainError) -> None:
+    errors = exc.extra.get("errors") or [{"field": None, "message": exc.detail}]
+    for error in errors:
+        field = error.get("field")
+        form.add_error(field if field in form.fields else None, error["message"])
+
+
+class ProblemFilterForm(forms.Form):
+    state = forms.MultipleChoiceField(choices=Problem.State.choices, required=False)
+    open_only = forms.BooleanField(required=False)
+    mine = forms.BooleanField(required=False, label="Assigned to me")
+    q = forms.CharField(required=False, label="Search")
+
+
+LEVELS = [(1, "1 - High"), (2, "2 - Medium"), (3, "3 - Low")]
+
+
+class ProblemForm(forms.Form):
+    short_description = forms.CharField(max_length=160)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    category = forms.CharField(max_length=100, required=False)
+    subcategory = forms.CharField(max_length=100, required=False)
+    configuration_item: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, required=False)
+    impact = forms.TypedChoiceField(choices=LEVELS, coerce=int, initial=2)
+    urgency = forms.TypedChoiceField(choices=LEVELS, coerce=int, initial=2)
+    assignment_group = forms.ModelChoiceField(queryset=Group.objects.all(), required=False)
+    assigned_to = forms.ModelChoiceField(queryset=Person.objects.filter(is_active=True), required=False)
+    rca_method = forms.ChoiceField(choices=[("", "—"), *Problem.RcaMethod.choices], required=False)
+    rca_findings = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    root_cause = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    workaround = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    fix_notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+    def __init__(self, *args: Any, actor: Actor, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["configuration_item"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = cmdb_selectors.ci_visible(actor=actor)
+
+
+class ProblemActionForm(forms.Form):
+    action = forms.ChoiceField(choices=[(a, a) for a in services.TRANSITIONS])
+    resolution_code = forms.CharField(required=False)
+    resolution_notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    resolve_incidents = forms.BooleanField(required=False)
+    incident_resolution_code = forms.CharField(required=False)
+    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+
+class CommentForm(forms.Form):
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+    work_note = forms.BooleanField(required=False)
+
+
+class KnownErrorForm(forms.Form):
+    title = forms.CharField(max_length=200)
+    symptoms = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    root_cause = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    workaround = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    permanent_fix = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+
+# Problems
+
+
+def problem_list(request: TenantRequest, tenant: str) -> HttpResponse:
+    """The problem queue: filters, newest first, 50 a page. htmx requests get only the table."""
+    actor = _actor(request)
+    form = ProblemFilterForm(request.GET or None)
+    filters: dict[str, Any] = {}
+    if form.is_valid():
+        data = form.cleaned_data
+        filters = {"state": data["state"], "open_only": data["open_only"], "q": data["q"]}
+        if data["mine"] and actor.person is not None:
+            filters["assigned_to"] = actor.person.pk
+    qs = selectors.problem_list(actor=actor, **filters).order_by("-opened_at", "-id")
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    template = "problems/_table.html" if request.headers.get("HX-Request") else "problems/list.html"
+    return render(request, template, {"form": form, "page": page, "query": request.GET.urlencode()})
+
+
+def problem_create(request: TenantRequest, tenant: str) -> HttpResponse:
+    actor = _actor(request)
+    form = ProblemForm(request.POST or None, actor=actor)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        data = {k: v for k, v in form.cleaned_data.items() if k != "fix_notes"}
+        try:
+            problem = services.problem_create(actor=actor, **data)
+        except DomainError as exc:
+            _apply_errors(form, exc)
+            status = exc.status
+        else:
+            return redirect("problem_detail", tenant=tenant, number=problem.number)
+    return render(request, "problems/form.html", {"form": form, "problem": None}, status=status)
+
+
+def problem_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    actor = _actor(request)
+    return _render_detail(request, actor, _problem(actor, number))
+
+
+def _render_detail(
+    request: TenantRequest, actor: Actor, problem: Problem, error: DomainError | None = None
+) -> HttpResponse:
+    context = {
+        "problem": problem,
+        "incidents": selectors.problem_incident_list(actor=actor, problem=problem),
+        "known_errors": selectors.known_error_list(actor=actor, problem=problem.pk).order_by("-created_at"),
+        "comments": comment_list(actor=actor, record_id=problem.pk),
+        "history": activity_list(actor=actor, record_id=problem.pk),
+        "actions": services.allowed_actions(problem=problem, actor=actor),
+        "resolution_codes": Problem.ResolutionCode.choices,
+        "incident_resolution_codes": incident_selectors.resolution_code_list(actor=actor),
+        "error": error,
+    }
+    return render(request, "problems/detail.html", context, status=error.status if error else 200)
+
+
+def problem_edit(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    actor = _actor(request)
+    problem = _problem(actor, number)
+    initial = {field: getattr(problem, field) for field in services.EDITABLE_FIELDS}
+    form = ProblemForm(request.POST or None, initial=initial, actor=actor)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        changes = {k: v for k, v in form.cleaned_data.items() if k in services.EDITABLE_FIELDS}
+        try:
+            services.problem_update(actor=actor, problem=problem, **changes)
+        except DomainError as exc:
+            _apply_errors(form, exc)
+            status = exc.status
+        else:
+            return redirect("problem_detail", tenant=tenant, number=problem.number)
+    return render(request, "problems/form.html", {"form": form, "problem": problem}, status=status)
+
+
+@require_POST
+def problem_action(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    actor = _actor(request)
+    problem = _problem(actor, number)
+    form = ProblemActionForm(request.POST)
+    if form.is_valid():
+        data = dict(form.cleaned_data)
+        data["incident_resolution_code"] = data["incident_resolution_code"] or "solved_permanently"
+        try:
+            services.problem_transition(actor=actor, problem=problem, **data)
+        except DomainError as exc:
+            return _render_detail(request, actor, problem, exc)
+    return redirect("problem_detail", tenant=tenant, number=problem.number)
+
+
+@require_POST
+def problem_comment(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    actor = _actor(request)
+    problem = _problem(actor, number)
+    form = CommentForm(request.POST)
+    if form.is_valid():
+        try:
+            services.problem_comment(
+                actor=actor,
+                problem=problem,
+                body=form.cleaned_data["body"],
+                work_note=form.cleaned_data["work_note"],
+            )
+        except DomainError as exc:
+            return _render_detail(request, actor, problem, exc)
+    return redirect("problem_detail", tenant=tenant, number=problem.number)
+
+
+@require_POST
+def problem_incident_link(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    """Link an incident given by its number (``incident`` form field)."""
+    actor = _actor(request)
+    problem = _problem(actor, number)
+    try:
+        incident = incident_selectors.incident_get_by_number(
+            actor=actor, number=request.POST.get("incident", "").strip().upper()
+        )
+        services.problem_incident_link(actor=actor, problem=problem, incident=incident)
+    except DomainError as exc:
+        return _render_detail(request, actor, problem, exc)
+    return redirect("problem_detail", tenant=tenant, number=problem.number)
+
+
+@require_POST
+def problem_incident_unlink(request: TenantRequest, tenant: str, number: str, incident: str) -> HttpResponse:
+    actor = _actor(request)
+    problem = _problem(actor, number)
+    try:
+        linked = incident_selectors.incident_get_by_number(actor=actor, number=incident)
+        services.problem_incident_unlink(actor=actor, problem=problem, incident=linked)
+    except DomainError as exc:
+        return _render_detail(request, actor, problem, exc)
+    return redirect("problem_detail", tenant=tenant, number=problem.number)
+
+
+@require_POST
+def problem_known_error_create(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    """Create a draft known error from the problem (copying its root cause and workaround)."""
+    actor = _actor(request)
+    problem = _problem(actor, number)
+    try:
+        known_error = services.known_error_create(actor=actor, problem=problem)
+    except DomainError as exc:
+        return _render_detail(request, actor, problem, exc)
+    return redirect("known_error_detail", tenant=tenant, number=known_error.number)
+
+
+# Known errors
+
+
+def known_error_list(request: TenantRequest, tenant: str) -> HttpResponse:
+    """Known errors, searched by full text (``q``) in relevance order, else most recently updated."""
+    actor = _actor(request)
+    q = request.GET.get("q", "").strip()
+    state = [s for s in request.GET.getlist("state") if s in KnownError.State.values]
+    qs = selectors.known_error_list(actor=actor, q=q, state=state)
+    qs = qs.order_by(F("rank").desc(), "-updated_at") if q else qs.order_by("-updated_at", "-id")
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    context = {"page": page, "q": q, "state": state, "states": KnownError.State.choices}
+    template = (
+        "problems/_known_error_table.html"
+        if request.headers.get("HX-Request")
+        else "problems/known_error_list.html"
+    )
+    return render(request, template, context)
+
+
+def known_error_search(request: TenantRequest, tenant: str) -> HttpResponse:
+    """htmx fragment: up to 10 draft or published known errors matching ``q``, as an HTML list (for the
+    incident page)."""
+    actor = _actor(request)
+    q = request.GET.get("q", "").strip()
+    found: Any = []
+    if q:
+        found = selectors.known_error_list(actor=actor, q=q, state=["draft", "published"]).order_by(
+            F("rank").desc(), "-updated_at"
+        )[:10]
+    return render(request, "problems/_known_error_search.html", {"known_errors": found, "q": q})
+
+
+def known_error_create(request: TenantRequest, tenant: str) -> HttpResponse:
+    actor = _actor(request)
+    form = KnownErrorForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            known_error = services.known_error_create(actor=actor, **form.cleaned_data)
+        except DomainError as exc:
+            _apply_errors(form, exc)
+            status = exc.status
+        else:
+            return redirect("known_error_detail", tenant=tenant, number=known_error.number)
+    return render(
+        request, "problems/known_error_form.html", {"form": form, "known_error": None}, status=status
+    )
+
+
+def known_error_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    """A known error with its history; POST saves the edit form."""
+    actor = _actor(request)
+    known_error = _known_error(actor, number)
+    initial = {f: getattr(known_error, f) for f in services.KNOWN_ERROR_FIELDS}
+    form = KnownErrorForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.known_error_update(actor=actor, known_error=known_error, **form.cleaned_data)
+        except DomainError as exc:
+            _apply_errors(form, exc)
+            status = exc.status
+        else:
+            return redirect("known_error_detail", tenant=tenant, number=known_error.number)
+    return _render_known_error(request, actor, known_error, form, status=status)
+
+
+def _render_known_error(
+    request: TenantRequest,
+    actor: Actor,
+    known_error: KnownError,
+    form: KnownErrorForm,
+    error: DomainError | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "known_error": known_error,
+        "form": form,
+        "history": activity_list(actor=actor, record_id=known_error.pk),
+        "actions": services.known_error_allowed_actions(known_error=known_error, actor=actor),
+        "error": error,
+    }
+    return render(
+        request, "problems/known_error_detail.html", context, status=error.status if error else status
+    )
+
+
+@require_POST
+def known_error_action(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    actor = _actor(request)
+    known_error = _known_error(actor, number)
+    try:
+        services.known_error_transition(
+            actor=actor, known_error=known_error, action=request.POST.get("action", "")
+        )
+    except DomainError as exc:
+        initial = {f: getattr(known_error, f) for f in services.KNOWN_ERROR_FIELDS}
+        return _render_known_error(request, actor, known_error, KnownErrorForm(initial=initial), exc)
+    return redirect("known_error_detail", tenant=tenant, number=known_error.number)
+
+
+# Candidates
+
+
+def candidate_list(request: TenantRequest, tenant: str) -> HttpResponse:
+    """Problem candidates under the tenant's thresholds, largest group first, each with "accept"."""
+    actor = _actor(request)
+    context = {
+        "candidates": selectors.problem_candidate_list(actor=actor),
+        "rules": selectors.problem_settings_get(actor=actor),
+    }
+    return render(request, "problems/candidates.html", context)
+
+
+@require_POST
+def candidate_accept(request: TenantRequest, tenant: str) -> HttpResponse:
+    actor = _actor(request)
+    try:
+        problem = services.problem_candidate_accept(
+            actor=actor,
+            key=request.POST.get("key", ""),
+            short_description=request.POST.get("short_description", ""),
+        )
+    except DomainError as exc:
+        context = {
+            "candidates": selectors.problem_candidate_list(actor=actor),
+            "rules": selectors.problem_settings_get(actor=actor),
+            "error": exc,
+        }
+        return render(request, "problems/candidates.html", context, status=exc.status)
+    return redirect("problem_detail", tenant=tenant, number=problem.number)
