@@ -308,8 +308,8 @@ def cab_tally_get(*, change: Change) -> CabTally:
 
 def cab_get(*, actor: Actor, change: Change) -> dict[str, Any]:
     """Where the change stands with its CAB: the tally (``cab_tally_get``: board, quorum, approve,
-    reject, abstain, ignored, outcome) and ``votes``, every vote cast, oldest first (a vote of a former
-    member is listed but not counted). The caller checked access to the change."""
+    reject, abstain, ignored, outcome) and ``votes``, every vote cast, by the time of its current
+    decision (a vote of a former member is listed but not counted). The caller checked access to the change."""
     tally = cab_tally_get(change=change)
     votes = list(CabVote.objects.filter(change=change).select_related("member"))
     return {**asdict(tally), "votes": votes}

@@ -64,7 +64,7 @@ def snapshot() -> tuple[Any, ...]:
     )
 
 
-def act(actor: Actor, change: Change, action: str, **details: str) -> Change:
+def act(actor: Actor, change: Change, action: str, **details: Any) -> Change:
     return change_transition(actor=actor, change=change, action=action, **details)
 
 
