@@ -44,6 +44,7 @@ TENANT_APPS = [
     "modules.incidents",
     "modules.cmdb",
     "modules.problems",
+    "modules.changes",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
