@@ -45,6 +45,7 @@ TENANT_APPS = [
     "modules.cmdb",
     "modules.problems",
     "modules.changes",
+    "modules.knowledge",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
