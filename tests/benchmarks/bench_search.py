@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import random
+from functools import partial
 
 import pytest
 from django.db import connection
@@ -106,11 +107,11 @@ def test_search_benchmark() -> None:
             name: [] for name in ("selective", "common", "end_user_common", "ilike_selective", "ilike_common")
         }
         for host, word in zip(hosts, commons, strict=True):
-            samples["selective"].append(timed(lambda host=host: search(actor=technician, q=host)))
-            samples["ilike_selective"].append(timed(lambda host=host: ilike(host)))
-            samples["common"].append(timed(lambda word=word: search(actor=technician, q=word)))
-            samples["ilike_common"].append(timed(lambda word=word: ilike(word)))
-            samples["end_user_common"].append(timed(lambda word=word: search(actor=end_user, q=word)))
+            samples["selective"].append(timed(partial(search, actor=technician, q=host)))
+            samples["ilike_selective"].append(timed(partial(ilike, host)))
+            samples["common"].append(timed(partial(search, actor=technician, q=word)))
+            samples["ilike_common"].append(timed(partial(ilike, word)))
+            samples["end_user_common"].append(timed(partial(search, actor=end_user, q=word)))
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM records_searchdocument")
             documents = cursor.fetchone()[0]
