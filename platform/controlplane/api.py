@@ -61,3 +61,5 @@ def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 api.add_router("/me", "controlplane.accounts.api.router")
 api.add_router("/t/{tenant}/incidents", "modules.incidents.api.router")
 api.add_router("/t/{tenant}/people", "modules.people.api.router")
+api.add_router("/t/{tenant}/catalog", "modules.requests.api.catalog_router")
+api.add_router("/t/{tenant}/requests", "modules.requests.api.router")

@@ -8,6 +8,7 @@ from controlplane.api import api
 urlpatterns = [
     path("", include("controlplane.console.urls")),
     path("t/<slug:tenant>/incidents/", include("modules.incidents.urls")),
+    path("t/<slug:tenant>/requests/", include("modules.requests.urls")),
     path("api/v1/", api.urls),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),  # control plane only: no Django admin inside tenant schemas

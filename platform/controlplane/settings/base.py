@@ -43,6 +43,7 @@ TENANT_APPS = [
     "modules.records",
     "modules.incidents",
     "modules.cmdb",
+    "modules.requests",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
