@@ -116,15 +116,21 @@ def _messages(error: ValidationError, schema: dict[str, Any]) -> list[tuple[str,
 def variables_errors(*, actor: Actor, schema: dict[str, Any], variables: Any) -> list[dict[str, str]]:
     """Every problem of ``variables`` (the answers of one order form) against the item's ``schema``.
 
-    Returns ``[{"field": "variables.<name>", "message": ...}]``, one per bad field, in field order of
-    the errors found; empty when the answers are valid. Reads the directory and the CMDB (for person and
+    Returns ``[{"field": "variables.<name>", "message": ...}]``, one per bad field, in the order of the
+    form's properties (unknown fields last); empty when the answers are valid. Reads the directory and the CMDB (for person and
     CI fields) as ``actor``; writes nothing.
     """
     if not isinstance(variables, dict):
         return [{"field": "variables", "message": "must be an object"}]
     validator = Draft202012Validator(schema, format_checker=_format_checker(actor))
     found: dict[str, str] = {}
-    for error in sorted(validator.iter_errors(variables), key=lambda e: list(map(str, e.absolute_path))):
+    for error in validator.iter_errors(variables):
         for field, message in _messages(error, schema):
             found.setdefault(field, message)
-    return [{"field": field, "message": message} for field, message in found.items()]
+    order = {name: index for index, name in enumerate(schema.get("properties") or {})}
+
+    def form_order(field: str) -> tuple[int, str]:
+        name = field.split(".")[1] if "." in field else ""
+        return order.get(name, len(order)), field
+
+    return [{"field": field, "message": found[field]} for field in sorted(found, key=form_order)]

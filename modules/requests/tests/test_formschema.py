@@ -66,19 +66,19 @@ def test_each_field_kind_reports_its_own_field(tech: Actor) -> None:
         "replaces": str(uuid.uuid4()),
     }
     assert errors(tech, bad) == [
-        {"field": "variables.deliver_to", "message": "no such person in this tenant"},
-        {"field": "variables.model", "message": "one of standard, developer"},
-        {"field": "variables.needed_by", "message": "not a valid date (YYYY-MM-DD)"},
-        {"field": "variables.ram_gb", "message": "'lots' is not of type 'integer'"},
         {"field": "variables.reason", "message": "5 is not of type 'string'"},
+        {"field": "variables.model", "message": "one of standard, developer"},
+        {"field": "variables.ram_gb", "message": "'lots' is not of type 'integer'"},
+        {"field": "variables.needed_by", "message": "not a valid date (YYYY-MM-DD)"},
+        {"field": "variables.deliver_to", "message": "no such person in this tenant"},
         {"field": "variables.replaces", "message": "no such configuration item"},
     ]
 
 
 def test_number_bounds_and_text_length(tech: Actor) -> None:
     assert errors(tech, valid(ram_gb=4, reason="no")) == [
-        {"field": "variables.ram_gb", "message": "4 is less than the minimum of 8"},
         {"field": "variables.reason", "message": "'no' is too short"},
+        {"field": "variables.ram_gb", "message": "4 is less than the minimum of 8"},
     ]
 
 

@@ -390,8 +390,8 @@ def test_bad_order_reports_every_bad_field_and_writes_nothing(tech: Actor, alice
     assert refused.value.extra["errors"] == [
         {"field": "items[0].quantity", "message": "1-100"},
         {"field": "variables.reason", "message": "required", "item": 0},
-        {"field": "variables.justification", "message": "required", "item": 0},
         {"field": "variables.ram_gb", "message": "2 is less than the minimum of 8", "item": 0},
+        {"field": "variables.justification", "message": "required", "item": 0},
         {"field": "items[1].catalog_item", "message": "no such active item"},
     ]
     assert counts() == before
