@@ -78,13 +78,14 @@ def _render_detail(
 ) -> HttpResponse:
     summary = selectors.request_summary(actor=actor, request=found)
     approvals = [(a, services.approval_may_decide(actor=actor, approval=a)) for a in summary["approvals"]]
+    # Pairs built here: a dict key named "items" would shadow .items in the template language.
     context = {
         "req": found,
-        "items": summary["items"],
+        "items": [(item, list(item.variables.items())) for item in summary["items"]],
         "approvals": approvals,
         "tasks": summary["tasks"],
         "comments": comment_list(actor=actor, record_id=found.pk),
-        "history": activity_list(actor=actor, record_id=found.pk),
+        "history": [(e, list(e.changes.items())) for e in activity_list(actor=actor, record_id=found.pk)],
         "actions": services.request_allowed_actions(actor=actor, request=found),
         "is_technician": actor.is_technician,
         "people": Person.objects.filter(is_active=True)[:500] if actor.is_technician else [],
