@@ -410,7 +410,7 @@ def _approvers(step: ApprovalStepDefinition, requested_for: Person, index: int) 
     return list(unique.values())
 
 
-def _resolve_item(actor: Actor, value: Any, index: int) -> CatalogItem | None:
+def _resolve_item(actor: Actor, value: Any) -> CatalogItem | None:
     if isinstance(value, CatalogItem):
         return value if value.active else None
     try:
@@ -458,7 +458,7 @@ def request_submit(
     errors: list[dict[str, Any]] = []
     resolved: list[tuple[CatalogItem, dict[str, Any], int]] = []
     for index, entry in enumerate(items):
-        catalog_item = _resolve_item(actor, entry.get("catalog_item"), index)
+        catalog_item = _resolve_item(actor, entry.get("catalog_item"))
         if catalog_item is None:
             errors.append({"field": f"items[{index}].catalog_item", "message": "no such active item"})
             continue

@@ -34,11 +34,11 @@ def _actor(request: TenantRequest) -> Actor:
     return actor
 
 
-def _apply_errors(form: forms.Form, exc: DomainError, prefix: str = "") -> None:
-    """Put a domain error's field errors on the form fields they name (``variables.x`` -> ``x``)."""
+def _apply_errors(form: forms.Form, exc: DomainError) -> None:
+    """Put a domain error's field errors on the form fields they name (others on the whole form)."""
     errors = exc.extra.get("errors") or [{"field": None, "message": exc.detail}]
     for error in errors:
-        field = (error.get("field") or "").removeprefix(prefix)
+        field = error.get("field") or ""
         form.add_error(field if field in form.fields else None, f"{error.get('field')}: {error['message']}")
 
 
