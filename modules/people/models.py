@@ -17,6 +17,11 @@ class Person(Record):
     user_id = models.BigIntegerField(null=True, unique=True)
     external_ref = models.CharField(max_length=200, null=True, unique=True)
     is_active = models.BooleanField(default=True)
+    # The person's line manager: the "requester's manager" approver of service requests (ServiceNow's
+    # sys_user.manager). Cleared, not cascaded, when the manager leaves the directory.
+    manager = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="reports"
+    )
 
     class Meta:
         ordering = ["display_name"]

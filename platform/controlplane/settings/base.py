@@ -46,6 +46,7 @@ TENANT_APPS = [
     "modules.problems",
     "modules.changes",
     "modules.knowledge",
+    "modules.requests",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

@@ -1,0 +1,460 @@
+"""Console pages for service requests and the catalog: /t/<tenant>/requests/...
+
+Entry points: parse a form, call one service or selector. The routing middleware has resolved the tenant
+and set ``request.actor``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from django import forms
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from controlplane.http import TenantRequest
+from controlplane.problems import DomainError, NotFound
+from modules.cmdb.selectors import ci_visible
+from modules.people.models import Group, Person
+from modules.records.actor import Actor
+from modules.records.selectors import activity_list, comment_list
+
+from . import selectors, services
+from .models import ApprovalMode, ApproverRole, CatalogCategory, CatalogItem, ServiceRequest
+
+
+def _actor(request: TenantRequest) -> Actor:
+    actor = getattr(request, "actor", None)
+    if actor is None:
+        raise Http404("sign in first")
+    return actor
+
+
+def _apply_errors(form: forms.Form, exc: DomainError) -> None:
+    """Put a domain error's field errors on the form fields they name (others on the whole form)."""
+    errors = exc.extra.get("errors") or [{"field": None, "message": exc.detail}]
+    for error in errors:
+        field = error.get("field") or ""
+        form.add_error(field if field in form.fields else None, f"{error.get('field')}: {error['message']}")
+
+
+class RequestFilterForm(forms.Form):
+    state = forms.MultipleChoiceField(choices=ServiceRequest.State.choices, required=False)
+    open_only = forms.BooleanField(required=False)
+    q = forms.CharField(required=False, label="Search")
+
+
+def request_list(request: TenantRequest, tenant: str) -> HttpResponse:
+    """Requests the actor may see, newest first, 50 a page, and the approvals waiting for the actor."""
+    actor = _actor(request)
+    form = RequestFilterForm(request.GET or None)
+    filters: dict[str, Any] = {}
+    if form.is_valid():
+        filters = {k: form.cleaned_data[k] for k in ("state", "open_only", "q")}
+    qs = selectors.service_request_list(actor=actor, **filters).order_by("-opened_at", "-id")
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    context = {
+        "form": form,
+        "page": page,
+        "my_approvals": selectors.approval_list_for(actor=actor)[:50],
+        "is_technician": actor.is_technician or actor.is_admin,
+    }
+    return render(request, "service_requests/list.html", context)
+
+
+def _get_by_number(actor: Actor, number: str) -> ServiceRequest:
+    try:
+        return selectors.service_request_get_by_number(actor=actor, number=number)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+
+
+def _render_detail(
+    request: TenantRequest, actor: Actor, found: ServiceRequest, error: DomainError | None = None
+) -> HttpResponse:
+    summary = selectors.request_summary(actor=actor, request=found)
+    approvals = [(a, services.approval_may_decide(actor=actor, approval=a)) for a in summary["approvals"]]
+    # Pairs built here: a dict key named "items" would shadow .items in the template language.
+    context = {
+        "req": found,
+        "items": [(item, list(item.variables.items())) for item in summary["items"]],
+        "approvals": approvals,
+        "tasks": summary["tasks"],
+        "comments": comment_list(actor=actor, record_id=found.pk),
+        "history": [(e, list(e.changes.items())) for e in activity_list(actor=actor, record_id=found.pk)],
+        "actions": services.request_allowed_actions(actor=actor, request=found),
+        "is_technician": actor.is_technician,
+        "people": Person.objects.filter(is_active=True)[:500] if actor.is_technician else [],
+        "groups": Group.objects.all() if actor.is_technician else [],
+        "error": error,
+    }
+    return render(request, "service_requests/detail.html", context, status=error.status if error else 200)
+
+
+def request_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    actor = _actor(request)
+    return _render_detail(request, actor, _get_by_number(actor, number))
+
+
+@require_POST
+def request_cancel(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    actor = _actor(request)
+    found = _get_by_number(actor, number)
+    try:
+        services.request_cancel(actor=actor, request=found, reason=request.POST.get("reason", ""))
+    except DomainError as exc:
+        return _render_detail(request, actor, found, exc)
+    return redirect("request_detail", tenant=tenant, number=found.number)
+
+
+@require_POST
+def request_comment(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    actor = _actor(request)
+    found = _get_by_number(actor, number)
+    try:
+        services.request_comment(
+            actor=actor,
+            request=found,
+            body=request.POST.get("body", ""),
+            work_note=bool(request.POST.get("work_note")),
+        )
+    except DomainError as exc:
+        return _render_detail(request, actor, found, exc)
+    return redirect("request_detail", tenant=tenant, number=found.number)
+
+
+def _approval_page(request: TenantRequest, approval_id: uuid.UUID, act: Any) -> HttpResponse:
+    """Run ``act(actor, approval)`` on an approval the actor may see; back to its request."""
+    actor = _actor(request)
+    try:
+        approval = selectors.approval_get(actor=actor, approval_id=approval_id)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    found = selectors.service_request_get(actor=actor, service_request_id=approval.request_id)
+    try:
+        act(actor, approval)
+    except DomainError as exc:
+        return _render_detail(request, actor, found, exc)
+    assert request.tenant is not None
+    try:  # after a decision the approver may no longer see the request: go to the list then
+        selectors.service_request_get(actor=actor, service_request_id=found.pk)
+    except NotFound:
+        return redirect("request_list", tenant=request.tenant.slug)
+    return redirect("request_detail", tenant=request.tenant.slug, number=found.number)
+
+
+@require_POST
+def approval_decide(request: TenantRequest, tenant: str, approval_id: uuid.UUID) -> HttpResponse:
+    return _approval_page(
+        request,
+        approval_id,
+        lambda actor, approval: services.approval_decide(
+            actor=actor,
+            approval=approval,
+            decision=request.POST.get("decision", ""),
+            comment=request.POST.get("comment", ""),
+        ),
+    )
+
+
+@require_POST
+def approval_resend(request: TenantRequest, tenant: str, approval_id: uuid.UUID) -> HttpResponse:
+    return _approval_page(
+        request, approval_id, lambda actor, approval: services.approval_resend(actor=actor, approval=approval)
+    )
+
+
+@require_POST
+def approval_delegate(request: TenantRequest, tenant: str, approval_id: uuid.UUID) -> HttpResponse:
+    def act(actor: Actor, approval: Any) -> Any:
+        person = _person(request.POST.get("delegate_to"))
+        if person is None:
+            raise Http404("no such person")
+        return services.approval_delegate(actor=actor, approval=approval, delegate_to=person)
+
+    return _approval_page(request, approval_id, act)
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value or "")
+    except ValueError:
+        return None
+
+
+def _person(value: str | None) -> Person | None:
+    """The directory person with id ``value`` (None for an empty, malformed or unknown id)."""
+    pk = _uuid(value)
+    return Person.objects.filter(pk=pk).first() if pk else None
+
+
+def _group(value: str | None) -> Group | None:
+    pk = _uuid(value)
+    return Group.objects.filter(pk=pk).first() if pk else None
+
+
+@require_POST
+def task_action(request: TenantRequest, tenant: str, task_id: uuid.UUID) -> HttpResponse:
+    """Assign (``assignment_group``/``assigned_to`` posted) or transition (``action`` posted) a task."""
+    actor = _actor(request)
+    try:
+        task = selectors.task_get(actor=actor, task_id=task_id)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    found = task.requested_item.request
+    try:
+        if request.POST.get("action"):
+            services.task_transition(
+                actor=actor, task=task, action=request.POST["action"], comment=request.POST.get("comment", "")
+            )
+        else:
+            group = _group(request.POST.get("assignment_group"))
+            person = _person(request.POST.get("assigned_to"))
+            services.task_update(actor=actor, task=task, assignment_group=group, assigned_to=person)
+    except DomainError as exc:
+        return _render_detail(request, actor, found, exc)
+    return redirect("request_detail", tenant=tenant, number=found.number)
+
+
+# The catalog
+
+
+def catalog(request: TenantRequest, tenant: str) -> HttpResponse:
+    """The catalog to order from: active items by category. Technicians and admins get the admin list
+    (inactive items too) with edit links."""
+    actor = _actor(request)
+    admin = actor.is_technician or actor.is_admin
+    items = selectors.catalog_item_list(actor=actor, include_inactive=admin).order_by(
+        "category__order", "category__name", "name"
+    )
+    context = {
+        "items": items,
+        "categories": selectors.catalog_category_list(actor=actor),
+        "admin": admin,
+    }
+    return render(request, "service_requests/catalog.html", context)
+
+
+class CategoryForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    order = forms.IntegerField(initial=100)
+
+
+@require_POST
+def category_create(request: TenantRequest, tenant: str) -> HttpResponse:
+    actor = _actor(request)
+    form = CategoryForm(request.POST)
+    if form.is_valid():
+        try:
+            services.catalog_category_create(actor=actor, **form.cleaned_data)
+        except DomainError as exc:
+            return render(request, "service_requests/error.html", {"error": exc}, status=exc.status)
+    return redirect("catalog", tenant=tenant)
+
+
+class JSONField(forms.CharField):
+    """A textarea holding JSON; parsed on clean."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false"}), **kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        return value if isinstance(value, str) else json.dumps(value, indent=2)
+
+    def to_python(self, value: Any) -> Any:
+        text = super().to_python(value)
+        try:
+            return json.loads(text or "null")
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"not JSON: {exc}") from exc
+
+
+class CatalogItemForm(forms.Form):
+    name = forms.CharField(max_length=160)
+    short_description = forms.CharField(max_length=300, required=False)
+    category = forms.ModelChoiceField(queryset=CatalogCategory.objects.all())
+    fulfilment_group = forms.ModelChoiceField(queryset=Group.objects.all(), required=False)
+    expected_delivery_hours = forms.IntegerField(min_value=0, max_value=8760, initial=72)
+    approval_required = forms.BooleanField(required=False)
+    active = forms.BooleanField(required=False, initial=True)
+    form_schema = JSONField(
+        label="Form (JSON Schema, Draft 2020-12)", initial={"type": "object", "properties": {}}
+    )
+    approval_steps = JSONField(
+        label="Approval steps (JSON list)",
+        required=False,
+        initial=[],
+        help_text='e.g. [{"order": 1, "mode": "one", "approver_role": "requester_manager"}, '
+        '{"order": 2, "mode": "all", "approver_group": "<group id>"}]; approver_person too.',
+    )
+
+    def clean_approval_steps(self) -> list[services.StepSpec]:
+        raw = self.cleaned_data.get("approval_steps") or []
+        if not isinstance(raw, list):
+            raise forms.ValidationError("a JSON list")
+        steps = []
+        for index, entry in enumerate(raw):
+            if not isinstance(entry, dict) or not isinstance(entry.get("order"), int):
+                raise forms.ValidationError(f"step {index}: an object with an integer order")
+            person = group = None
+            if entry.get("approver_person"):
+                person = _person(str(entry["approver_person"]))
+                if person is None:
+                    raise forms.ValidationError(f"step {index}: no such approver_person")
+            if entry.get("approver_group"):
+                group = _group(str(entry["approver_group"]))
+                if group is None:
+                    raise forms.ValidationError(f"step {index}: no such approver_group")
+            steps.append(
+                services.StepSpec(
+                    order=entry["order"],
+                    mode=str(entry.get("mode", ApprovalMode.ONE)),
+                    approver_person=person,
+                    approver_role=str(entry.get("approver_role", "")),
+                    approver_group=group,
+                )
+            )
+        return steps
+
+
+def _steps_initial(item: CatalogItem) -> list[dict[str, Any]]:
+    return [
+        {
+            k: v
+            for k, v in {
+                "order": s.order,
+                "mode": s.mode,
+                "approver_person": str(s.approver_person_id) if s.approver_person_id else None,
+                "approver_role": s.approver_role or None,
+                "approver_group": str(s.approver_group_id) if s.approver_group_id else None,
+            }.items()
+            if v is not None
+        }
+        for s in item.approval_steps.all()
+    ]
+
+
+def catalog_item_edit(request: TenantRequest, tenant: str, item_id: uuid.UUID | None = None) -> HttpResponse:
+    """Create (no ``item_id``) or edit a catalog item, its form schema and approval steps."""
+    actor = _actor(request)
+    if not (actor.is_technician or actor.is_admin):
+        raise Http404("no such page")
+    item = None
+    initial: dict[str, Any] = {}
+    if item_id is not None:
+        try:
+            item = selectors.catalog_item_get(actor=actor, catalog_item_id=item_id)
+        except NotFound as exc:
+            raise Http404(str(exc)) from exc
+        initial = {f: getattr(item, f) for f in services.ITEM_FIELDS if f != "approval_steps"}
+        initial["approval_steps"] = _steps_initial(item)
+    form = CatalogItemForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.is_valid():
+            try:
+                if item is None:
+                    services.catalog_item_create(actor=actor, **form.cleaned_data)
+                else:
+                    services.catalog_item_update(actor=actor, item=item, **form.cleaned_data)
+            except DomainError as exc:
+                _apply_errors(form, exc)
+                status = exc.status
+            else:
+                return redirect("catalog", tenant=tenant)
+    context = {
+        "form": form,
+        "item": item,
+        "roles": ApproverRole.choices,
+        "groups": Group.objects.all(),
+        "category_form": CategoryForm(),
+    }
+    return render(request, "service_requests/item_form.html", context, status=status)
+
+
+def _form_field(name: str, spec: dict[str, Any], actor: Actor, required: bool) -> forms.Field:
+    """A basic form field for one property of a form schema (validation stays with the schema)."""
+    label = str(spec.get("title") or name.replace("_", " ").capitalize())
+    help_text = str(spec.get("description", ""))
+    common: dict[str, Any] = {"label": label, "help_text": help_text, "required": False}
+    widget_required = {"required": True} if required else {}
+    if "enum" in spec:
+        choices = [("", "—"), *((str(v), str(v)) for v in spec["enum"])]
+        return forms.ChoiceField(choices=choices, **common)
+    kind, fmt = spec.get("type"), spec.get("format")
+    if kind == "integer":
+        return forms.IntegerField(widget=forms.NumberInput(attrs=widget_required), **common)
+    if kind == "number":
+        return forms.FloatField(widget=forms.NumberInput(attrs=widget_required), **common)
+    if kind == "boolean":
+        return forms.BooleanField(**common)
+    if fmt == "date":
+        return forms.CharField(widget=forms.DateInput(attrs={"type": "date", **widget_required}), **common)
+    if fmt == "person":
+        people = Person.objects.filter(is_active=True)[:500]
+        return forms.ChoiceField(choices=[("", "—"), *((str(p.pk), str(p)) for p in people)], **common)
+    if fmt == "ci":
+        cis = ci_visible(actor=actor)[:500]
+        return forms.ChoiceField(choices=[("", "—"), *((str(c.pk), str(c)) for c in cis)], **common)
+    if spec.get("maxLength", 0) > 200 or spec.get("x-widget") == "textarea":
+        return forms.CharField(widget=forms.Textarea(attrs={"rows": 3, **widget_required}), **common)
+    return forms.CharField(widget=forms.TextInput(attrs=widget_required), **common)
+
+
+def order_form_class(item: CatalogItem, actor: Actor) -> type[forms.Form]:
+    """A Django form with one field per property of the item's schema, plus quantity and (technicians)
+    requested for."""
+    schema = item.form_schema or {}
+    required = set(schema.get("required", []))
+    fields: dict[str, forms.Field] = {}
+    if actor.is_technician:
+        fields["requested_for"] = forms.ModelChoiceField(
+            queryset=Person.objects.filter(is_active=True), label="Requested for"
+        )
+    for name, spec in (schema.get("properties") or {}).items():
+        if isinstance(spec, dict):
+            fields[f"var_{name}"] = _form_field(name, spec, actor, name in required)
+    fields["quantity"] = forms.IntegerField(min_value=1, max_value=services.MAX_QUANTITY, initial=1)
+    return type("OrderForm", (forms.Form,), fields)
+
+
+def catalog_order(request: TenantRequest, tenant: str, item_id: uuid.UUID) -> HttpResponse:
+    """Order one catalog item (for oneself, or, for technicians, for someone else) from a form built from
+    the item's schema. The answers are validated by the service against the schema."""
+    actor = _actor(request)
+    try:
+        item = selectors.catalog_item_get(actor=actor, catalog_item_id=item_id)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    form = order_form_class(item, actor)(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.is_valid():
+            data = form.cleaned_data
+            variables = {
+                key.removeprefix("var_"): value
+                for key, value in data.items()
+                if key.startswith("var_") and value not in ("", None, False)
+            }
+            try:
+                created = services.request_submit(
+                    actor=actor,
+                    requested_for=data.get("requested_for"),
+                    items=[{"catalog_item": item, "variables": variables, "quantity": data["quantity"]}],
+                )
+            except DomainError as exc:
+                for error in exc.extra.get("errors") or [{"field": None, "message": exc.detail}]:
+                    field = (error.get("field") or "").replace("variables.", "var_", 1)
+                    form.add_error(field if field in form.fields else None, error["message"])
+                status = exc.status
+            else:
+                return redirect("request_detail", tenant=tenant, number=created.number)
+    context = {"form": form, "item": item}
+    return render(request, "service_requests/order.html", context, status=status)
