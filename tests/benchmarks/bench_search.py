@@ -56,8 +56,14 @@ def populate(count: int, caller: object) -> None:
             " source_rfc, source_cmdb_ci, source_fields, caller_id)"
             " SELECT gen_random_uuid(), now(), now() - make_interval(mins => n), 'INC' || lpad(n::text, 8, '0'),"
             " now() - make_interval(mins => n),"
-            # Common word k is in about (25 - 2k) % of titles; every title names one host of HOSTS.
-            " concat_ws(' ', CASE WHEN random() < 0.25 - 0.02 * (n %% 10) THEN (%(common)s::text[])[1 + n %% 10] END,"
+            # Common word k (0-9) is in about (25 - 2k) % of titles, independently of the others; every
+            # title also names one host of HOSTS.
+            " concat_ws(' ', "
+            + ", ".join(
+                f"CASE WHEN random() < {0.25 - 0.02 * k:.2f} THEN '{word}' END"
+                for k, word in enumerate(COMMON)
+            )
+            + ","
             "   (%(filler)s::text[])[1 + (n * 7) %% 40], (%(filler)s::text[])[1 + (n * 13) %% 40],"
             "   'on', 'srv' || lpad(((n * 2654435761) %% %(hosts)s)::text, 6, '0')),"
             " concat_ws(' ', (%(filler)s::text[])[1 + (n * 17) %% 40], (%(filler)s::text[])[1 + (n * 19) %% 40],"
@@ -65,7 +71,7 @@ def populate(count: int, caller: object) -> None:
             " '', '', 'phone', 2, 2, 3, 'new', '', '', '', 0, 0, '', '', '', '{}',"
             " CASE WHEN n %% 1000 = 0 THEN %(caller)s::uuid END"
             " FROM generate_series(1, %(count)s) AS n",
-            {"common": COMMON, "filler": FILLER, "hosts": HOSTS, "count": count, "caller": str(caller)},
+            {"filler": FILLER, "hosts": HOSTS, "count": count, "caller": str(caller)},
         )
 
 
