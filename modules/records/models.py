@@ -159,6 +159,12 @@ class SearchDocument(models.Model):
     class Meta:
         indexes = [
             GinIndex(fields=["document"], name="search_document_gin"),
+            # End users search what is published to the portal (a few articles among many records) ...
+            GinIndex(
+                fields=["document"], name="search_document_portal", condition=models.Q(visibility="portal")
+            ),
+            # ... and what they own.
+            models.Index(fields=["owner_person_id", "updated_at"], name="search_document_owner"),
             # Lets a common-word search walk the newest documents first instead of every match.
             models.Index(fields=["updated_at"], name="search_document_recent"),
         ]

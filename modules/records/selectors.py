@@ -85,10 +85,13 @@ class SearchHit:
 
 
 WORD = re.compile(r"\w+")
-# How many of the newest matching documents are ranked. A selective query has fewer matches and ranks
-# them all; a common word ranks its newest 1,000 (GitHub's and Jira's searches bound work the same way),
-# which keeps a query on a 1,000,000-record tenant inside its time budget (tests/benchmarks/bench_search.py).
+# A query with at most this many matches ranks all of them. Beyond it (a common word), only the newest
+# RANK_WINDOW matches among the newest RECENT_LIMIT documents are ranked, as GitHub's and Jira's searches
+# bound their work: ranking a quarter of a 1,000,000-record tenant would take longer than the person
+# waits (tests/benchmarks/bench_search.py).
+COMPLETE_LIMIT = 5000
 RANK_WINDOW = 1000
+RECENT_LIMIT = 200_000
 
 
 def search_tsquery(text: str) -> str | None:
@@ -101,36 +104,76 @@ def search_tsquery(text: str) -> str | None:
     return " & ".join([*words[:-1], f"{words[-1]}:*"])
 
 
+def _scopes(actor: Actor) -> list[tuple[str, list[Any]]]:
+    """SQL conditions (constant text, parameters) for what the actor may find, one per index path:
+    technicians everything; others their own records (owner index) and portal documents (partial GIN)."""
+    if actor.is_technician:
+        return [("TRUE", [])]
+    return [
+        ("visibility = 'portal'", []),
+        ("visibility = 'owner' AND owner_person_id = %s", [actor.person_id]),
+    ]
+
+
+# Both plans return the top hits by rank and how many matches were collected. Only constant fragments
+# (a scope, the type filter) are formatted into the text; every value is a parameter.
+RANKED = (
+    "SELECT m.record_type, m.record_id, m.number, m.title, m.state,"
+    " ts_rank_cd(m.document, to_tsquery('english', %s)) AS rank, m.updated_at, (SELECT count(*) FROM m)"
+    " FROM m ORDER BY rank DESC, m.updated_at DESC LIMIT %s"
+)
+# Plan 1: every match, through the GIN index, stopping after COMPLETE_LIMIT + 1.
+ALL_MATCHES = (
+    "WITH m AS MATERIALIZED (SELECT record_type, record_id, number, title, state, updated_at, document"
+    " FROM records_searchdocument WHERE {scope} {types} AND document @@ to_tsquery('english', %s)"
+    " LIMIT %s) "
+)
+# Plan 2, for a common word: walk the newest documents (the subquery's LIMIT keeps PostgreSQL from
+# turning it into a bitmap scan of every match) until RANK_WINDOW matches are found.
+NEWEST_MATCHES = (
+    "WITH m AS MATERIALIZED (SELECT * FROM (SELECT record_type, record_id, number, title, state,"
+    " updated_at, document FROM records_searchdocument WHERE {scope} {types}"
+    " ORDER BY updated_at DESC LIMIT %s) recent WHERE document @@ to_tsquery('english', %s) LIMIT %s) "
+)
+
+
 def search(
     *, actor: Actor, q: str, record_types: list[str] | None = None, limit: int = 20
 ) -> list[SearchHit]:
-    """Full-text search over the tenant's records and articles, best first (``ts_rank_cd`` with number
-    and title weighted above the body, then newest first), only what the actor may see: technicians find
+    """Full-text search over the tenant's records and articles, best first (``ts_rank_cd``: number and
+    title weigh more than the body; ties newest first), only what the actor may see: technicians find
     everything; others find what they own (their incidents, their requests) and what is published to the
     portal. ``limit`` 1..100. Returns [] for a query without words.
+
+    Two plans, chosen by how many documents match, because PostgreSQL cannot estimate a prefix query
+    (``serv:*``) and picks a plan that reads every document for a rare word: first the GIN index
+    collects up to COMPLETE_LIMIT + 1 matches; if that is all of them, all are ranked. Otherwise the
+    query is common, and the newest RANK_WINDOW matches are ranked (a walk down the ``updated_at`` index
+    that ends early precisely because matches are frequent).
     """
     tsquery = search_tsquery(q)
     if tsquery is None:
         return []
-    conditions = ["document @@ to_tsquery('english', %s)"]
-    params: list[Any] = [tsquery]
-    if record_types:
-        conditions.append("record_type = ANY(%s)")
-        params.append(record_types)
-    if not actor.is_technician:
-        conditions.append("(visibility = 'portal' OR (visibility = 'owner' AND owner_person_id = %s))")
-        params.append(actor.person_id)
-    # Only the constant fragments above are joined into the text; every value is a parameter.
-    sql = (
-        "SELECT c.record_type, c.record_id, c.number, c.title, c.state,"  # noqa: S608
-        " ts_rank_cd(c.document, to_tsquery('english', %s)) AS rank FROM ("
-        " SELECT record_type, record_id, number, title, state, document, updated_at"
-        f" FROM records_searchdocument WHERE {' AND '.join(conditions)}"
-        " ORDER BY updated_at DESC LIMIT %s) c ORDER BY rank DESC, c.updated_at DESC LIMIT %s"
-    )
+    limit = max(1, min(limit, 100))
+    types, type_params = ("AND record_type = ANY(%s)", [record_types]) if record_types else ("", [])
+    rows: list[tuple[Any, ...]] = []
     with connection.cursor() as cursor:
-        cursor.execute(sql, [tsquery, *params, RANK_WINDOW, max(1, min(limit, 100))])
-        return [SearchHit(*row) for row in cursor.fetchall()]
+        for scope, scope_params in _scopes(actor):
+            filters = [*scope_params, *type_params]
+            cursor.execute(
+                ALL_MATCHES.format(scope=scope, types=types) + RANKED,
+                [*filters, tsquery, COMPLETE_LIMIT + 1, tsquery, limit],
+            )
+            found = cursor.fetchall()
+            if found and found[0][7] > COMPLETE_LIMIT:
+                cursor.execute(
+                    NEWEST_MATCHES.format(scope=scope, types=types) + RANKED,
+                    [*filters, RECENT_LIMIT, tsquery, RANK_WINDOW, tsquery, limit],
+                )
+                found = cursor.fetchall()
+            rows += found
+    rows.sort(key=lambda row: (row[5], row[6]), reverse=True)
+    return [SearchHit(*row[:6]) for row in rows[:limit]]
 
 
 def record_ref_by_number(*, actor: Actor, number: str) -> SearchDocument:

@@ -188,7 +188,7 @@ def search_document_set(
         cursor.execute(
             "INSERT INTO records_searchdocument"
             " (record_id, record_type, number, title, state, visibility, owner_person_id, updated_at, document)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, now(),"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, clock_timestamp(),"
             " setweight(to_tsvector('english', %s || ' ' || %s), 'A') || setweight(to_tsvector('english', %s), 'B'))"
             " ON CONFLICT (record_id) DO UPDATE SET record_type = EXCLUDED.record_type,"
             " number = EXCLUDED.number, title = EXCLUDED.title, state = EXCLUDED.state,"

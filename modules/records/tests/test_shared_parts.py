@@ -317,3 +317,23 @@ def test_search_documents_follow_updates_and_bulk_refresh(tenant_a: Tenant, tech
         SearchDocument.objects.all().delete()
         assert incident_search_refresh() == 1
         assert [h.record_id for h in search(actor=tech, q="srv01")] == [incident.pk]
+
+
+def test_common_words_rank_the_newest_matches(
+    monkeypatch: pytest.MonkeyPatch, tenant_a: Tenant, tech_a: User, end_user_a: User
+) -> None:
+    """Past COMPLETE_LIMIT matches, only the newest RANK_WINDOW are ranked; below it, every match is."""
+    from modules.records import selectors
+
+    made = [new_incident(tenant_a, tech_a, f"Router {n} reboots") for n in range(5)]
+    own = new_incident(tenant_a, end_user_a, "My router is down", role="end_user")
+    with tenant_context(tenant_a):
+        tech = actor_in(tenant_a, tech_a)
+        assert len(search(actor=tech, q="router")) == 6
+        monkeypatch.setattr(selectors, "COMPLETE_LIMIT", 2)
+        monkeypatch.setattr(selectors, "RANK_WINDOW", 3)
+        newest = {own.pk, made[4].pk, made[3].pk}
+        assert {h.record_id for h in search(actor=tech, q="router")} == newest
+        assert {h.record_id for h in search(actor=tech, q="router 1")} == {made[1].pk}  # rare: complete
+        user = actor_in(tenant_a, end_user_a, "end_user")
+        assert [h.record_id for h in search(actor=user, q="router")] == [own.pk]
