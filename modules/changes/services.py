@@ -27,6 +27,7 @@ emergency changes in particular).
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +39,13 @@ from controlplane.problems import Conflict, InvalidInput, NotFound, PermissionDe
 from modules.cmdb.selectors import ci_get
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
-from modules.records.services import activity_record, comment_add, number_next, search_document_set
+from modules.records.services import (
+    activity_record,
+    comment_add,
+    number_advance_past,
+    number_next,
+    search_document_set,
+)
 
 from .models import (
     BlackoutWindow,
@@ -235,8 +242,10 @@ def change_create(
     test_plan: str = "",
     planned_start: dt.datetime | None = None,
     planned_end: dt.datetime | None = None,
+    number: str | None = None,
 ) -> Change:
-    """Open a change in draft with the next ``CHG`` number. Technicians only.
+    """Open a change in draft with the next ``CHG`` number (or ``number``, an imported change's own
+    ``CHG…`` number, which moves the sequence past it). Technicians only.
 
     A standard change needs an active template (``template_id``): its name (unless a short description is given),
     description, category and plans are copied, and its risk is low. Normal and emergency changes take no
@@ -283,8 +292,10 @@ def change_create(
             "short_description is required", errors=[{"field": "short_description", "message": "required"}]
         )
     _check_window(planned_start, planned_end)
+    if number is not None:
+        number_advance_past(prefix="CHG", value=int(number.removeprefix("CHG")))
     change = Change(
-        number=number_next(prefix="CHG"),
+        number=number or number_next(prefix="CHG"),
         change_type=change_type,
         template=template,
         short_description=short_description.strip(),
@@ -925,3 +936,21 @@ def change_settings_set(
             changes=diff,
         )
     return rules
+
+
+CHANGE_NUMBER = re.compile(r"^CHG\d{1,12}$")
+
+
+@transaction.atomic
+def change_import_reference(*, actor: Actor, number: str, title: str) -> tuple[Change, bool]:
+    """The change an import refers to by its ``CHG…`` number (ServiceNow's ``rfc``), opened as a draft
+    normal change with ``title`` when it does not exist yet, keeping that number. Returns (change,
+    created). Raises InvalidInput for a malformed number. Safe to run again: numbers are unique."""
+    if not CHANGE_NUMBER.match(number):
+        raise InvalidInput(
+            f"not a change number: {number!r}", errors=[{"field": "rfc", "message": "CHG and digits"}]
+        )
+    existing = Change.objects.filter(number=number).first()
+    if existing is not None:
+        return existing, False
+    return change_create(actor=actor, change_type="normal", short_description=title, number=number), True

@@ -32,6 +32,7 @@ ClassName = Literal[
     "database",
     "business_service",
     "site",
+    "generic",
 ]
 LifecycleName = Literal["planned", "ordered", "in_stock", "operational", "maintenance", "retired"]
 RelTypeName = Literal["hosted_on", "depends_on", "uses", "runs_on", "contains", "connects_to", "supports"]

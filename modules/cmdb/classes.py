@@ -108,6 +108,7 @@ CRITICALITY = (
 )
 
 CLASS_ATTRIBUTES: dict[str, tuple[AttributeSpec, ...]] = {
+    CIClass.GENERIC: (),
     CIClass.HARDWARE: _HARDWARE,
     CIClass.COMPUTER: _COMPUTER,
     CIClass.SERVER: _COMPUTER,

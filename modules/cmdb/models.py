@@ -24,6 +24,8 @@ class CIClass(models.TextChoices):
     DATABASE = "database", "Database"
     BUSINESS_SERVICE = "business_service", "Business service"
     SITE = "site", "Site"
+    # ServiceNow's base class (cmdb_ci): a CI known only by name, e.g. from an imported incident.
+    GENERIC = "generic", "Configuration item"
 
 
 class Lifecycle(models.TextChoices):

@@ -266,3 +266,13 @@ def relationship_delete(*, actor: Actor, relationship_id: int | str) -> None:
     relationship = relationship_get(actor=actor, relationship_id=relationship_id)
     _relationship_entry(actor=actor, verb="relationship.removed", relationship=relationship, added=False)
     relationship.delete()
+
+
+def ci_import_reference(*, actor: Actor, external_ref: str, name: str) -> tuple[ConfigurationItem, bool]:
+    """The CI an import refers to by ``external_ref`` (e.g. ``servicenow:cmdb_ci 31``), created as an
+    unclassified (``generic``) CI named ``name`` when it does not exist yet. Returns (CI, created). Safe to
+    run again: the external reference is unique, so a second import finds the first one's CI."""
+    existing = ConfigurationItem.objects.filter(external_ref=external_ref).first()
+    if existing is not None:
+        return existing, False
+    return ci_create(actor=actor, name=name, ci_class=CIClass.GENERIC, external_ref=external_ref), True

@@ -82,6 +82,10 @@ class Incident(Record):
     configuration_item = models.ForeignKey(
         "cmdb.ConfigurationItem", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # The change request raised for (or related to) this incident: ServiceNow's ``rfc`` field.
+    change = models.ForeignKey(
+        "changes.Change", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     problem = models.ForeignKey(
         "problems.Problem", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -29,9 +29,14 @@ from typing import Any, TextIO
 
 from django.db import DatabaseError, transaction
 
+from controlplane.problems import InvalidInput
+from modules.changes.services import change_import_reference
+from modules.cmdb.services import ci_import_reference
 from modules.people.models import Group, Person
-from modules.records.models import ActivityEntry
-from modules.records.services import number_advance_past
+from modules.problems.services import problem_import_reference
+from modules.records.actor import Actor
+from modules.records.models import ActivityEntry, RecordLink
+from modules.records.services import link_create, number_advance_past
 
 from .models import Incident, ResolutionCode
 from .services import incident_search_refresh
@@ -127,11 +132,18 @@ class Event:
 
 @dataclass
 class ImportReport:
+    """What an import did. ``linked`` counts incidents given a problem, change or CI (or a caused-by
+    link) by this run; ``problems``, ``changes`` and ``cis`` count records this run created for them."""
+
     incidents: int = 0
     events: int = 0
     skipped: int = 0
     people: int = 0
     groups: int = 0
+    problems: int = 0
+    changes: int = 0
+    cis: int = 0
+    linked: int = 0
     errors: list[RowError] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -141,6 +153,10 @@ class ImportReport:
             "skipped": self.skipped,
             "people": self.people,
             "groups": self.groups,
+            "problems": self.problems,
+            "changes": self.changes,
+            "cis": self.cis,
+            "linked": self.linked,
             "errors": [e.as_dict() for e in self.errors],
         }
 
@@ -411,6 +427,91 @@ def import_events(grouped: dict[str, list[Event]], report: ImportReport) -> Impo
         number_advance_past(prefix="INC", value=max(numbers))
     report.people = Person.objects.count() - people_before
     report.groups = Group.objects.count() - groups_before
+    link_sources(report)
+    return report
+
+
+@transaction.atomic
+def link_sources(report: ImportReport) -> ImportReport:
+    """Give every imported incident the problem (``problem_id``), change (``rfc``) and CI (``cmdb_ci``) its
+    log names, creating those records through their modules' services the first time they are named, and
+    link it to the change that caused it (``caused_by``, a typed link). Incidents that already have a
+    problem, change or CI keep it, and existing links are not added again, so running the import again
+    over a tenant imported before adds only what is missing (incidents imported before these fields were
+    linked included). Each link is written to the incident's history. One transaction."""
+    actor = Actor.system(source="import")
+    linked: set[Any] = set()
+    entries: list[ActivityEntry] = []
+
+    def refs(field: str) -> list[str]:
+        values = Incident.objects.exclude(**{field: ""}).values_list(field, flat=True).distinct()
+        return sorted(values)
+
+    def attach(field: str, value: str, target_field: str, target: Any, verb: str) -> None:
+        todo = Incident.objects.filter(**{field: value, f"{target_field}__isnull": True})
+        ids = list(todo.values_list("id", flat=True))
+        todo.update(**{target_field: target})
+        for incident_id in ids:
+            entries.append(
+                ActivityEntry(
+                    record_type="incident",
+                    record_id=incident_id,
+                    verb=verb,
+                    source="import",
+                    changes={target_field: [None, {"id": str(target.pk), "name": str(target)}]},
+                )
+            )
+        linked.update(ids)
+
+    for value in refs("source_problem_id"):
+        problem, created = problem_import_reference(
+            actor=actor, external_ref=f"servicenow:{value}", title=f"{' '.join(value.split())} (ServiceNow)"
+        )
+        report.problems += created
+        attach("source_problem_id", value, "problem", problem, "incident.problem_linked")
+    for value in refs("source_cmdb_ci"):
+        ci, created = ci_import_reference(actor=actor, external_ref=f"servicenow:{value}", name=value)
+        report.cis += created
+        attach("source_cmdb_ci", value, "configuration_item", ci, "incident.ci_linked")
+    changes: dict[str, Any] = {}
+    caused = {
+        row[0]: row[1]
+        for row in Incident.objects.exclude(source_fields__caused_by="").values_list(
+            "id", "source_fields__caused_by"
+        )
+        if row[1]
+    }
+    for value in sorted({*refs("source_rfc"), *caused.values()}):
+        try:
+            change, created = change_import_reference(
+                actor=actor, number=value, title=f"{value} (ServiceNow)"
+            )
+        except InvalidInput as exc:
+            report.errors.append(RowError(line=0, field="rfc", message=str(exc)))
+            continue
+        report.changes += created
+        changes[value] = change
+        if Incident.objects.filter(source_rfc=value).exists():
+            attach("source_rfc", value, "change", change, "incident.change_linked")
+    existing = set(
+        RecordLink.objects.filter(kind=RecordLink.Kind.CAUSED_BY, target_type="change").values_list(
+            "source_id", "target_id"
+        )
+    )
+    for incident_id, number in sorted(caused.items()):
+        cause = changes.get(number)
+        if cause is not None and (incident_id, cause.pk) not in existing:
+            link_create(
+                actor=actor,
+                source_type="incident",
+                source_id=incident_id,
+                target_type="change",
+                target_id=cause.pk,
+                kind=RecordLink.Kind.CAUSED_BY,
+            )
+            linked.add(incident_id)
+    ActivityEntry.objects.bulk_create(entries)
+    report.linked += len(linked)
     return report
 
 

@@ -39,6 +39,8 @@ class Problem(Record):
 
     OPEN_STATES = (State.NEW, State.ASSESSED, State.ROOT_CAUSE_ANALYSIS, State.FIX_IN_PROGRESS)
 
+    # Keys problems brought in by an import (``servicenow:Problem ID 2``).
+    external_ref = models.CharField(max_length=200, null=True, blank=True, unique=True)
     number = models.CharField(max_length=20, unique=True)
     short_description = models.CharField(max_length=160)
     description = models.TextField(blank=True)

@@ -741,3 +741,17 @@ def problem_candidate_accept(
         incident = incident_selectors.incident_get(actor=actor, incident_id=member.id)
         problem_incident_link(actor=actor, problem=problem, incident=incident)
     return problem
+
+
+@transaction.atomic
+def problem_import_reference(*, actor: Actor, external_ref: str, title: str) -> tuple[Problem, bool]:
+    """The problem an import refers to by ``external_ref`` (e.g. ``servicenow:Problem ID 2``), opened
+    (state New, for triage) with ``title`` as short description when it does not exist yet. Returns
+    (problem, created). Safe to run again: the external reference is unique."""
+    existing = Problem.objects.filter(external_ref=external_ref).first()
+    if existing is not None:
+        return existing, False
+    problem = problem_create(actor=actor, short_description=title)
+    problem.external_ref = external_ref
+    problem.save(update_fields=["external_ref"])
+    return problem, True

@@ -51,7 +51,10 @@ def test_import_of_the_shared_log(tenant_a: Tenant) -> None:
     expected = last_rows()
     with tenant_context(tenant_a):
         assert Incident.objects.count() == 890
-        assert ActivityEntry.objects.filter(source="import").count() == 5998
+        rows = ActivityEntry.objects.filter(
+            source="import", verb__in=["incident.created", "incident.updated"]
+        )
+        assert rows.count() == 5998
         recorded = {n: PRIORITIES[r["priority"]] for n, r in expected.items()}
         assert dict(Incident.objects.values_list("number", "priority")) == recorded
         assert set(Incident.objects.values_list("state", flat=True)) == {"closed"}
@@ -83,6 +86,78 @@ def test_import_of_the_shared_log(tenant_a: Tenant) -> None:
         # the tenant's numbering moved past the imported numbers
         highest = max(int(n[3:]) for n in expected)
         assert int(number_next(prefix="INC")[3:]) == highest + 1
+
+
+def source_values(column: str) -> set[str]:
+    """Distinct values of a column over the log's last rows, without ServiceNow's empty marker."""
+    return {r[column] for r in last_rows().values()} - {"?"}
+
+
+def test_import_links_problems_changes_and_cis(tenant_a: Tenant) -> None:
+    report = run_import(tenant_a)
+
+    expected = last_rows()
+    problems, cis = source_values("problem_id"), source_values("cmdb_ci")
+    changes = source_values("rfc") | source_values("caused_by")
+    assert (report["problems"], report["changes"], report["cis"]) == (len(problems), len(changes), len(cis))
+    with_any = {
+        n for n, r in expected.items() if {r["problem_id"], r["rfc"], r["cmdb_ci"], r["caused_by"]} != {"?"}
+    }
+    assert report["linked"] == len(with_any)
+    with tenant_context(tenant_a):
+        from modules.changes.models import Change
+        from modules.cmdb.models import ConfigurationItem
+        from modules.problems.models import Problem
+        from modules.records.models import RecordLink
+
+        assert set(Problem.objects.values_list("external_ref", flat=True)) == {
+            f"servicenow:{p}" for p in problems
+        }
+        assert set(Change.objects.values_list("number", flat=True)) == changes
+        assert set(ConfigurationItem.objects.values_list("name", flat=True)) == cis
+        for number, row in expected.items():
+            incident = Incident.objects.get(number=number)
+            problem = row["problem_id"] if row["problem_id"] != "?" else None
+            assert (incident.problem.external_ref if incident.problem else None) == (
+                f"servicenow:{problem}" if problem else None
+            )
+            assert (incident.change.number if incident.change else None) == (
+                row["rfc"] if row["rfc"] != "?" else None
+            )
+            ci = incident.configuration_item
+            assert (ci.name if ci else None) == (row["cmdb_ci"] if row["cmdb_ci"] != "?" else None)
+        caused = {
+            (Incident.objects.get(pk=link.source_id).number, Change.objects.get(pk=link.target_id).number)
+            for link in RecordLink.objects.filter(kind="caused_by")
+        }
+        assert caused == {(n, r["caused_by"]) for n, r in expected.items() if r["caused_by"] != "?"}
+        # each link is in the incident's history
+        one = Incident.objects.exclude(problem=None).first()
+        assert one is not None
+        assert ActivityEntry.objects.filter(record_id=one.pk, verb="incident.problem_linked").count() == 1
+
+
+def test_a_second_import_adds_missing_links_and_nothing_else(tenant_a: Tenant) -> None:
+    """A tenant imported before links existed (here: links removed) gets them from a second run, once."""
+    run_import(tenant_a)
+    with tenant_context(tenant_a):
+        from modules.records.models import RecordLink
+
+        linked = dict(Incident.objects.exclude(problem=None).values_list("number", "problem_id"))
+        Incident.objects.all().update(problem=None, change=None, configuration_item=None)
+        RecordLink.objects.all().delete()
+
+    again = run_import(tenant_a)
+
+    assert (again["incidents"], again["problems"], again["changes"], again["cis"]) == (0, 0, 0, 0)
+    assert again["linked"] > 0
+    with tenant_context(tenant_a):
+        assert dict(Incident.objects.exclude(problem=None).values_list("number", "problem_id")) == linked
+        links = RecordLink.objects.count()
+    third = run_import(tenant_a)
+    assert third["linked"] == 0
+    with tenant_context(tenant_a):
+        assert RecordLink.objects.count() == links
 
 
 def test_a_second_import_adds_nothing(tenant_a: Tenant) -> None:
