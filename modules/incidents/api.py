@@ -11,8 +11,10 @@ from ninja.pagination import CursorPagination, paginate
 
 from controlplane.api_auth import TenantSlug
 from controlplane.http import TenantRequest
-from controlplane.problems import InvalidInput
+from controlplane.problems import InvalidInput, NotFound
+from modules.cmdb import selectors as cmdb_selectors
 from modules.people.models import Group, Person
+from modules.records.actor import Actor
 from modules.records.selectors import activity_list, comment_list
 
 from . import selectors, services
@@ -59,6 +61,7 @@ class IncidentOut(Schema):
     updated_at: dt.datetime
     reassignment_count: int
     reopen_count: int
+    configuration_item_id: uuid.UUID | None
     problem_id: uuid.UUID | None
     source_problem_id: str
     source_rfc: str
@@ -78,6 +81,7 @@ class IncidentIn(Schema):
     urgency: int = Field(2, ge=1, le=3)
     assignment_group_id: uuid.UUID | None = None
     assigned_to_id: uuid.UUID | None = None
+    configuration_item_id: uuid.UUID | None = Field(None, description="the affected CI (a CMDB id)")
 
 
 class IncidentPatch(Schema):
@@ -93,6 +97,7 @@ class IncidentPatch(Schema):
     urgency: int | None = Field(None, ge=1, le=3)
     assignment_group_id: uuid.UUID | None = None
     assigned_to_id: uuid.UUID | None = None
+    configuration_item_id: uuid.UUID | None = Field(None, description="the affected CI; null clears it")
 
 
 class IncidentActionIn(Schema):
@@ -172,11 +177,22 @@ class OrderedCursorPagination(CursorPagination):
             ) from exc
 
 
-def _resolve_refs(data: dict[str, Any]) -> dict[str, Any]:
-    """Turn ``*_id`` references into directory objects; an unknown id is a 422 naming the field."""
+def _resolve_refs(data: dict[str, Any], *, actor: Actor) -> dict[str, Any]:
+    """Turn ``*_id`` references into directory objects and the configuration item (fetched for the actor
+    through the CMDB selectors); an unknown id, or a CI the actor cannot see (another tenant's included),
+    is a 422 naming the field."""
     out: dict[str, Any] = {}
     for key, value in data.items():
-        if key in ("caller_id", "assigned_to_id", "assignment_group_id"):
+        if key == "configuration_item_id":
+            try:
+                out["configuration_item"] = (
+                    None if value is None else cmdb_selectors.ci_get(actor=actor, ci_id=value)
+                )
+            except NotFound as exc:
+                raise InvalidInput(
+                    f"{key}: not found", errors=[{"field": key, "message": "not found"}]
+                ) from exc
+        elif key in ("caller_id", "assigned_to_id", "assignment_group_id"):
             name = key.removesuffix("_id")
             if value is None:
                 out[name] = None
@@ -199,7 +215,10 @@ def list_incidents(request: TenantRequest, tenant: TenantSlug, filters: Query[In
 
 @router.post("/", response={201: IncidentOut}, summary="Create an incident")
 def create_incident(request: TenantRequest, tenant: TenantSlug, payload: IncidentIn) -> Any:
-    return Status(201, services.incident_create(actor=request.actor, **_resolve_refs(payload.dict())))
+    return Status(
+        201,
+        services.incident_create(actor=request.actor, **_resolve_refs(payload.dict(), actor=request.actor)),
+    )
 
 
 @router.get("/{incident_id}", response=IncidentOut, summary="Get an incident")
@@ -213,7 +232,7 @@ def update_incident(
 ) -> Any:
     actor = request.actor
     incident = selectors.incident_get(actor=actor, incident_id=incident_id)
-    changes = _resolve_refs(payload.dict(exclude_unset=True))
+    changes = _resolve_refs(payload.dict(exclude_unset=True), actor=actor)
     return services.incident_update(actor=actor, incident=incident, **changes)
 
 
@@ -243,6 +262,30 @@ def add_comment(
         actor=actor, incident=incident, body=payload.body, work_note=payload.work_note
     )
     return Status(201, comment)
+
+
+class KnownErrorMatch(Schema):
+    id: uuid.UUID
+    number: str
+    title: str
+    state: Literal["draft", "published", "retired"]
+    symptoms: str
+    workaround: str
+    permanent_fix: str
+    problem_id: uuid.UUID | None
+    rank: float | None = Field(None, description="full-text relevance; higher is better")
+    updated_at: dt.datetime
+
+
+@router.get(
+    "/{incident_id}/known-errors",
+    response=list[KnownErrorMatch],
+    summary="Known errors matching the incident's short description (technicians; best first, at most 10)",
+)
+def list_known_errors(request: TenantRequest, tenant: TenantSlug, incident_id: uuid.UUID) -> Any:
+    actor = request.actor
+    incident = selectors.incident_get(actor=actor, incident_id=incident_id)
+    return selectors.incident_known_error_list(actor=actor, incident=incident)
 
 
 @router.get("/{incident_id}/history", response=list[ActivityOut], summary="Activity history, oldest first")

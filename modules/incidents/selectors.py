@@ -6,9 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from controlplane.problems import NotFound
 from modules.records.actor import Actor
@@ -17,7 +18,9 @@ from .models import Incident, IncidentSettings, PriorityRule, ResolutionCode
 
 
 def incident_visible(*, actor: Actor) -> QuerySet[Incident]:
-    qs = Incident.objects.select_related("caller", "assigned_to", "assignment_group")
+    qs = Incident.objects.select_related(
+        "caller", "assigned_to", "assignment_group", "configuration_item", "problem"
+    )
     return qs if actor.is_technician else qs.filter(caller_id=actor.person_id)
 
 
@@ -84,3 +87,44 @@ def priority_matrix_get(*, actor: Actor) -> list[PriorityRule]:
 
 def resolution_code_list(*, actor: Actor) -> QuerySet[ResolutionCode]:
     return ResolutionCode.objects.filter(active=True)
+
+
+IMPACT_DEPTH = 3
+KNOWN_ERROR_MATCHES = 10
+
+
+def incident_ci_impact(*, actor: Actor, incident: Incident, depth: int = IMPACT_DEPTH) -> list[Any]:
+    """What a failure of the incident's configuration item reaches: ``modules.cmdb.selectors.ci_impact_get``
+    (a list of ``ImpactedCI``: number, name, class, depth in hops, explaining path; nearest first) up to
+    ``depth`` hops (3 by default, enough for CI -> application -> business service).
+
+    Technicians only, as the impact is the service desk's working data (ITIL 4 incident management: assess
+    impact from the CMDB; ServiceNow shows the CI's business services on the incident form to the
+    ``itil`` role). Empty for anyone else, for an incident without a CI, and for a CI the actor cannot see.
+    The caller checked access to ``incident``."""
+    from modules.cmdb import selectors as cmdb_selectors
+
+    if not actor.is_technician or incident.configuration_item_id is None:
+        return []
+    try:
+        return cmdb_selectors.ci_impact_get(actor=actor, ci_id=incident.configuration_item_id, depth=depth)
+    except NotFound:
+        return []
+
+
+def incident_known_error_list(*, actor: Actor, incident: Incident, limit: int = KNOWN_ERROR_MATCHES) -> Any:
+    """Known errors matching the incident's short description, best match first (at most ``limit``).
+
+    The problems module's full-text known error search (``modules.problems.selectors.known_error_list``,
+    English stemming, websearch syntax: every word must match) over draft and published known errors
+    (retired ones no longer apply), ordered by rank then most recently updated; the same search the
+    incident page's known error box runs. ITIL 4 problem management: known errors and their workarounds
+    are offered to incident handling. Known errors are technicians' data, so anyone else gets an empty
+    list. The caller checked access to ``incident``."""
+    from modules.problems import selectors as problem_selectors  # it imports this module: import late
+
+    q = incident.short_description.strip()
+    qs = problem_selectors.known_error_list(actor=actor, q=q, state=["draft", "published"])
+    if not q:
+        return qs.none()
+    return qs.order_by(F("rank").desc(nulls_last=True), "-updated_at", "-id")[:limit]

@@ -26,7 +26,7 @@ from modules.records.services import activity_record, comment_add, number_next, 
 from .models import Impact, Incident, IncidentSettings, PriorityRule, ResolutionCode
 
 RECORD_TYPE = "incident"
-CLEARABLE_FIELDS = frozenset({"caller", "assignment_group", "assigned_to"})
+CLEARABLE_FIELDS = frozenset({"caller", "assignment_group", "assigned_to", "configuration_item"})
 # The matrix is one record per tenant; its history hangs off this fixed id.
 PRIORITY_MATRIX_ID = uuid.uuid5(uuid.NAMESPACE_URL, "msp-itsm:priority-matrix")
 INCIDENT_SETTINGS_ID = uuid.uuid5(uuid.NAMESPACE_URL, "msp-itsm:incident-settings")
@@ -41,6 +41,7 @@ EDITABLE_FIELDS = (
     "assignment_group",
     "assigned_to",
     "caller",
+    "configuration_item",
 )
 
 
@@ -76,6 +77,9 @@ def _value(value: Any) -> Any:
     """A JSON-friendly form of a field value for the activity history."""
     if isinstance(value, Person | Group):
         return {"id": str(value.pk), "name": str(value)}
+    if isinstance(value, models.Model):  # another module's record, e.g. a configuration item
+        number = getattr(value, "number", None)
+        return {"id": str(value.pk), "name": f"{number} {value}" if number else str(value)}
     if isinstance(value, dt.datetime):
         return value.isoformat()
     return value
@@ -131,11 +135,14 @@ def incident_create(
     urgency: int = 2,
     assignment_group: Group | None = None,
     assigned_to: Person | None = None,
+    configuration_item: Any | None = None,
 ) -> Incident:
     """Open a new incident (state New) with the next ``INC`` number of this tenant.
 
-    End users always report for themselves (caller = their person, no assignment). Raises InvalidInput
-    for an empty short description or an impact/urgency without a matrix cell.
+    End users always report for themselves (caller = their person, no assignment). ``configuration_item``
+    is the affected CI (a cmdb.ConfigurationItem the caller of this service fetched for the actor through
+    ``modules.cmdb.selectors``, as ServiceNow's incident ``cmdb_ci``); end users may name one of their own
+    CIs. Raises InvalidInput for an empty short description or an impact/urgency without a matrix cell.
     """
     if not short_description.strip():
         raise InvalidInput(
@@ -160,18 +167,20 @@ def incident_create(
         priority=priority_for(impact=impact, urgency=urgency),
         assignment_group=assignment_group,
         assigned_to=assigned_to,
+        configuration_item=configuration_item,
     )
     incident.save()
     _index(incident)
+    # The CI is recorded only when one is named (the entry of an incident without a CI stays as before).
+    created = [
+        f for f in (*EDITABLE_FIELDS, "priority", "state") if f != "configuration_item" or configuration_item
+    ]
     activity_record(
         actor=actor,
         verb="incident.created",
         record_type=RECORD_TYPE,
         record_id=incident.pk,
-        changes={
-            field: [None, _value(getattr(incident, field))]
-            for field in (*EDITABLE_FIELDS, "priority", "state")
-        },
+        changes={field: [None, _value(getattr(incident, field))] for field in created},
     )
     return incident
 
@@ -183,7 +192,9 @@ def incident_update(*, actor: Actor, incident: Incident, **changes: Any) -> Inci
     ``changes`` keys are among EDITABLE_FIELDS. A change of assignment group or assignee from a set value
     counts as a reassignment (ServiceNow's ``reassignment_count``). Raises PermissionDenied for non-
     technicians, IncidentNotEditable for closed/canceled incidents, InvalidInput for unknown fields and for
-    None on a field that cannot be empty (only caller, assignment group and assignee can be cleared).
+    None on a field that cannot be empty (only caller, assignment group, assignee and configuration item
+    can be cleared). A ``configuration_item`` is a cmdb.ConfigurationItem the caller fetched for the actor
+    through ``modules.cmdb.selectors`` (the history records its id and "number name (class)").
     """
     _require_technician(actor)
     unknown = set(changes) - set(EDITABLE_FIELDS)

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from controlplane.http import TenantRequest
 from controlplane.problems import DomainError, NotFound
+from modules.cmdb import selectors as cmdb_selectors
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
 from modules.records.selectors import activity_list, comment_list
@@ -40,16 +41,43 @@ class IncidentFilterForm(forms.Form):
 
 
 class IncidentForm(forms.Form):
+    """The console incident form. ``ci_number`` names the affected CI by its number (``CI0000042``); it
+    is resolved for the acting person through the CMDB selectors, so its cleaned value is the CI (or None
+    when empty) and an unknown or invisible number is an error on that field."""
+
     short_description = forms.CharField(max_length=160)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False)
     caller = forms.ModelChoiceField(queryset=Person.objects.filter(is_active=True), required=False)
     category = forms.CharField(max_length=100, required=False)
     subcategory = forms.CharField(max_length=100, required=False)
+    ci_number = forms.CharField(
+        max_length=20, required=False, label="CI number", help_text="The affected configuration item."
+    )
     contact_type = forms.ChoiceField(choices=Incident.ContactType.choices, initial=Incident.ContactType.PHONE)
     impact = forms.TypedChoiceField(choices=Impact.choices, coerce=int, initial=2)
     urgency = forms.TypedChoiceField(choices=Impact.choices, coerce=int, initial=2)
     assignment_group = forms.ModelChoiceField(queryset=Group.objects.all(), required=False)
     assigned_to = forms.ModelChoiceField(queryset=Person.objects.filter(is_active=True), required=False)
+
+    def __init__(self, *args: Any, actor: Actor, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.actor = actor
+
+    def clean_ci_number(self) -> Any:
+        number = self.cleaned_data["ci_number"].strip()
+        if not number:
+            return None
+        try:
+            return cmdb_selectors.ci_get_by_number(actor=self.actor, number=number)
+        except NotFound as exc:
+            raise forms.ValidationError("No configuration item with this number.") from exc
+
+    def service_args(self) -> dict[str, Any]:
+        """The cleaned fields as the incident services' keyword arguments (``ci_number`` becomes
+        ``configuration_item``)."""
+        data = dict(self.cleaned_data)
+        data["configuration_item"] = data.pop("ci_number")
+        return data
 
 
 class ActionForm(forms.Form):
@@ -67,8 +95,9 @@ class CommentForm(forms.Form):
 
 def _apply_errors(form: forms.Form, exc: DomainError) -> None:
     errors = exc.extra.get("errors") or [{"field": None, "message": exc.detail}]
+    aliases = {"configuration_item": "ci_number"}
     for error in errors:
-        field = error.get("field")
+        field = aliases.get(error.get("field") or "", error.get("field"))
         form.add_error(field if field in form.fields else None, error["message"])
 
 
@@ -107,6 +136,9 @@ def _render_detail(
 ) -> HttpResponse:
     context = {
         "incident": incident,
+        "impact": selectors.incident_ci_impact(actor=actor, incident=incident),
+        "impact_depth": selectors.IMPACT_DEPTH,
+        "is_technician": actor.is_technician,
         "comments": comment_list(actor=actor, record_id=incident.pk),
         "history": activity_list(actor=actor, record_id=incident.pk),
         "actions": services.allowed_actions(incident=incident, actor=actor),
@@ -119,10 +151,10 @@ def _render_detail(
 
 def incident_create(request: TenantRequest, tenant: str) -> HttpResponse:
     actor = _actor(request)
-    form = IncidentForm(request.POST or None)
+    form = IncidentForm(request.POST or None, actor=actor)
     if request.method == "POST" and form.is_valid():
         try:
-            incident = services.incident_create(actor=actor, **form.cleaned_data)
+            incident = services.incident_create(actor=actor, **form.service_args())
         except DomainError as exc:
             _apply_errors(form, exc)
         else:
@@ -137,9 +169,11 @@ def incident_edit(request: TenantRequest, tenant: str, number: str) -> HttpRespo
     except NotFound as exc:
         raise Http404(str(exc)) from exc
     initial = {field: getattr(incident, field) for field in services.EDITABLE_FIELDS}
-    form = IncidentForm(request.POST or None, initial=initial)
+    ci = initial.pop("configuration_item")
+    initial["ci_number"] = ci.number if ci is not None else ""
+    form = IncidentForm(request.POST or None, initial=initial, actor=actor)
     if request.method == "POST" and form.is_valid():
-        changes = {k: v for k, v in form.cleaned_data.items() if k in services.EDITABLE_FIELDS}
+        changes = {k: v for k, v in form.service_args().items() if k in services.EDITABLE_FIELDS}
         try:
             services.incident_update(actor=actor, incident=incident, **changes)
         except DomainError as exc:
