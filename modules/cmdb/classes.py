@@ -108,7 +108,6 @@ CRITICALITY = (
 )
 
 CLASS_ATTRIBUTES: dict[str, tuple[AttributeSpec, ...]] = {
-    CIClass.GENERIC: (),
     CIClass.HARDWARE: _HARDWARE,
     CIClass.COMPUTER: _COMPUTER,
     CIClass.SERVER: _COMPUTER,
@@ -138,6 +137,7 @@ CLASS_ATTRIBUTES: dict[str, tuple[AttributeSpec, ...]] = {
         A("city", "City", max_length=100),
         A("country", "Country", max_length=100),
     ),
+    CIClass.GENERIC: (),
 }
 
 _MAC = re.compile(r"^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")

@@ -272,7 +272,9 @@ def test_classes_endpoint(api_for: ApiFor, tech_a: User, tenant_a: Tenant) -> No
         "database",
         "business_service",
         "site",
+        "generic",
     ]
+    assert classes["generic"]["attributes"] == []
     assert [a["name"] for a in classes["server"]["attributes"]] == [
         "serial_number",
         "manufacturer",
