@@ -170,9 +170,14 @@ class ImpactedCI:
     name: str
     ci_class: str
     depth: int
-    path: list[uuid.UUID] = field(default_factory=list)
+    path_ids: list[str] = field(default_factory=list)
     via: list[str] = field(default_factory=list)
     path_numbers: list[str] = field(default_factory=list)
+
+    @property
+    def path(self) -> list[uuid.UUID]:
+        """The CI ids from the start to this CI (built on demand: most callers read the numbers)."""
+        return [uuid.UUID(hop) for hop in self.path_ids]
 
     @property
     def is_business_service(self) -> bool:
@@ -223,24 +228,30 @@ def ci_impact_get(*, actor: Actor, ci_id: uuid.UUID | str, depth: int = 6) -> li
         for level in range(1, depth + 1):
             if not frontier:
                 break
-            # One row per reached CI (its smallest predecessor), with the CI's own columns joined in.
+            # One row per reached CI: its smallest predecessor (an index scan on impact_from).
             cursor.execute(
-                "SELECT DISTINCT ON (r.impact_to_id) r.impact_from_id::text, r.impact_to_id::text, r.rel_type,"
-                " c.number, c.name, c.ci_class FROM cmdb_cirelationship r"
-                " JOIN cmdb_configurationitem c ON c.id = r.impact_to_id"
-                " WHERE r.impact_from_id = ANY(%s::uuid[])"
-                " ORDER BY r.impact_to_id, r.impact_from_id, r.rel_type",
+                "SELECT DISTINCT ON (impact_to_id) impact_from_id::text, impact_to_id::text, rel_type"
+                " FROM cmdb_cirelationship WHERE impact_from_id = ANY(%s::uuid[])"
+                " ORDER BY impact_to_id, impact_from_id, rel_type",
                 [frontier],
             )
             next_frontier = []
-            for source, target, rel_type, number, name, ci_class in cursor.fetchall():
+            for source, target, rel_type in cursor.fetchall():
                 if target in parent:
                     continue
                 parent[target] = (source, rel_type)
-                details[target] = (number, name, ci_class)
                 next_frontier.append(target)
                 found.append((target, level))
             frontier = next_frontier
+        # The reached CIs' own columns in one indexed lookup (joining them per level made PostgreSQL
+        # hash the whole CI table once the frontier grew).
+        cursor.execute(
+            "SELECT c.id::text, c.number, c.name, c.ci_class FROM unnest(%s::uuid[]) AS f(id)"
+            " JOIN cmdb_configurationitem c ON c.id = f.id",
+            [[ci for ci, _ in found]],
+        )
+        for ci, number, name, ci_class in cursor.fetchall():
+            details[ci] = (number, name, ci_class)
     impacted = []
     for ci, level in found:
         path, via = [ci], []
@@ -259,7 +270,7 @@ def ci_impact_get(*, actor: Actor, ci_id: uuid.UUID | str, depth: int = 6) -> li
                 name=name,
                 ci_class=ci_class,
                 depth=level,
-                path=[uuid.UUID(hop) for hop in path],
+                path_ids=path,
                 via=via,
                 path_numbers=[details[hop][0] for hop in path],
             )
