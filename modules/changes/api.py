@@ -166,7 +166,7 @@ class ImpactedOut(Schema):
     name: str
     ci_class: str
     depth: int
-    path: list[uuid.UUID]
+    path: list[uuid.UUID] = Field(..., alias="path_ids")
     via: list[str]
 
 
