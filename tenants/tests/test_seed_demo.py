@@ -9,8 +9,15 @@ from django.core.management import call_command
 from django_tenants.utils import tenant_context
 
 from controlplane.accounts.models import ProviderMembership, TenantGrant, TenantMembership, User
+from modules.changes.models import Change
+from modules.cmdb.models import CIRelationship, ConfigurationItem
+from modules.cmdb.selectors import ci_impact_get
 from modules.incidents.models import Incident
+from modules.knowledge.models import Article
+from modules.problems.models import KnownError, Problem
+from modules.records.actor import Actor
 from modules.records.models import ActivityEntry
+from modules.requests.models import CatalogItem
 from tenants.models import Tenant
 
 DATA = Path(__file__).resolve().parents[2] / "tests" / "data" / "servicenow_incident_event_log.csv"
@@ -25,7 +32,17 @@ def snapshot() -> dict[str, object]:
     }
     for tenant in Tenant.objects.all():
         with tenant_context(tenant):
-            counts[tenant.slug] = (Incident.objects.count(), ActivityEntry.objects.count())
+            counts[tenant.slug] = (
+                Incident.objects.count(),
+                ActivityEntry.objects.count(),
+                ConfigurationItem.objects.count(),
+                CIRelationship.objects.count(),
+                Problem.objects.count(),
+                KnownError.objects.count(),
+                Change.objects.count(),
+                CatalogItem.objects.count(),
+                Article.objects.count(),
+            )
     return counts
 
 
@@ -48,6 +65,19 @@ def test_seed_demo_is_complete_and_idempotent(db: None, tmp_path: Path) -> None:
             assert set(demo.exclude(hold_reason="").values_list("hold_reason", flat=True)) == set(
                 Incident.HoldReason.values
             )
+            # each practice has its demo record, wired together
+            problem = Problem.objects.filter(external_ref=None).get()
+            assert KnownError.objects.get(problem=problem).state == "published"
+            change = Change.objects.get(short_description__startswith="Patch srv-payroll01")
+            assert change.configuration_items.count() == 1
+            assert sorted(CatalogItem.objects.values_list("name", flat=True)) == [
+                "Install software",
+                "New laptop",
+            ]
+            assert Article.objects.get().state == "published"
+            server = ConfigurationItem.objects.get(name="esx01")
+            reached = ci_impact_get(actor=Actor.system(), ci_id=server.pk)
+            assert [i.name for i in reached][-1] == "Payroll"
     with tenant_context(Tenant.objects.get(slug="acme")):
         assert Incident.objects.filter(source_fields__system="servicenow").count() == len(
             {line.split(",")[0] for line in small.read_text().splitlines()[1:]}

@@ -2,17 +2,21 @@
 
 One provider (Northwind MSP) with an owner and a technician; two client tenants (Acme Corp with the
 shared ServiceNow history imported, Globex); an end user per tenant; open incidents in every state in
-both tenants.
+both tenants; and per tenant a small CMDB (a business service down to the network), a problem with a
+published known error, a normal change on the payroll server, a service catalog (one item needing the
+tenant approver's approval) and a published portal article.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from controlplane.accounts.models import User
@@ -23,12 +27,24 @@ from controlplane.accounts.services import (
     user_create,
 )
 from controlplane.providers.models import Provider
+from modules.changes.services import change_ci_add, change_create
+from modules.cmdb.models import CIClass, ConfigurationItem, RelType
+from modules.cmdb.services import ci_create, relationship_create
 from modules.incidents.models import Incident
 from modules.incidents.servicenow import servicenow_import
 from modules.incidents.services import incident_create, incident_transition, incident_update
+from modules.knowledge.models import Article
+from modules.knowledge.services import article_create, article_publish
 from modules.people.models import Group
 from modules.people.services import person_for_user
+from modules.problems.services import (
+    known_error_create,
+    known_error_publish,
+    problem_create,
+    problem_incident_link,
+)
 from modules.records.actor import Actor
+from modules.requests.services import StepSpec, catalog_category_create, catalog_item_create
 from tenants.models import Tenant
 from tenants.services import tenant_provision
 
@@ -91,6 +107,7 @@ class Command(BaseCommand):
                         report = servicenow_import(stream=stream, time_zone=tenant.time_zone)
                     self.stdout.write(f"{slug}: servicenow import {json.dumps(report.as_dict())}")
                 self.seed_work(tech, end_user)
+                self.seed_practices(tech)
         self.stdout.write(f"\nDemo logins (password for all: {DEMO_PASSWORD})")
         for role, email, url in logins:
             self.stdout.write(f"  {role:28} {email:28} {url}")
@@ -125,3 +142,111 @@ class Command(BaseCommand):
                     resolution_code="solved_remotely_permanently",
                     resolution_notes="Driver reinstalled remotely.",
                 )
+
+    def seed_practices(self, tech: User) -> None:
+        """A small estate and one record of each practice, once per tenant (skipped when any CI exists
+        that no import created)."""
+        if ConfigurationItem.objects.filter(external_ref=None).exists():
+            return
+        person = person_for_user(user_id=tech.pk, display_name=tech.full_name, email=tech.email)
+        actor = Actor(user_id=tech.pk, person=person, role="owner", source="console")
+        desk, _ = Group.objects.get_or_create(name="Service Desk")
+        estate: list[tuple[str, str, dict[str, Any]]] = [
+            ("core-sw1", CIClass.NETWORK_DEVICE, {"ip_address": "10.0.0.1", "firmware_version": "17.9"}),
+            ("esx01", CIClass.HARDWARE, {"serial_number": "CZ1234ABC", "manufacturer": "HPE"}),
+            ("srv-payroll01", CIClass.VIRTUAL_MACHINE, {"os": "Windows Server", "os_version": "2022"}),
+            ("Payroll application", CIClass.APPLICATION, {"version": "11.2", "vendor": "Sage"}),
+            ("Payroll database", CIClass.DATABASE, {"engine": "postgresql", "version": "15"}),
+            ("Payroll", CIClass.BUSINESS_SERVICE, {"criticality": "1"}),
+        ]
+        cis = {
+            name: ci_create(actor=actor, name=name, ci_class=cls, attributes=attrs)
+            for name, cls, attrs in estate
+        }
+        for source, rel_type, target in [
+            ("esx01", RelType.CONNECTS_TO, "core-sw1"),
+            ("srv-payroll01", RelType.HOSTED_ON, "esx01"),
+            ("Payroll database", RelType.RUNS_ON, "srv-payroll01"),
+            ("Payroll application", RelType.RUNS_ON, "srv-payroll01"),
+            ("Payroll application", RelType.DEPENDS_ON, "Payroll database"),
+            ("Payroll", RelType.DEPENDS_ON, "Payroll application"),
+        ]:
+            relationship_create(
+                actor=actor, source_id=cis[source].pk, target_id=cis[target].pk, rel_type=rel_type
+            )
+        problem = problem_create(
+            actor=actor,
+            short_description="Shared drive permissions reset after monthly patching",
+            configuration_item=cis["srv-payroll01"],
+            assignment_group=desk,
+            rca_method="five_whys",
+        )
+        hit = Incident.objects.filter(short_description__startswith="Shared drive permissions").first()
+        if hit is not None:
+            problem_incident_link(actor=actor, problem=problem, incident=hit)
+        known_error = known_error_create(
+            actor=actor,
+            problem=problem,
+            title="Shared drive permissions lost after patch",
+            symptoms="Users get access denied on the shared drive the morning after patching.",
+            workaround="Re-run the permissions script from the admin share, then ask users to sign out and in.",
+        )
+        known_error_publish(actor=actor, known_error=known_error)
+        start = timezone.now().replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=7)
+        change = change_create(
+            actor=actor,
+            change_type="normal",
+            short_description="Patch srv-payroll01 to the latest cumulative update",
+            implementation_plan="Snapshot the VM, install the update, reboot.",
+            backout_plan="Revert to the snapshot.",
+            test_plan="Run a payroll report in the test company.",
+            planned_start=start,
+            planned_end=start + dt.timedelta(hours=2),
+            assignment_group=desk,
+        )
+        change_ci_add(actor=actor, change=change, ci_id=cis["srv-payroll01"].pk)
+        hardware = catalog_category_create(actor=actor, name="Hardware", order=10)
+        software = catalog_category_create(actor=actor, name="Software", order=20)
+        catalog_item_create(
+            actor=actor,
+            name="New laptop",
+            category=hardware,
+            short_description="A laptop for a new starter or a replacement",
+            fulfilment_group=desk,
+            expected_delivery_hours=120,
+            approval_required=True,
+            approval_steps=[StepSpec(order=1, approver_role="approver")],
+            form_schema={
+                "type": "object",
+                "properties": {
+                    "model": {"type": "string", "title": "Model", "enum": ["14-inch", "16-inch"]},
+                    "reason": {"type": "string", "title": "Reason", "enum": ["new starter", "replacement"]},
+                    "old_asset": {"type": "string", "title": "Asset tag of the old laptop"},
+                    "needed_by": {"type": "string", "format": "date", "title": "Needed by"},
+                },
+                "required": ["model", "reason"],
+                "if": {"properties": {"reason": {"const": "replacement"}}},
+                "then": {"required": ["old_asset"]},
+            },
+        )
+        catalog_item_create(
+            actor=actor,
+            name="Install software",
+            category=software,
+            short_description="Install licensed software on your computer",
+            fulfilment_group=desk,
+            expected_delivery_hours=24,
+            form_schema={
+                "type": "object",
+                "properties": {"product": {"type": "string", "title": "Product", "minLength": 2}},
+                "required": ["product"],
+            },
+        )
+        article = article_create(
+            actor=actor,
+            title="How to connect to the VPN from home",
+            body="Open the VPN client, choose the company profile and sign in with your usual account.",
+            category="Remote work",
+            audience=Article.Audience.PORTAL,
+        )
+        article_publish(actor=actor, article=article)
