@@ -202,6 +202,12 @@ class ImpactedCI:
         return ", ".join(str(step) for step in self.steps)
 
 
+def _array(ids: list[str]) -> str:
+    """A PostgreSQL array literal of UUID texts (ours, from the database), bound as one string: adapting
+    a list of thousands of strings one by one cost more than the query it fed."""
+    return "{" + ",".join(ids) + "}"
+
+
 def ci_impact_get(*, actor: Actor, ci_id: uuid.UUID | str, depth: int = 6) -> list[ImpactedCI]:
     """The CIs (business services included) that a failure of ``ci_id`` reaches, up to ``depth`` hops
     (1..MAX_IMPACT_DEPTH), nearest first, each with a shortest explaining path.
@@ -233,7 +239,7 @@ def ci_impact_get(*, actor: Actor, ci_id: uuid.UUID | str, depth: int = 6) -> li
                 "SELECT DISTINCT ON (impact_to_id) impact_from_id::text, impact_to_id::text, rel_type"
                 " FROM cmdb_cirelationship WHERE impact_from_id = ANY(%s::uuid[])"
                 " ORDER BY impact_to_id, impact_from_id, rel_type",
-                [frontier],
+                [_array(frontier)],
             )
             next_frontier = []
             for source, target, rel_type in cursor.fetchall():
@@ -243,12 +249,11 @@ def ci_impact_get(*, actor: Actor, ci_id: uuid.UUID | str, depth: int = 6) -> li
                 next_frontier.append(target)
                 found.append((target, level))
             frontier = next_frontier
-        # The reached CIs' own columns in one indexed lookup (joining them per level made PostgreSQL
-        # hash the whole CI table once the frontier grew).
+        # The reached CIs' own columns in one query (joining them into each level made PostgreSQL hash
+        # the whole CI table once the frontier grew; a hashed ANY is the cheapest for thousands).
         cursor.execute(
-            "SELECT c.id::text, c.number, c.name, c.ci_class FROM unnest(%s::uuid[]) AS f(id)"
-            " JOIN cmdb_configurationitem c ON c.id = f.id",
-            [[ci for ci, _ in found]],
+            "SELECT id::text, number, name, ci_class FROM cmdb_configurationitem WHERE id = ANY(%s::uuid[])",
+            [_array([ci for ci, _ in found])],
         )
         for ci, number, name, ci_class in cursor.fetchall():
             details[ci] = (number, name, ci_class)

@@ -5,23 +5,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cmdb', '0002_alter_configurationitem_ci_class'),
+        ("cmdb", "0002_alter_configurationitem_ci_class"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='cirelationship',
-            name='ci_rel_impact',
+            model_name="cirelationship",
+            name="ci_rel_impact",
         ),
         migrations.AlterField(
-            model_name='cirelationship',
-            name='impact_from',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='cmdb.configurationitem'),
+            model_name="cirelationship",
+            name="impact_from",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="cmdb.configurationitem",
+            ),
         ),
         migrations.AddIndex(
-            model_name='cirelationship',
-            index=models.Index(fields=['impact_from', 'impact_to'], include=('rel_type',), name='ci_rel_impact'),
+            model_name="cirelationship",
+            index=models.Index(
+                fields=["impact_from", "impact_to"], include=("rel_type",), name="ci_rel_impact"
+            ),
         ),
     ]
