@@ -182,7 +182,11 @@ def test_link_an_incident_from_the_console(
     )
     assert linked.status_code == 302
     text = console.get(f"{URL}KB0000001/").content.decode()
-    assert f'documents incident <a href="/t/acme/incidents/{incident.number}/">{incident.number}</a>' in text
+    # the shared "Linked records" panel lists it, linked to the incident's page
+    assert (
+        f'documents <a href="/t/acme/incidents/{incident.number}/"><strong>{incident.number}</strong></a>'
+        in text
+    )
     again = console.post(f"{URL}KB0000001/links/", {"record_type": "incident", "record_id": str(incident.pk)})
     assert again.status_code == 409
     with tenant_context(tenant_a):

@@ -12,6 +12,7 @@ from django import template
 
 from modules.records import selectors
 from modules.records.models import RecordLink
+from modules.records.registry import kind_get
 
 register = template.Library()
 
@@ -30,7 +31,9 @@ def record_panel(context: dict[str, Any], record_type: str, record: Any) -> dict
     for link, other in zip(links, others, strict=True):
         outgoing = link.source_id == record.pk
         reading = link.get_kind_display() if outgoing else RecordLink.INVERSE[link.kind]
-        shown.append({"link": link, "reading": reading, "other": refs.get(other)})
+        ref = refs.get(other)
+        url = f"{base}{kind_get(ref.record_type).console_path.format(number=ref.number)}" if ref else ""
+        shown.append({"link": link, "reading": reading, "other": ref, "url": url})
     return {
         "request": request,
         "csrf_token": context.get("csrf_token"),

@@ -146,7 +146,7 @@ def test_panel_upload_and_link_from_a_change_page(
         assert RecordLink.objects.filter(source_id=change.pk, target_id=incident.pk).count() == 1
     page = page_of(console, url)
     assert f'<a href="/t/acme/attachments/{attachment.pk}/">backout-plan.pdf</a>' in page
-    assert f"<strong>{incident.number}</strong> Mail down after patching" in page
-    assert f"<strong>{change.number}</strong> Patch the mail server" in page_of(
-        console, f"/t/acme/incidents/{incident.number}/"
-    )
+    incident_link = f'<a href="/t/acme/incidents/{incident.number}/"><strong>{incident.number}</strong></a>'
+    assert f"{incident_link} Mail down after patching" in page
+    change_link = f'<a href="/t/acme/changes/{change.number}/"><strong>{change.number}</strong></a>'
+    assert f"{change_link} Patch the mail server" in page_of(console, f"/t/acme/incidents/{incident.number}/")
