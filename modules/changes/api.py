@@ -17,6 +17,7 @@ from controlplane.api_auth import TenantSlug
 from controlplane.http import TenantRequest
 from controlplane.problems import InvalidInput
 from modules.people.models import Group, Person
+from modules.records.schemas import ActivityOut, CommentIn, CommentOut, GroupRef, PersonRef
 from modules.records.selectors import activity_list, comment_list
 
 from . import selectors, services
@@ -37,16 +38,6 @@ Ordering = Literal[
     "number",
     "-number",
 ]
-
-
-class PersonRef(Schema):
-    id: uuid.UUID
-    display_name: str
-
-
-class GroupRef(Schema):
-    id: uuid.UUID
-    name: str
 
 
 class ChangeOut(Schema):
@@ -230,28 +221,6 @@ class CabOut(Schema):
     ignored: int = Field(..., description="votes of persons no longer on the board (not counted)")
     outcome: Literal["not_required", "pending", "authorised", "rejected"]
     votes: list[VoteOut]
-
-
-class CommentIn(Schema):
-    body: str = Field(..., min_length=1)
-    work_note: bool = False
-
-
-class CommentOut(Schema):
-    id: uuid.UUID
-    author: PersonRef | None
-    body: str
-    is_work_note: bool
-    created_at: dt.datetime
-
-
-class ActivityOut(Schema):
-    id: uuid.UUID
-    verb: str
-    at: dt.datetime
-    actor: PersonRef | None = Field(None, alias="actor_person")
-    source: str
-    changes: dict[str, Any]
 
 
 class TemplateIn(Schema):

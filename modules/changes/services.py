@@ -42,6 +42,7 @@ from modules.records.actor import Actor
 from modules.records.services import (
     activity_record,
     comment_add,
+    history_value,
     number_advance_past,
     number_next,
     search_document_set,
@@ -138,17 +139,6 @@ def _require_technician(actor: Actor) -> None:
 def _require_admin(actor: Actor) -> None:
     if not actor.is_admin:
         raise PermissionDenied("only admins may do this")
-
-
-def _value(value: Any) -> Any:
-    """A JSON-friendly form of a field value for the activity history."""
-    if isinstance(value, Person | Group):
-        return {"id": str(value.pk), "name": str(value)}
-    if isinstance(value, StandardChangeTemplate):
-        return {"id": str(value.pk), "name": value.name}
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
 
 
 def _check_window(start: dt.datetime | None, end: dt.datetime | None) -> None:
@@ -319,7 +309,7 @@ def change_create(
         verb="change.created",
         record_type=RECORD_TYPE,
         record_id=change.pk,
-        changes={field: [None, _value(getattr(change, field))] for field in fields},
+        changes={field: [None, history_value(getattr(change, field))] for field in fields},
     )
     _index(change)
     return change
@@ -377,7 +367,7 @@ def change_update(*, actor: Actor, change: Change, **changes: Any) -> Change:
     for field, new in changes.items():
         old = getattr(change, field)
         if old != new:
-            diff[field] = [_value(old), _value(new)]
+            diff[field] = [history_value(old), history_value(new)]
             setattr(change, field, new)
     if "short_description" in diff and not change.short_description.strip():
         raise InvalidInput(
@@ -563,7 +553,9 @@ def change_transition(
         change.conflicts = change_conflict_list(actor=actor, change=change)
     change.save()
     diff = {
-        f: [_value(old), _value(getattr(change, f))] for f, old in before.items() if getattr(change, f) != old
+        f: [history_value(old), history_value(getattr(change, f))]
+        for f, old in before.items()
+        if getattr(change, f) != old
     }
     activity_record(
         actor=actor,
@@ -756,7 +748,7 @@ def change_vote(*, actor: Actor, change: Change, decision: str, comment: str = "
         verb="change.vote_changed" if old else "change.vote_cast",
         record_type=RECORD_TYPE,
         record_id=change.pk,
-        changes={"vote": [old, decision], "member": _value(actor.person), "comment": vote.comment},
+        changes={"vote": [old, decision], "member": history_value(actor.person), "comment": vote.comment},
     )
     return vote
 
@@ -844,7 +836,7 @@ def cab_member_add(*, actor: Actor, person: Person, emergency: bool = False) -> 
         verb=verb,
         record_type="cab",
         record_id=CAB_ID,
-        changes={"person": _value(person), "emergency": [old, emergency]},
+        changes={"person": history_value(person), "emergency": [old, emergency]},
     )
     return member
 
@@ -858,7 +850,7 @@ def cab_member_remove(*, actor: Actor, member: CabMember) -> None:
         verb="cab.member_removed",
         record_type="cab",
         record_id=CAB_ID,
-        changes={"person": _value(member.person), "emergency": [member.emergency, None]},
+        changes={"person": history_value(member.person), "emergency": [member.emergency, None]},
     )
     member.delete()
 

@@ -13,6 +13,7 @@ from controlplane.api_auth import TenantSlug
 from controlplane.http import TenantRequest
 from controlplane.problems import InvalidInput
 from modules.people.models import Group, Person
+from modules.records.schemas import ActivityOut, GroupRef, PersonRef
 
 from . import selectors, services
 from .classes import class_table
@@ -42,16 +43,6 @@ Ordering = Literal["name", "-name", "number", "-number", "-updated_at", "updated
 assert set(ClassName.__args__) == set(CIClass.values)  # type: ignore[attr-defined]
 assert set(LifecycleName.__args__) == set(Lifecycle.values)  # type: ignore[attr-defined]
 assert set(RelTypeName.__args__) == set(RelType.values)  # type: ignore[attr-defined]
-
-
-class PersonRef(Schema):
-    id: uuid.UUID
-    display_name: str
-
-
-class GroupRef(Schema):
-    id: uuid.UUID
-    name: str
 
 
 class CIOut(Schema):
@@ -141,15 +132,6 @@ class ImpactOut(Schema):
     steps: list[ImpactStepOut]
     explanation: str
     is_business_service: bool
-
-
-class ActivityOut(Schema):
-    id: uuid.UUID
-    verb: str
-    at: dt.datetime
-    actor: PersonRef | None = Field(None, alias="actor_person")
-    source: str
-    changes: dict[str, Any]
 
 
 class AttributeOut(Schema):

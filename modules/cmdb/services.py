@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from controlplane.problems import Conflict, InvalidInput, PermissionDenied
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
-from modules.records.services import activity_record, number_next, search_document_set
+from modules.records.services import activity_record, history_value, number_next, search_document_set
 
 from .classes import attributes_clean
 from .models import CIClass, CIRelationship, ConfigurationItem, Lifecycle, RelType, rel_reading
@@ -46,13 +46,6 @@ class CIRetired(Conflict):
 def _require_manager(actor: Actor) -> None:
     if not cmdb_manager(actor):
         raise PermissionDenied("only technicians and client admins may manage the CMDB")
-
-
-def _value(value: Any) -> Any:
-    """A JSON-friendly form of a field value for the activity history."""
-    if isinstance(value, Person | Group):
-        return {"id": str(value.pk), "name": str(value)}
-    return value
 
 
 def _check_choices(*, name: str | None, ci_class: str | None, lifecycle: str | None) -> None:
@@ -117,7 +110,7 @@ def ci_create(
     )
     ci.save()
     changes: dict[str, list[Any]] = {
-        field: [None, _value(getattr(ci, field))]
+        field: [None, history_value(getattr(ci, field))]
         for field in EDITABLE_FIELDS
         if field != "attributes" and getattr(ci, field) not in (None, "")
     }
@@ -163,7 +156,7 @@ def ci_update(*, actor: Actor, ci: ConfigurationItem, **changes: Any) -> Configu
     for field, new in changes.items():
         old = getattr(ci, field)
         if old != new:
-            diff[field] = [_value(old), _value(new)]
+            diff[field] = [history_value(old), history_value(new)]
             setattr(ci, field, new)
     merged = dict(ci.attributes)
     for key, value in (patch or {}).items():

@@ -15,6 +15,7 @@ from controlplane.problems import InvalidInput, NotFound
 from modules.cmdb import selectors as cmdb_selectors
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
+from modules.records.schemas import ActivityOut, CommentIn, CommentOut, GroupRef, PersonRef
 from modules.records.selectors import activity_list, comment_list
 
 from . import selectors, services
@@ -25,16 +26,6 @@ StateName = Literal["new", "in_progress", "on_hold", "resolved", "closed", "canc
 Ordering = Literal[
     "-opened_at", "opened_at", "-updated_at", "updated_at", "priority", "-priority", "number", "-number"
 ]
-
-
-class PersonRef(Schema):
-    id: uuid.UUID
-    display_name: str
-
-
-class GroupRef(Schema):
-    id: uuid.UUID
-    name: str
 
 
 class IncidentOut(Schema):
@@ -120,28 +111,6 @@ class IncidentFilters(FilterSchema):
     q: str = ""
     opened_after: dt.datetime | None = None
     opened_before: dt.datetime | None = None
-
-
-class CommentIn(Schema):
-    body: str = Field(..., min_length=1)
-    work_note: bool = False
-
-
-class CommentOut(Schema):
-    id: uuid.UUID
-    author: PersonRef | None
-    body: str
-    is_work_note: bool
-    created_at: dt.datetime
-
-
-class ActivityOut(Schema):
-    id: uuid.UUID
-    verb: str
-    at: dt.datetime
-    actor: PersonRef | None = Field(None, alias="actor_person")
-    source: str
-    changes: dict[str, Any]
 
 
 class PriorityCell(Schema):

@@ -21,7 +21,13 @@ from django.utils import timezone
 from controlplane.problems import Conflict, InvalidInput, NotFound, PermissionDenied
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
-from modules.records.services import activity_record, comment_add, number_next, search_document_set
+from modules.records.services import (
+    activity_record,
+    comment_add,
+    history_value,
+    number_next,
+    search_document_set,
+)
 
 from .models import Impact, Incident, IncidentSettings, PriorityRule, ResolutionCode
 
@@ -71,18 +77,6 @@ def priority_for(*, impact: int, urgency: int) -> int:
 def _require_technician(actor: Actor) -> None:
     if not actor.is_technician:
         raise PermissionDenied("only technicians may do this")
-
-
-def _value(value: Any) -> Any:
-    """A JSON-friendly form of a field value for the activity history."""
-    if isinstance(value, Person | Group):
-        return {"id": str(value.pk), "name": str(value)}
-    if isinstance(value, models.Model):  # another module's record, e.g. a configuration item
-        number = getattr(value, "number", None)
-        return {"id": str(value.pk), "name": f"{number} {value}" if number else str(value)}
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
 
 
 def _index(incident: Incident) -> None:
@@ -180,7 +174,7 @@ def incident_create(
         verb="incident.created",
         record_type=RECORD_TYPE,
         record_id=incident.pk,
-        changes={field: [None, _value(getattr(incident, field))] for field in created},
+        changes={field: [None, history_value(getattr(incident, field))] for field in created},
     )
     return incident
 
@@ -216,7 +210,7 @@ def incident_update(*, actor: Actor, incident: Incident, **changes: Any) -> Inci
     for field, new in changes.items():
         old = getattr(incident, field)
         if old != new:
-            diff[field] = [_value(old), _value(new)]
+            diff[field] = [history_value(old), history_value(new)]
             setattr(incident, field, new)
     if "short_description" in diff and not incident.short_description.strip():
         raise InvalidInput(
@@ -351,7 +345,7 @@ def incident_transition(
     incident.save()
     _index(incident)
     diff = {
-        f: [_value(old), _value(getattr(incident, f))]
+        f: [history_value(old), history_value(getattr(incident, f))]
         for f, old in before.items()
         if getattr(incident, f) != old
     }

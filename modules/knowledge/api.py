@@ -17,6 +17,7 @@ from controlplane.api_auth import TenantSlug
 from controlplane.http import TenantRequest
 from controlplane.problems import InvalidInput
 from modules.records.actor import Actor
+from modules.records.schemas import ActivityOut, PersonRef
 
 from . import selectors, services
 from .models import Article, ArticleVersion
@@ -26,11 +27,6 @@ router = Router(tags=["knowledge"])
 StateName = Literal["draft", "review", "published", "retired"]
 AudienceName = Literal["technicians", "portal"]
 Ordering = Literal["-updated_at", "updated_at", "-created_at", "created_at", "number", "-number"]
-
-
-class PersonRef(Schema):
-    id: uuid.UUID
-    display_name: str
 
 
 class ArticleOut(Schema):
@@ -147,15 +143,6 @@ class LinkOut(Schema):
     record_id: uuid.UUID
     number: str = Field(..., description="the other record's number; empty if not visible")
     created_at: dt.datetime
-
-
-class ActivityOut(Schema):
-    id: uuid.UUID
-    verb: str
-    at: dt.datetime
-    actor: PersonRef | None = Field(None, alias="actor_person")
-    source: str
-    changes: dict[str, Any]
 
 
 class ArticleCursorPagination(CursorPagination):

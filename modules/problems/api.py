@@ -16,6 +16,7 @@ from controlplane.problems import InvalidInput, NotFound
 from modules.cmdb import selectors as cmdb_selectors
 from modules.incidents import selectors as incident_selectors
 from modules.people.models import Group, Person
+from modules.records.schemas import ActivityOut, CommentOut, GroupRef, PersonRef
 from modules.records.selectors import activity_list, comment_list
 
 from . import selectors, services
@@ -27,16 +28,6 @@ StateName = Literal[
 ]
 RcaMethod = Literal["", "five_whys", "fishbone", "kepner_tregoe", "fault_tree", "other"]
 KnownErrorState = Literal["draft", "published", "retired"]
-
-
-class PersonRef(Schema):
-    id: uuid.UUID
-    display_name: str
-
-
-class GroupRef(Schema):
-    id: uuid.UUID
-    name: str
 
 
 class CIRef(Schema):
@@ -136,26 +127,11 @@ class IncidentLinkIn(Schema):
     incident_id: uuid.UUID
 
 
-class CommentIn(Schema):
+class ProblemCommentIn(Schema):
+    """Problem notes are internal unless said otherwise."""
+
     body: str = Field(..., min_length=1)
     work_note: bool = True
-
-
-class CommentOut(Schema):
-    id: uuid.UUID
-    author: PersonRef | None
-    body: str
-    is_work_note: bool
-    created_at: dt.datetime
-
-
-class ActivityOut(Schema):
-    id: uuid.UUID
-    verb: str
-    at: dt.datetime
-    actor: PersonRef | None = Field(None, alias="actor_person")
-    source: str
-    changes: dict[str, Any]
 
 
 class ProblemRef(Schema):
@@ -484,7 +460,9 @@ def list_comments(request: TenantRequest, tenant: TenantSlug, problem_id: uuid.U
 
 
 @router.post("/{problem_id}/comments", response={201: CommentOut}, summary="Add a work note or comment")
-def add_comment(request: TenantRequest, tenant: TenantSlug, problem_id: uuid.UUID, payload: CommentIn) -> Any:
+def add_comment(
+    request: TenantRequest, tenant: TenantSlug, problem_id: uuid.UUID, payload: ProblemCommentIn
+) -> Any:
     actor = request.actor
     problem = selectors.problem_get(actor=actor, problem_id=problem_id)
     comment = services.problem_comment(

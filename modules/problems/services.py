@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import models, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from controlplane.problems import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -29,7 +29,13 @@ from modules.incidents import services as incident_services
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
 from modules.records.models import Comment, SearchDocument
-from modules.records.services import activity_record, comment_add, number_next, search_document_set
+from modules.records.services import (
+    activity_record,
+    comment_add,
+    history_value,
+    number_next,
+    search_document_set,
+)
 
 from . import selectors
 from .models import KnownError, Problem, ProblemSettings
@@ -82,15 +88,6 @@ class KnownErrorNotEditable(Conflict):
 def _require_technician(actor: Actor) -> None:
     if not actor.is_technician:
         raise PermissionDenied("only technicians may work problems and known errors")
-
-
-def _value(value: Any) -> Any:
-    """A JSON-friendly form of a field value for the activity history."""
-    if isinstance(value, models.Model):
-        return {"id": str(value.pk), "name": str(value)}
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
 
 
 def _check_rca_method(value: str) -> None:
@@ -188,7 +185,7 @@ def problem_create(
         record_type=RECORD_TYPE,
         record_id=problem.pk,
         changes={
-            field: [None, _value(getattr(problem, field))]
+            field: [None, history_value(getattr(problem, field))]
             for field in (*EDITABLE_FIELDS, "priority", "state")
             if getattr(problem, field) not in (None, "")
         },
@@ -227,7 +224,7 @@ def problem_update(*, actor: Actor, problem: Problem, **changes: Any) -> Problem
     for name, new in changes.items():
         old = getattr(problem, name)
         if old != new:
-            diff[name] = [_value(old), _value(new)]
+            diff[name] = [history_value(old), history_value(new)]
             setattr(problem, name, new)
     if "short_description" in diff and not problem.short_description.strip():
         raise InvalidInput(
@@ -362,7 +359,7 @@ def problem_transition(
     problem.state = transition.target
     problem.save()
     diff: dict[str, Any] = {
-        f: [_value(old), _value(getattr(problem, f))]
+        f: [history_value(old), history_value(getattr(problem, f))]
         for f, old in before.items()
         if getattr(problem, f) != old
     }

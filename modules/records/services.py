@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.base import File
 from django.core.files.storage import default_storage
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from controlplane.problems import Conflict, DomainError, InvalidInput, PermissionDenied
@@ -45,6 +45,20 @@ def number_advance_past(*, prefix: str, value: int) -> None:
             " DO UPDATE SET last_value = GREATEST(records_numbersequence.last_value, EXCLUDED.last_value)",
             [prefix, value],
         )
+
+
+def history_value(value: Any) -> Any:
+    """A JSON-friendly form of a field value for the activity history: a row becomes ``{"id", "name"}``
+    (the name led by the record's number when its text lacks it, e.g. ``CI0000001 mail01 (Server)``), a
+    date or time its ISO 8601 text (times are UTC-aware), a UUID its text; other values stay as they are."""
+    if isinstance(value, models.Model):
+        text, number = str(value), getattr(value, "number", None)
+        return {"id": str(value.pk), "name": f"{number} {text}" if number and number not in text else text}
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
 
 
 def activity_record(

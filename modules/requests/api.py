@@ -14,6 +14,7 @@ from controlplane.api_auth import TenantSlug
 from controlplane.http import TenantRequest
 from controlplane.problems import InvalidInput, NotFound
 from modules.people.models import Group, Person
+from modules.records.schemas import ActivityOut, CommentIn, CommentOut, GroupRef, PersonRef
 from modules.records.selectors import activity_list, comment_list
 
 from . import selectors, services
@@ -26,16 +27,6 @@ RequestState = Literal[
 ]
 Ordering = Literal["-opened_at", "opened_at", "-updated_at", "updated_at", "number", "-number"]
 FormSchema = dict[str, Any]
-
-
-class PersonRef(Schema):
-    id: uuid.UUID
-    display_name: str
-
-
-class GroupRef(Schema):
-    id: uuid.UUID
-    name: str
 
 
 class CatalogCategoryOut(Schema):
@@ -230,28 +221,6 @@ class TaskFilters(FilterSchema):
 
 class CancelIn(Schema):
     reason: str = ""
-
-
-class CommentIn(Schema):
-    body: str = Field(..., min_length=1)
-    work_note: bool = False
-
-
-class CommentOut(Schema):
-    id: uuid.UUID
-    author: PersonRef | None
-    body: str
-    is_work_note: bool
-    created_at: dt.datetime
-
-
-class ActivityOut(Schema):
-    id: uuid.UUID
-    verb: str
-    at: dt.datetime
-    actor: PersonRef | None = Field(None, alias="actor_person")
-    source: str
-    changes: dict[str, Any]
 
 
 class OrderedCursorPagination(CursorPagination):

@@ -27,7 +27,13 @@ from controlplane.problems import Conflict, InvalidInput, NotFound, PermissionDe
 from modules.people.models import Group, GroupMembership, Person
 from modules.records.actor import Actor
 from modules.records.models import SearchDocument
-from modules.records.services import activity_record, comment_add, number_next, search_document_set
+from modules.records.services import (
+    activity_record,
+    comment_add,
+    history_value,
+    number_next,
+    search_document_set,
+)
 
 from . import selectors
 from .formschema import form_schema_check, variables_errors
@@ -85,17 +91,6 @@ def _require_technician(actor: Actor) -> None:
 def _require_catalog_admin(actor: Actor) -> None:
     if not (actor.is_technician or actor.is_admin):
         raise PermissionDenied("only technicians and admins may change the catalog")
-
-
-def _value(value: Any) -> Any:
-    """A JSON-friendly form of a field value for the activity history."""
-    if isinstance(value, Person | Group):
-        return {"id": str(value.pk), "name": str(value)}
-    if isinstance(value, CatalogCategory):
-        return {"id": str(value.pk), "name": value.name}
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
 
 
 def _required_text(value: str, field: str) -> str:
@@ -264,7 +259,7 @@ def catalog_item_create(
         active=active,
     )
     described = _steps_replace(item, steps)
-    changes = {f: [None, _value(getattr(item, f))] for f in ITEM_FIELDS if f != "approval_steps"}
+    changes = {f: [None, history_value(getattr(item, f))] for f in ITEM_FIELDS if f != "approval_steps"}
     changes["approval_steps"] = [None, described]
     activity_record(
         actor=actor,
@@ -313,7 +308,7 @@ def catalog_item_update(*, actor: Actor, item: CatalogItem, **changes: Any) -> C
     for field, new in changes.items():
         old = getattr(item, field)
         if old != new:
-            diff[field] = [_value(old), _value(new)]
+            diff[field] = [history_value(old), history_value(new)]
             setattr(item, field, new)
     if steps is not None:
         before = _steps_described(item)
@@ -505,8 +500,8 @@ def request_submit(
         record_id=request.pk,
         changes={
             "state": [None, S.SUBMITTED],
-            "requested_for": [None, _value(requested_for)],
-            "due_at": [None, _value(request.due_at)],
+            "requested_for": [None, history_value(requested_for)],
+            "due_at": [None, history_value(request.due_at)],
             "items": [None, [{"number": r.number, "catalog_item": r.catalog_item.name} for r in requested]],
         },
         at=now,
@@ -564,7 +559,7 @@ def _advance(actor: Actor, request: ServiceRequest, now: dt.datetime) -> None:
                         changes={
                             "approval_id": str(approval.pk),
                             "step": approval.step,
-                            "approver": _value(approval.approver) or approval.approver_role,
+                            "approver": history_value(approval.approver) or approval.approver_role,
                             "state": [A.NOT_REQUESTED, A.PENDING],
                         },
                         at=now,
@@ -592,7 +587,7 @@ def _fulfilment_start(actor: Actor, request: ServiceRequest, now: dt.datetime) -
             {
                 "task": task.number,
                 "item": ritm.number,
-                "assignment_group": _value(task.assignment_group),
+                "assignment_group": history_value(task.assignment_group),
             }
         )
     _state_set(actor, request, S.IN_PROGRESS, now, tasks=[None, tasks])
@@ -716,7 +711,7 @@ def approval_resend(*, actor: Actor, approval: Approval, now: dt.datetime | None
         record_id=request.pk,
         changes={
             "approval_id": str(approval.pk),
-            "approver": _value(approval.approver) or approval.approver_role,
+            "approver": history_value(approval.approver) or approval.approver_role,
             "reminder_count": [approval.reminder_count - 1, approval.reminder_count],
         },
         at=now,
@@ -746,7 +741,7 @@ def approval_delegate(
     if not delegate_to.is_active or delegate_to.pk == approval.approver_id:
         message = "not active" if not delegate_to.is_active else "already the approver"
         raise InvalidInput(message, errors=[{"field": "delegate_to", "message": message}])
-    before = _value(approval.approver) or approval.approver_role
+    before = history_value(approval.approver) or approval.approver_role
     approval.delegated_from = approval.approver
     approval.approver = delegate_to
     approval.approver_role = ""
@@ -756,7 +751,7 @@ def approval_delegate(
         verb="approval.delegated",
         record_type=RECORD_TYPE,
         record_id=request.pk,
-        changes={"approval_id": str(approval.pk), "approver": [before, _value(delegate_to)]},
+        changes={"approval_id": str(approval.pk), "approver": [before, history_value(delegate_to)]},
         at=now,
     )
     return approval
@@ -797,7 +792,7 @@ def task_update(*, actor: Actor, task: FulfilmentTask, **changes: Any) -> Fulfil
     for field, new in changes.items():
         old = getattr(task, field)
         if old != new:
-            diff[field] = [_value(old), _value(new)]
+            diff[field] = [history_value(old), history_value(new)]
             setattr(task, field, new)
     if diff:
         task.save()
