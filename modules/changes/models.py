@@ -65,6 +65,8 @@ class Change(Record):
     FINAL_STATES = (State.CLOSED, State.CANCELLED)
 
     number = models.CharField(max_length=20, unique=True)
+    # Keys changes brought in by an import (``servicenow:CHG0000047``).
+    external_ref = models.CharField(max_length=200, null=True, blank=True, unique=True)
     change_type = models.CharField(max_length=12, choices=Type.choices)
     template = models.ForeignKey(
         StandardChangeTemplate, on_delete=models.PROTECT, null=True, blank=True, related_name="changes"

@@ -934,15 +934,24 @@ CHANGE_NUMBER = re.compile(r"^CHG\d{1,12}$")
 
 
 @transaction.atomic
-def change_import_reference(*, actor: Actor, number: str, title: str) -> tuple[Change, bool]:
-    """The change an import refers to by its ``CHG…`` number (ServiceNow's ``rfc``), opened as a draft
-    normal change with ``title`` when it does not exist yet, keeping that number. Returns (change,
-    created). Raises InvalidInput for a malformed number. Safe to run again: numbers are unique."""
+def change_import_reference(*, actor: Actor, number: str, title: str, system: str) -> tuple[Change, bool]:
+    """The change an import refers to by its ``CHG…`` number in ``system`` (e.g. ServiceNow's ``rfc``),
+    keyed ``<system>:<number>``, opened as a draft normal change with ``title`` when it does not exist
+    yet. It keeps that number unless a change of this tenant already has it (then it gets the next one):
+    a native CHG0000005 is never mistaken for an imported one. Returns (change, created). Raises
+    InvalidInput for a malformed number. Safe to run again: the external reference is unique."""
     if not CHANGE_NUMBER.match(number):
         raise InvalidInput(
             f"not a change number: {number!r}", errors=[{"field": "rfc", "message": "CHG and digits"}]
         )
-    existing = Change.objects.filter(number=number).first()
+    external_ref = f"{system}:{number}"
+    existing = Change.objects.filter(external_ref=external_ref).first()
     if existing is not None:
         return existing, False
-    return change_create(actor=actor, change_type="normal", short_description=title, number=number), True
+    free = not Change.objects.filter(number=number).exists()
+    change = change_create(
+        actor=actor, change_type="normal", short_description=title, number=number if free else None
+    )
+    change.external_ref = external_ref
+    change.save(update_fields=["external_ref"])
+    return change, True

@@ -16,5 +16,6 @@ class IncidentsConfig(AppConfig):
                 prefix="INC",
                 selector="modules.incidents.selectors.incident_get",
                 console_path="incidents/{number}/",
+                end_user_attachments=True,
             )
         )

@@ -484,7 +484,7 @@ def link_sources(report: ImportReport) -> ImportReport:
     for value in sorted({*refs("source_rfc"), *caused.values()}):
         try:
             change, created = change_import_reference(
-                actor=actor, number=value, title=f"{value} (ServiceNow)"
+                actor=actor, number=value, title=f"{value} (ServiceNow)", system="servicenow"
             )
         except InvalidInput as exc:
             report.errors.append(RowError(line=0, field="rfc", message=str(exc)))

@@ -24,13 +24,17 @@ class RecordKind:
     """``name`` is the record type stored on comments, links and activity entries (``incident``).
     ``selector`` is the dotted path of ``(*, actor, record_id) -> record`` raising NotFound for a record
     the actor may not see. ``console_path`` formats a console path below ``/t/<tenant>/`` from the
-    record's attributes, e.g. ``incidents/{number}/``."""
+    record's attributes, e.g. ``incidents/{number}/``. ``end_user_attachments``: whether end users may
+    attach files to the records of this kind they can see."""
 
     name: str
     label: str
     prefix: str
     selector: str
     console_path: str
+    # End users may attach files to records of this kind that they can see (their own incidents and
+    # requests); on other kinds (published articles, say) only technicians may.
+    end_user_attachments: bool = False
 
     def get(self, *, actor: Actor, record_id: uuid.UUID | str) -> Any:
         fetch: Callable[..., Any] = import_string(self.selector)

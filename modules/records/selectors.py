@@ -25,11 +25,27 @@ def comment_list(*, actor: Actor, record_id: uuid.UUID) -> QuerySet[Comment]:
     return qs if actor.is_technician else qs.filter(is_work_note=False)
 
 
+# History entries only technicians see: internal notes, and entries that name records the caller may not
+# see (links, the problem, change or CI an incident was linked to).
+TECHNICIAN_VERBS = (
+    "work_note.added",
+    "link.added",
+    "link.removed",
+    "incident.problem_linked",
+    "incident.change_linked",
+    "incident.ci_linked",
+)
+
+
 def activity_list(*, actor: Actor, record_id: uuid.UUID) -> QuerySet[ActivityEntry]:
-    """The activity history of a record, in the order it happened. Technicians only see work-note
-    entries; the caller checked access to the record itself."""
+    """The activity history of a record, in the order it happened. Work notes, internal attachments,
+    links and links to other records are technicians' only; the caller checked access to the record."""
     qs = ActivityEntry.objects.filter(record_id=record_id).select_related("actor_person")
-    return qs if actor.is_technician else qs.exclude(verb="work_note.added")
+    if actor.is_technician:
+        return qs
+    return qs.exclude(verb__in=TECHNICIAN_VERBS).exclude(
+        verb__startswith="attachment.", changes__internal=True
+    )
 
 
 def link_list(*, actor: Actor, record_id: uuid.UUID) -> QuerySet[RecordLink]:
@@ -170,7 +186,11 @@ def search(
                     NEWEST_MATCHES.format(scope=scope, types=types) + RANKED,
                     [*filters, RECENT_LIMIT, tsquery, RANK_WINDOW, tsquery, limit],
                 )
-                found = cursor.fetchall()
+                newest = cursor.fetchall()
+                if len(newest) < min(limit, RANK_WINDOW):  # old matches: keep what the first plan ranked
+                    seen = {row[1] for row in newest}
+                    newest += [row for row in found if row[1] not in seen]
+                found = newest
             rows += found
     rows.sort(key=lambda row: (row[5], row[6]), reverse=True)
     return [SearchHit(*row[:6]) for row in rows[:limit]]

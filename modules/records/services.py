@@ -18,7 +18,7 @@ from controlplane.problems import Conflict, DomainError, InvalidInput, Permissio
 from .actor import Actor
 from .attachments import SNIFF_BYTES, RefusedFile, safe_file_name, sniff
 from .models import ActivityEntry, Attachment, Comment, RecordLink, SearchDocument
-from .registry import record_get
+from .registry import kind_get, record_get
 
 
 def number_next(*, prefix: str, width: int = 7) -> str:
@@ -244,10 +244,13 @@ def attachment_add(
     type is sniffed from the bytes (modules/records/attachments.py); the file is stored under
     ``<tenant schema>/attachments/<id>`` in the default storage, never under a name the uploader chose.
     If writing the row fails the stored file is removed. ``internal`` (technicians only) hides it from end
-    users like a work note. Raises NotFound (record not visible), FileTooLarge (413, more than
+    users like a work note. End users attach only to kinds that allow it (their incidents and requests;
+    PermissionDenied otherwise). Raises NotFound (record not visible), FileTooLarge (413, more than
     settings.ATTACHMENT_MAX_BYTES), InvalidInput (refused type, empty file, too many files on the record).
     """
     record_get(actor=actor, record_type=record_type, record_id=record_id)
+    if not actor.is_technician and not kind_get(record_type).end_user_attachments:
+        raise PermissionDenied(f"only technicians may attach files to a {record_type}")
     size = upload.size or 0
     if size > settings.ATTACHMENT_MAX_BYTES:
         raise FileTooLarge(
@@ -317,7 +320,11 @@ def attachment_delete(*, actor: Actor, attachment: Attachment) -> None:
         verb="attachment.removed",
         record_type=attachment.record_type,
         record_id=attachment.record_id,
-        changes={"attachment_id": str(attachment.pk), "file_name": attachment.file_name},
+        changes={
+            "attachment_id": str(attachment.pk),
+            "file_name": attachment.file_name,
+            "internal": attachment.internal,
+        },
     )
     storage_name = attachment.storage_name
     attachment.delete()

@@ -19,5 +19,6 @@ class ServiceRequestsConfig(AppConfig):
                 prefix="REQ",
                 selector="modules.requests.selectors.service_request_get",
                 console_path="requests/{number}/",
+                end_user_attachments=True,
             )
         )

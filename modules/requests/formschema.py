@@ -22,6 +22,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError, ValidationError
+from referencing.exceptions import Unresolvable
 
 from controlplane.problems import InvalidInput, NotFound
 from modules.cmdb.selectors import ci_get
@@ -53,6 +54,12 @@ def form_schema_check(schema: Any, *, field: str = "form_schema") -> None:
         raise InvalidInput(
             f"invalid form schema: {message}", errors=[{"field": field, "message": message}]
         ) from exc
+    if _has_reference(schema):
+        # A form is flat; a reference could point nowhere and only fail when someone orders.
+        raise InvalidInput(
+            "references ($ref) are not supported in form schemas",
+            errors=[{"field": field, "message": "write the field out instead of using $ref"}],
+        )
     if schema.get("type") != "object":
         raise InvalidInput(
             "a form schema is of type object",
@@ -113,6 +120,15 @@ def _messages(error: ValidationError, schema: dict[str, Any]) -> list[tuple[str,
     return [(_field(path), error.message)]
 
 
+def _has_reference(node: Any) -> bool:
+    """Whether a schema uses ``$ref`` or ``$dynamicRef`` anywhere."""
+    if isinstance(node, dict):
+        return any(k in ("$ref", "$dynamicRef") or _has_reference(v) for k, v in node.items())
+    if isinstance(node, list):
+        return any(_has_reference(v) for v in node)
+    return False
+
+
 def variables_errors(*, actor: Actor, schema: dict[str, Any], variables: Any) -> list[dict[str, str]]:
     """Every problem of ``variables`` (the answers of one order form) against the item's ``schema``.
 
@@ -124,9 +140,14 @@ def variables_errors(*, actor: Actor, schema: dict[str, Any], variables: Any) ->
         return [{"field": "variables", "message": "must be an object"}]
     validator = Draft202012Validator(schema, format_checker=_format_checker(actor))
     found: dict[str, str] = {}
-    for error in validator.iter_errors(variables):
-        for field, message in _messages(error, schema):
-            found.setdefault(field, message)
+    try:
+        for error in validator.iter_errors(variables):
+            for field, message in _messages(error, schema):
+                found.setdefault(field, message)
+    except Unresolvable as exc:  # an item saved before references were refused
+        raise InvalidInput(
+            "the item's form cannot be checked", errors=[{"field": "form_schema", "message": str(exc)}]
+        ) from exc
     order = {name: index for index, name in enumerate(schema.get("properties") or {})}
 
     def form_order(field: str) -> tuple[int, str]:

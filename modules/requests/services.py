@@ -728,7 +728,8 @@ def approval_delegate(
     The approver (or, for a tenant-role step, a holder of the role) or a technician may delegate; anyone
     else gets PermissionDenied (403), nothing written. ``delegated_from`` keeps the approver before.
     Raises ApprovalNotPending (409) for a decided or skipped approval, InvalidInput naming ``delegate_to``
-    for an inactive person or the current approver.
+    for an inactive person, the current approver or the request's requester (requested for or opened by),
+    PermissionDenied when a technician who is not the approver delegates to themselves.
     """
     now = now or timezone.now()
     request, approval = _locked(approval)
@@ -741,6 +742,14 @@ def approval_delegate(
     if not delegate_to.is_active or delegate_to.pk == approval.approver_id:
         message = "not active" if not delegate_to.is_active else "already the approver"
         raise InvalidInput(message, errors=[{"field": "delegate_to", "message": message}])
+    # Separation of duties: nobody approves their own order, and a technician who is not the approver
+    # cannot hand the decision to themselves (ITIL 4 service request management; ServiceNow refuses both).
+    if delegate_to.pk in (request.requested_for_id, request.opened_by_id):
+        message = "the requester cannot approve their own request"
+        raise InvalidInput(message, errors=[{"field": "delegate_to", "message": message}])
+    if delegate_to.pk == actor.person_id and not _may_decide(actor, approval):
+        message = "only the approver may hand this approval to you"
+        raise PermissionDenied(message)
     before = history_value(approval.approver) or approval.approver_role
     approval.delegated_from = approval.approver
     approval.approver = delegate_to

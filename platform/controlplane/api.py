@@ -8,14 +8,32 @@ unsafe methods. Errors are RFC 9457 problem+json, mapped here only.
 
 from __future__ import annotations
 
+import json
+from typing import Any, cast
+
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 
 from controlplane.api_auth import TenantActorAuth
 from controlplane.problems import DomainError, domain_error_response, problem_response
 
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+class StrictJsonParser(Parser):
+    """JSON bodies as RFC 8259 defines them: Python's parser accepts NaN and Infinity, which PostgreSQL's
+    jsonb then refuses on save (a 500). Refused here, they are a 400 like any unparsable body."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        return cast(dict[str, Any], json.loads(request.body, parse_constant=_refuse_constant))
+
+
 api = NinjaAPI(
+    parser=StrictJsonParser(),
     title="MSP ITSM API",
     version="1",
     description="Multi-tenant ITSM for MSPs. Tenant paths: /api/v1/t/{tenant}/... Errors: RFC 9457.",
@@ -54,7 +72,9 @@ def on_unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpRe
 
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    slug = {403: "forbidden", 404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "error")
+    slug = {400: "bad-request", 403: "forbidden", 404: "not-found", 405: "method-not-allowed"}.get(
+        exc.status_code, "error"
+    )
     return problem_response(request, status=exc.status_code, slug=slug, title=str(exc))
 
 

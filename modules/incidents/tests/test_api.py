@@ -658,3 +658,15 @@ def test_incident_rules_are_readable_and_the_owners_to_change(
     with tenant_context(tenant_a):
         entry = ActivityEntry.objects.get(verb="incident_settings.changed")
         assert entry.changes == {"reopen_window_days": [14, 30]}
+
+
+def test_json_constants_outside_the_standard_are_refused(
+    api_for: ApiFor, tech_a: User, tenant_a: Tenant
+) -> None:
+    """NaN and Infinity are not JSON (RFC 8259): a 400 problem, never a 500 from the database."""
+    body = '{"short_description": "Disk full", "description": "x", "impact": NaN}'
+    response = api_for(tech_a).post(BASE, body, content_type="application/json")
+    assert response.status_code == 400 and response["Content-Type"] == PROBLEM
+    assert response.json()["type"] == "/problems/bad-request"
+    with tenant_context(tenant_a):
+        assert Incident.objects.count() == 0

@@ -14,6 +14,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django_tenants.utils import tenant_context
 
+from conftest import actor_in
+from controlplane.accounts.models import User
 from modules.incidents.models import Incident
 from modules.incidents.servicenow import LEVELS, PRIORITIES, servicenow_import
 from modules.people.models import Group, Person
@@ -114,6 +116,9 @@ def test_import_links_problems_changes_and_cis(tenant_a: Tenant) -> None:
             f"servicenow:{p}" for p in problems
         }
         assert set(Change.objects.values_list("number", flat=True)) == changes
+        assert set(Change.objects.values_list("external_ref", flat=True)) == {
+            f"servicenow:{c}" for c in changes
+        }
         assert set(ConfigurationItem.objects.values_list("name", flat=True)) == cis
         for number, row in expected.items():
             incident = Incident.objects.get(number=number)
@@ -135,6 +140,27 @@ def test_import_links_problems_changes_and_cis(tenant_a: Tenant) -> None:
         one = Incident.objects.exclude(problem=None).first()
         assert one is not None
         assert ActivityEntry.objects.filter(record_id=one.pk, verb="incident.problem_linked").count() == 1
+
+
+def test_a_native_change_with_the_same_number_is_not_taken_for_the_imported_one(
+    tenant_a: Tenant, tech_a: User
+) -> None:
+    from modules.changes.models import Change
+    from modules.changes.services import change_create
+
+    with tenant_context(tenant_a):
+        native = change_create(
+            actor=actor_in(tenant_a, tech_a),
+            change_type="normal",
+            short_description="Our own",
+            number="CHG0000047",
+        )
+    run_import(tenant_a)
+    with tenant_context(tenant_a):
+        imported = Change.objects.get(external_ref="servicenow:CHG0000047")
+        assert imported.pk != native.pk and imported.number != "CHG0000047"
+        linked = Incident.objects.filter(source_rfc="CHG0000047")
+        assert linked.exists() and set(linked.values_list("change_id", flat=True)) == {imported.pk}
 
 
 def test_a_second_import_adds_missing_links_and_nothing_else(tenant_a: Tenant) -> None:

@@ -335,5 +335,55 @@ def test_common_words_rank_the_newest_matches(
         newest = {own.pk, made[4].pk, made[3].pk}
         assert {h.record_id for h in search(actor=tech, q="router")} == newest
         assert {h.record_id for h in search(actor=tech, q="router 1")} == {made[1].pk}  # rare: complete
+        monkeypatch.setattr(selectors, "RECENT_LIMIT", 0)  # no match among the newest documents:
+        assert len(search(actor=tech, q="router")) == 3  # the first plan's collected matches stand
         user = actor_in(tenant_a, end_user_a, "end_user")
         assert [h.record_id for h in search(actor=user, q="router")] == [own.pk]
+
+
+def test_end_users_attach_to_their_own_records_only(
+    media: Any, tenant_a: Tenant, tech_a: User, end_user_a: User, api_for: ApiFor
+) -> None:
+    """A published portal article is visible to end users, but they cannot hang files on it."""
+    from modules.knowledge.services import article_create, article_publish
+
+    with tenant_context(tenant_a):
+        tech = actor_in(tenant_a, tech_a, "owner")
+        article = article_create(
+            actor=tech, title="Reset your password", body="Use the portal.", audience="portal"
+        )
+        article_publish(actor=tech, article=article)
+    own = new_incident(tenant_a, end_user_a, "Cannot print", role="end_user")
+    api = api_for(end_user_a)
+    before = counts(tenant_a)
+    file = io.BytesIO(b"hello\n")
+    file.name = "note.txt"
+    refused = api.post(
+        f"{API}/attachments", {"record_type": "article", "record_id": str(article.pk), "file": file}
+    )
+    assert refused.status_code == 403 and refused["Content-Type"] == PROBLEM
+    assert counts(tenant_a) == before
+    assert upload(api, own.pk, "printer.txt", b"error 49\n").status_code == 201
+
+
+def test_end_users_history_leaves_out_links_and_internal_files(
+    media: Any, tenant_a: Tenant, tech_a: User, end_user_a: User, api_for: ApiFor
+) -> None:
+    own = new_incident(tenant_a, end_user_a, "Laptop will not boot", role="end_user")
+    other = new_incident(tenant_a, tech_a, "Firmware rollout")
+    tech_api = api_for(tech_a)
+    link = {
+        "source_type": "incident",
+        "source_id": str(own.pk),
+        "target_type": "incident",
+        "target_id": str(other.pk),
+        "kind": "caused_by",
+    }
+    assert tech_api.post(f"{API}/links", link, content_type="application/json").status_code == 201
+    assert upload(tech_api, own.pk, "secret.txt", b"internal\n", internal="true").status_code == 201
+    assert upload(tech_api, own.pk, "public.txt", b"for you\n").status_code == 201
+    url = f"/api/v1/t/acme/incidents/{own.pk}/history"
+    theirs = [(e["verb"], e["changes"].get("file_name")) for e in api_for(end_user_a).get(url).json()]
+    assert theirs == [("incident.created", None), ("attachment.added", "public.txt")]
+    technicians = [e["verb"] for e in tech_api.get(url).json()]
+    assert technicians == ["incident.created", "link.added", "attachment.added", "attachment.added"]

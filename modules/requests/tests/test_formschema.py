@@ -142,6 +142,8 @@ def test_ci_must_be_visible_to_the_orderer(tech: Actor) -> None:
         ({"type": "object", "required": "x"}, "'x' is not of type 'array'"),
         ({"type": "string"}, 'the top level must be {"type": "object"}'),
         ([], "must be an object"),
+        # a reference could point nowhere and fail only when someone orders
+        ({"type": "object", "properties": {"x": {"$ref": "#/$defs/nope"}}}, "instead of using $ref"),
     ],
 )
 def test_bad_schema_is_refused_when_an_item_is_saved(tech: Actor, schema: Any, message: str) -> None:

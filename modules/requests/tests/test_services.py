@@ -326,6 +326,12 @@ def test_delegate_hands_the_decision_over(tech: Actor, alice: Person, manager: P
     with pytest.raises(InvalidInput) as same:
         approval_delegate(actor=end_user(manager), approval=approval, delegate_to=manager)
     assert same.value.extra["errors"] == [{"field": "delegate_to", "message": "already the approver"}]
+    with pytest.raises(InvalidInput) as own:  # nobody approves their own order
+        approval_delegate(actor=end_user(manager), approval=approval, delegate_to=alice)
+    assert own.value.extra["errors"][0]["field"] == "delegate_to"
+    assert tech.person is not None
+    with pytest.raises(PermissionDenied):  # a technician cannot take the decision for themselves
+        approval_delegate(actor=tech, approval=approval, delegate_to=tech.person)
     assert counts() == before
     approval_delegate(actor=end_user(manager), approval=approval, delegate_to=deputy)
     approval.refresh_from_db()
