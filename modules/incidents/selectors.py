@@ -4,6 +4,7 @@ tenant they entered; everyone else sees only incidents where they are the caller
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -112,18 +113,29 @@ def incident_ci_impact(*, actor: Actor, incident: Incident, depth: int = IMPACT_
         return []
 
 
+WORD = re.compile(r"\w+")
+
+
+def known_error_query(incident: Incident) -> str:
+    """The known error search an incident starts: its short description's words joined by ``or``
+    (websearch syntax), so a known error sharing some of the words is found and ranked."""
+    return " or ".join(WORD.findall(incident.short_description)[:12])
+
+
 def incident_known_error_list(*, actor: Actor, incident: Incident, limit: int = KNOWN_ERROR_MATCHES) -> Any:
     """Known errors matching the incident's short description, best match first (at most ``limit``).
 
     The problems module's full-text known error search (``modules.problems.selectors.known_error_list``,
-    English stemming, websearch syntax: every word must match) over draft and published known errors
+    English stemming) for any word of the short description (``known_error_query``: a long description
+    rarely shares every word with a known error; ranking puts the most shared words first), over draft and
+    published known errors
     (retired ones no longer apply), ordered by rank then most recently updated; the same search the
     incident page's known error box runs. ITIL 4 problem management: known errors and their workarounds
     are offered to incident handling. Known errors are technicians' data, so anyone else gets an empty
     list. The caller checked access to ``incident``."""
     from modules.problems import selectors as problem_selectors  # it imports this module: import late
 
-    q = incident.short_description.strip()
+    q = known_error_query(incident)
     qs = problem_selectors.known_error_list(actor=actor, q=q, state=["draft", "published"])
     if not q:
         return qs.none()

@@ -449,8 +449,19 @@ def link_sources(report: ImportReport) -> ImportReport:
 
     def attach(field: str, value: str, target_field: str, target: Any, verb: str) -> None:
         todo = Incident.objects.filter(**{field: value, f"{target_field}__isnull": True})
-        ids = list(todo.values_list("id", flat=True))
+        rows = list(todo.values_list("id", "number"))
+        ids = [row[0] for row in rows]
         todo.update(**{target_field: target})
+        if rows:  # the problem, change or CI records which incidents the import linked to it
+            entries.append(
+                ActivityEntry(
+                    record_type=target_field if target_field != "configuration_item" else "ci",
+                    record_id=target.pk,
+                    verb="incidents.linked",
+                    source="import",
+                    changes={"incidents": sorted(row[1] for row in rows)},
+                )
+            )
         for incident_id in ids:
             entries.append(
                 ActivityEntry(

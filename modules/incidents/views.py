@@ -138,6 +138,7 @@ def _render_detail(
         "incident": incident,
         "impact": selectors.incident_ci_impact(actor=actor, incident=incident),
         "impact_depth": selectors.IMPACT_DEPTH,
+        "known_error_query": selectors.known_error_query(incident),
         "is_technician": actor.is_technician,
         "comments": comment_list(actor=actor, record_id=incident.pk),
         "history": activity_list(actor=actor, record_id=incident.pk),

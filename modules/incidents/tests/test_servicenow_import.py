@@ -140,6 +140,12 @@ def test_import_links_problems_changes_and_cis(tenant_a: Tenant) -> None:
         one = Incident.objects.exclude(problem=None).first()
         assert one is not None
         assert ActivityEntry.objects.filter(record_id=one.pk, verb="incident.problem_linked").count() == 1
+        # ... and in the problem's, with every incident the import linked to it
+        assert one.problem is not None
+        on_problem = ActivityEntry.objects.get(record_id=one.problem.pk, verb="incidents.linked")
+        assert on_problem.changes["incidents"] == sorted(
+            Incident.objects.filter(problem=one.problem).values_list("number", flat=True)
+        )
 
 
 def test_a_native_change_with_the_same_number_is_not_taken_for_the_imported_one(
