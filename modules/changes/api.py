@@ -245,6 +245,16 @@ class TemplateOut(Schema):
     active: bool
 
 
+class TemplatePatch(Schema):
+    name: str | None = Field(None, min_length=1, max_length=160)
+    description: str | None = None
+    category: str | None = Field(None, max_length=100)
+    implementation_plan: str | None = None
+    backout_plan: str | None = None
+    test_plan: str | None = None
+    active: bool | None = Field(None, description="false retires the template, true restores it")
+
+
 class CabMemberIn(Schema):
     person_id: uuid.UUID
     emergency: bool = False
@@ -340,6 +350,15 @@ def list_templates(request: TenantRequest, tenant: TenantSlug, active_only: bool
 @router.post("/templates", response={201: TemplateOut}, summary="Add a standard change template (admins)")
 def create_template(request: TenantRequest, tenant: TenantSlug, payload: TemplateIn) -> Any:
     return Status(201, services.template_create(actor=request.actor, **payload.dict()))
+
+
+@router.patch("/templates/{template_id}", response=TemplateOut, summary="Update a template (admins)")
+def update_template(
+    request: TenantRequest, tenant: TenantSlug, template_id: uuid.UUID, payload: TemplatePatch
+) -> Any:
+    actor = request.actor
+    template = selectors.template_get(actor=actor, template_id=template_id)
+    return services.template_update(actor=actor, template=template, **payload.dict(exclude_unset=True))
 
 
 @router.get("/cab-members", response=list[CabMemberOut], summary="The CAB (emergency members flagged)")

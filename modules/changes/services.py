@@ -450,7 +450,8 @@ def _require_fields(change: Change, action: str) -> None:
 
 
 def _record_conflicts(actor: Actor, change: Change, at: dt.datetime) -> None:
-    """Log the schedule conflicts stored on entering authorise (just after the transition's entry)."""
+    """Log the schedule conflicts stored on entering authorise or on submitting a standard change (just
+    after the transition's entry)."""
     activity_record(
         actor=actor,
         verb="change.conflicts_computed",
@@ -480,7 +481,8 @@ def change_transition(
 
     ``outcome`` (a Change.Outcome value) goes with ``complete``; ``review_notes`` with ``close`` (or set
     beforehand by PATCH); ``comment`` is added as a public comment. ``now`` (UTC) is for tests. Entering
-    authorise stores the schedule conflicts (``conflicts``) with a ``change.conflicts_computed`` entry;
+    authorise, and submitting a standard change (draft -> scheduled, no CAB), store the schedule
+    conflicts (``conflicts``) with a ``change.conflicts_computed`` entry (flagged, not refused);
     ``implement`` sets ``actual_start``, ``complete`` ``actual_end``; ``reject`` clears the round's votes.
     Raises PermissionDenied (403) for non-technicians, InvalidInput (422) for an unknown action or missing
     fields (named), InvalidTransition (409) when the action does not apply to this type and state,
@@ -549,7 +551,10 @@ def change_transition(
     if action == "reject":
         CabVote.objects.filter(change=change).delete()
     change.state = transition.target
-    if change.state == S.AUTHORISE:  # the CAB sees the conflicts before voting
+    # The CAB sees the conflicts before voting; a standard change has no CAB, so its conflicts are
+    # stored when it is submitted (pre-approved straight to scheduled) for the implementer to see.
+    conflicts_due = change.state == S.AUTHORISE or (change.change_type == T.STANDARD and action == "submit")
+    if conflicts_due:
         change.conflicts = change_conflict_list(actor=actor, change=change)
     change.save()
     diff = {
@@ -565,7 +570,7 @@ def change_transition(
         changes={**diff, **extra},
         at=now,
     )
-    if change.state == S.AUTHORISE:
+    if conflicts_due:
         _record_conflicts(actor, change, now)
     _index(change)
     if comment.strip():
@@ -814,6 +819,79 @@ def template_create(
         record_id=template.pk,
         changes={"name": [None, template.name], "active": [None, active]},
     )
+    return template
+
+
+TEMPLATE_EDITABLE = (
+    "name",
+    "description",
+    "category",
+    "implementation_plan",
+    "backout_plan",
+    "test_plan",
+    "active",
+)
+
+
+@transaction.atomic
+def template_update(
+    *, actor: Actor, template: StandardChangeTemplate, **changes: Any
+) -> StandardChangeTemplate:
+    """Change a standard change template's fields (keys among TEMPLATE_EDITABLE); ``active=False``
+    retires it (no new standard changes from it, and its draft changes can no longer be submitted),
+    ``active=True`` restores it. Changes already made from it keep their copied plans. Admins only, as
+    for template_create (ITIL 4: the change authority approves the recipe). Logs
+    ``change_template.updated`` with the changed fields. Raises PermissionDenied, InvalidInput naming an
+    unknown field or an emptied name/implementation_plan/backout_plan, AlreadyExists (409, naming
+    ``name``) for another template's name; nothing is written on refusal."""
+    _require_admin(actor)
+    unknown = sorted(set(changes) - set(TEMPLATE_EDITABLE))
+    if unknown:
+        raise InvalidInput(
+            f"not editable: {', '.join(unknown)}",
+            errors=[{"field": f, "message": "not editable"} for f in unknown],
+        )
+    nulls = sorted(f for f, v in changes.items() if v is None)
+    if nulls:
+        raise InvalidInput(
+            f"cannot be empty: {', '.join(nulls)}",
+            errors=[{"field": f, "message": "cannot be null"} for f in nulls],
+        )
+    if "name" in changes:
+        changes["name"] = str(changes["name"]).strip()
+    missing = [
+        f
+        for f in ("name", "implementation_plan", "backout_plan")
+        if f in changes and not str(changes[f]).strip()
+    ]
+    if missing:
+        raise InvalidInput(
+            f"required: {', '.join(missing)}", errors=[{"field": f, "message": "required"} for f in missing]
+        )
+    template = StandardChangeTemplate.objects.select_for_update().get(pk=template.pk)
+    if (
+        "name" in changes
+        and StandardChangeTemplate.objects.filter(name=changes["name"]).exclude(pk=template.pk).exists()
+    ):
+        raise AlreadyExists(
+            f"a template named {changes['name']!r} exists",
+            errors=[{"field": "name", "message": "another template has this name"}],
+        )
+    diff: dict[str, list[Any]] = {}
+    for field, new in changes.items():
+        old = getattr(template, field)
+        if old != new:
+            diff[field] = [old, new]
+            setattr(template, field, new)
+    if diff:
+        template.save()
+        activity_record(
+            actor=actor,
+            verb="change_template.updated",
+            record_type="change_template",
+            record_id=template.pk,
+            changes=diff,
+        )
     return template
 
 

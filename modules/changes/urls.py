@@ -1,4 +1,4 @@
-"""Console pages: /t/<tenant>/changes/..."""
+"""Console pages: /t/<tenant>/changes/... (fixed paths before the change number)."""
 
 from django.urls import path
 
@@ -7,7 +7,16 @@ from . import views
 urlpatterns = [
     path("", views.change_list, name="change_list"),
     path("new/", views.change_create, name="change_create"),
+    path("templates/", views.template_list, name="change_template_list"),
+    path("templates/new/", views.template_edit, name="change_template_create"),
+    path("templates/<uuid:template_id>/edit/", views.template_edit, name="change_template_edit"),
+    path("cab/", views.cab_page, name="change_cab"),
+    path("cab/<int:member_id>/remove/", views.cab_remove, name="change_cab_remove"),
+    path("blackouts/", views.blackout_page, name="change_blackouts"),
+    path("blackouts/<uuid:blackout_id>/remove/", views.blackout_remove, name="change_blackout_remove"),
+    path("settings/", views.change_settings, name="change_settings"),
     path("<str:number>/", views.change_detail, name="change_detail"),
+    path("<str:number>/edit/", views.change_edit, name="change_edit"),
     path("<str:number>/actions/", views.change_action, name="change_action"),
     path("<str:number>/votes/", views.change_vote, name="change_vote"),
     path("<str:number>/comments/", views.change_comment, name="change_comment"),

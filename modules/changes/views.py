@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from controlplane.http import TenantRequest
-from controlplane.problems import DomainError, NotFound
+from controlplane.problems import DomainError, NotFound, PermissionDenied
 from modules.cmdb.selectors import ci_visible
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
@@ -284,3 +284,308 @@ def change_risk(request: TenantRequest, tenant: str, number: str) -> HttpRespons
         number,
         lambda actor, change: services.change_risk_set(actor=actor, change=change, answers=answers),
     )
+
+
+# Editing a change
+
+
+class ChangeEditForm(forms.Form):
+    """The editable fields of a change (services.EDITABLE_FIELDS); which of them the state allows is the
+    service's rule, so a refused field comes back as the service's 409/422 message on that field."""
+
+    short_description = forms.CharField(max_length=160, required=False)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    category = forms.CharField(max_length=100, required=False)
+    requested_by = forms.ModelChoiceField(queryset=Person.objects.filter(is_active=True), required=False)
+    implementation_plan = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    backout_plan = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    test_plan = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    planned_start = LocalDateTimeField(required=False)
+    planned_end = LocalDateTimeField(required=False)
+    assignment_group = forms.ModelChoiceField(queryset=Group.objects.all(), required=False)
+    assigned_to = forms.ModelChoiceField(queryset=Person.objects.filter(is_active=True), required=False)
+    outcome = forms.ChoiceField(choices=[("", "—"), *Change.Outcome.choices], required=False)
+    review_notes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, label="Post-implementation review"
+    )
+
+    def __init__(self, *args: Any, zone: dt.tzinfo, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.zone = zone
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for name, value in data.items():
+            if isinstance(value, str):
+                data[name] = value.replace("\r\n", "\n")  # browsers post CRLF; stored texts use LF
+            elif isinstance(value, dt.datetime):
+                data[name] = value.replace(tzinfo=None).replace(tzinfo=self.zone).astimezone(dt.UTC)
+        return data
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Whether a posted value equals the stored one (times to the minute the form shows, texts by LF)."""
+    if isinstance(old, dt.datetime) and isinstance(new, dt.datetime):
+        return old.replace(second=0, microsecond=0) == new
+    if isinstance(old, str) and isinstance(new, str):
+        return old.replace("\r\n", "\n") == new
+    return bool(old == new)
+
+
+def change_edit(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    """Edit a change (technicians): only the fields that differ from the stored ones are sent to
+    ``change_update``, so an untouched planning field of a scheduled change is not refused; a refused or
+    bad field shows the service's message next to it (409/422). Times in the tenant's time zone."""
+    actor = _actor(request)
+    change = _get(actor, number)
+    if not actor.is_technician:
+        error = PermissionDenied("only technicians may edit changes")
+        return render(request, "changes/denied.html", {"error": error}, status=error.status)
+    zone = _zone(request)
+    initial: dict[str, Any] = {f: getattr(change, f) for f in services.EDITABLE_FIELDS}
+    for name in ("planned_start", "planned_end"):
+        if initial[name] is not None:
+            initial[name] = initial[name].astimezone(zone).replace(tzinfo=None)
+    form = ChangeEditForm(request.POST or None, initial=initial, zone=zone)
+    if change.state not in services.REVIEW_STATES:
+        for name in services.REVIEW_FIELDS:  # outcome and review notes only once implementing
+            del form.fields[name]
+    if change.change_type == Change.Type.STANDARD:
+        for name in services.TEMPLATE_FIELDS:  # a standard change's plans are its template's
+            form.fields[name].disabled = True
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.is_valid():
+            changes = {f: v for f, v in form.cleaned_data.items() if not _same(getattr(change, f), v)}
+            try:
+                services.change_update(actor=actor, change=change, **changes)
+            except DomainError as exc:
+                refused = [f for f in exc.extra.get("fields") or [] if f in form.fields]
+                for name in refused:  # ChangeNotEditable (409) names the fields the state refuses
+                    form.add_error(name, exc.detail)
+                if not refused:
+                    _apply_errors(form, exc)
+                status = exc.status
+            else:
+                return redirect("change_detail", tenant=tenant, number=change.number)
+    context = {"form": form, "change": change}
+    return render(request, "changes/edit.html", context, status=status)
+
+
+# Standard change templates
+
+
+class TemplateForm(forms.Form):
+    name = forms.CharField(max_length=160, required=False)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    category = forms.CharField(max_length=100, required=False)
+    implementation_plan = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    backout_plan = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    test_plan = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    active = forms.BooleanField(
+        required=False, initial=True, help_text="Untick to retire the template (no new changes from it)."
+    )
+
+
+def _denied(request: TenantRequest, exc: DomainError) -> HttpResponse:
+    return render(request, "changes/denied.html", {"error": exc}, status=exc.status)
+
+
+def _admin_only(actor: Actor) -> PermissionDenied | None:
+    return None if actor.is_admin else PermissionDenied("only admins may do this")
+
+
+def template_list(request: TenantRequest, tenant: str) -> HttpResponse:
+    """Standard change templates, retired ones included (technicians and CAB members; admins edit)."""
+    actor = _actor(request)
+    try:
+        templates = selectors.template_list(actor=actor)
+    except DomainError as exc:
+        return _denied(request, exc)
+    return render(request, "changes/templates.html", {"templates": templates, "admin": actor.is_admin})
+
+
+def template_edit(request: TenantRequest, tenant: str, template_id: uuid.UUID | None = None) -> HttpResponse:
+    """Create (no ``template_id``) or edit a standard change template; admins only (403 otherwise)."""
+    actor = _actor(request)
+    template = None
+    initial: dict[str, Any] = {}
+    if template_id is not None:
+        try:
+            template = selectors.template_get(actor=actor, template_id=template_id)
+        except NotFound as exc:
+            raise Http404(str(exc)) from exc
+        initial = {f: getattr(template, f) for f in services.TEMPLATE_EDITABLE}
+    denial = _admin_only(actor)
+    if denial is not None:
+        return _denied(request, denial)
+    form = TemplateForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.is_valid():
+            data: dict[str, Any] = {
+                k: v.replace("\r\n", "\n") if isinstance(v, str) else v for k, v in form.cleaned_data.items()
+            }
+            try:
+                if template is None:
+                    services.template_create(actor=actor, **data)
+                else:
+                    services.template_update(actor=actor, template=template, **data)
+            except DomainError as exc:
+                if isinstance(exc, services.AlreadyExists) and not exc.extra.get("errors"):
+                    exc.extra["errors"] = [{"field": "name", "message": exc.detail}]
+                _apply_errors(form, exc)
+                status = exc.status
+            else:
+                return redirect("change_template_list", tenant=tenant)
+    return render(request, "changes/template_form.html", {"form": form, "template": template}, status=status)
+
+
+# The CAB roster
+
+
+class CabMemberForm(forms.Form):
+    person = forms.ModelChoiceField(queryset=Person.objects.filter(is_active=True).order_by("display_name"))
+    emergency = forms.BooleanField(required=False, label="Also on the emergency CAB")
+
+
+def cab_page(request: TenantRequest, tenant: str) -> HttpResponse:
+    """The CAB roster (technicians and CAB members read it); admins add a person or change their
+    emergency flag here (POST), 403 for anyone else."""
+    actor = _actor(request)
+    form = CabMemberForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.is_valid():
+            try:
+                services.cab_member_add(actor=actor, **form.cleaned_data)
+            except DomainError as exc:
+                if exc.status == 403:
+                    return _denied(request, exc)
+                _apply_errors(form, exc)
+                status = exc.status
+            else:
+                return redirect("change_cab", tenant=tenant)
+    try:
+        members = list(selectors.cab_member_list(actor=actor))
+    except DomainError as exc:
+        return _denied(request, exc)
+    context = {"members": members, "form": form, "admin": actor.is_admin}
+    return render(request, "changes/cab.html", context, status=status)
+
+
+@require_POST
+def cab_remove(request: TenantRequest, tenant: str, member_id: int) -> HttpResponse:
+    actor = _actor(request)
+    try:
+        services.cab_member_remove(
+            actor=actor, member=selectors.cab_member_get(actor=actor, member_id=member_id)
+        )
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    except DomainError as exc:
+        return _denied(request, exc)
+    return redirect("change_cab", tenant=tenant)
+
+
+# Blackout windows
+
+
+class BlackoutForm(forms.Form):
+    name = forms.CharField(max_length=160, required=False)
+    start = LocalDateTimeField()
+    end = LocalDateTimeField()
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+    def __init__(self, *args: Any, zone: dt.tzinfo, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.zone = zone
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for name in ("start", "end"):
+            value = data.get(name)
+            if isinstance(value, dt.datetime):
+                data[name] = value.replace(tzinfo=None).replace(tzinfo=self.zone).astimezone(dt.UTC)
+        return data
+
+
+def blackout_page(request: TenantRequest, tenant: str) -> HttpResponse:
+    """Blackout windows, shown and entered in the tenant's time zone (stored UTC). Technicians and CAB
+    members read them; admins add one here (POST), 403 for anyone else."""
+    actor = _actor(request)
+    zone = _zone(request)
+    form = BlackoutForm(request.POST or None, zone=zone)
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.is_valid():
+            try:
+                services.blackout_create(actor=actor, **form.cleaned_data)
+            except DomainError as exc:
+                if exc.status == 403:
+                    return _denied(request, exc)
+                _apply_errors(form, exc)
+                status = exc.status
+            else:
+                return redirect("change_blackouts", tenant=tenant)
+    try:
+        blackouts = list(selectors.blackout_list(actor=actor))
+    except DomainError as exc:
+        return _denied(request, exc)
+    context = {"blackouts": blackouts, "form": form, "admin": actor.is_admin}
+    with timezone.override(zone):
+        return render(request, "changes/blackouts.html", context, status=status)
+
+
+@require_POST
+def blackout_remove(request: TenantRequest, tenant: str, blackout_id: uuid.UUID) -> HttpResponse:
+    actor = _actor(request)
+    try:
+        services.blackout_delete(
+            actor=actor, blackout=selectors.blackout_get(actor=actor, blackout_id=blackout_id)
+        )
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    except DomainError as exc:
+        return _denied(request, exc)
+    return redirect("change_blackouts", tenant=tenant)
+
+
+# CAB quorums
+
+
+class ChangeSettingsForm(forms.Form):
+    cab_quorum = forms.IntegerField(label="CAB quorum (counted votes, normal changes)")
+    ecab_quorum = forms.IntegerField(label="Emergency CAB quorum (counted votes, emergency changes)")
+
+
+def change_settings(request: TenantRequest, tenant: str) -> HttpResponse:
+    """The quorums: technicians and CAB members read them, admins change them (POST by anyone else is
+    403, as in the API); the range (1-50) is the service's rule, shown next to the field."""
+    actor = _actor(request)
+    try:
+        rules = selectors.change_settings_get(actor=actor)
+    except DomainError as exc:
+        return _denied(request, exc)
+    initial = {"cab_quorum": rules.cab_quorum, "ecab_quorum": rules.ecab_quorum}
+    form = ChangeSettingsForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.is_valid():
+            try:
+                services.change_settings_set(actor=actor, **form.cleaned_data)
+            except DomainError as exc:
+                if exc.status == 403:
+                    return _denied(request, exc)
+                _apply_errors(form, exc)
+                status = exc.status
+            else:
+                return redirect("change_settings", tenant=tenant)
+    context = {"rules": rules, "form": form, "admin": actor.is_admin}
+    return render(request, "changes/settings.html", context, status=status)

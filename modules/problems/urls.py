@@ -14,6 +14,7 @@ urlpatterns = [
     path("known-errors/<str:number>/actions/", views.known_error_action, name="known_error_action"),
     path("candidates/", views.candidate_list, name="problem_candidates"),
     path("candidates/accept/", views.candidate_accept, name="problem_candidate_accept"),
+    path("settings/", views.problem_settings, name="problem_settings"),
     path("<str:number>/", views.problem_detail, name="problem_detail"),
     path("<str:number>/edit/", views.problem_edit, name="problem_edit"),
     path("<str:number>/actions/", views.problem_action, name="problem_action"),

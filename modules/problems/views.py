@@ -389,3 +389,37 @@ def candidate_accept(request: TenantRequest, tenant: str) -> HttpResponse:
         }
         return render(request, "problems/candidates.html", context, status=exc.status)
     return redirect("problem_detail", tenant=tenant, number=problem.number)
+
+
+# Candidate thresholds
+
+
+class ProblemSettingsForm(forms.Form):
+    candidate_min_incidents = forms.IntegerField(label="Incidents needed for a candidate (2-1000)")
+    candidate_window_days = forms.IntegerField(label="Within this many days (1-365)")
+
+
+def problem_settings(request: TenantRequest, tenant: str) -> HttpResponse:
+    """The problem candidate thresholds: technicians read them, admins change them (POST by anyone else
+    is 403 from ``problem_settings_set``, nothing written); other roles get 404 like the rest of
+    problem management. Ranges are the service's rule, shown next to the field (422)."""
+    actor = _actor(request)
+    if not actor.is_technician:
+        raise Http404("no such page")
+    rules = selectors.problem_settings_get(actor=actor)
+    initial = {"candidate_min_incidents": rules.candidate_min_incidents}
+    initial["candidate_window_days"] = rules.candidate_window_days
+    form = ProblemSettingsForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.is_valid():
+            try:
+                services.problem_settings_set(actor=actor, **form.cleaned_data)
+            except DomainError as exc:
+                _apply_errors(form, exc)
+                status = exc.status
+            else:
+                return redirect("problem_settings", tenant=tenant)
+    context = {"rules": rules, "form": form, "admin": actor.is_admin}
+    return render(request, "problems/settings.html", context, status=status)

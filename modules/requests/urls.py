@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.request_list, name="request_list"),
     path("catalog/", views.catalog, name="catalog"),
     path("catalog/categories/new/", views.category_create, name="catalog_category_create"),
+    path("catalog/categories/<uuid:category_id>/edit/", views.category_edit, name="catalog_category_edit"),
     path("catalog/items/new/", views.catalog_item_edit, name="catalog_item_create"),
     path("catalog/items/<uuid:item_id>/edit/", views.catalog_item_edit, name="catalog_item_edit"),
     path("catalog/items/<uuid:item_id>/order/", views.catalog_order, name="catalog_order"),

@@ -257,6 +257,33 @@ def category_create(request: TenantRequest, tenant: str) -> HttpResponse:
     return redirect("catalog", tenant=tenant)
 
 
+def category_edit(request: TenantRequest, tenant: str, category_id: uuid.UUID) -> HttpResponse:
+    """Edit a catalog category's name, description and order (technicians and admins; others 404, as
+    for catalog items). A bad or duplicate name shows the service's 422 message next to the field."""
+    actor = _actor(request)
+    if not (actor.is_technician or actor.is_admin):
+        raise Http404("no such page")
+    try:
+        category = selectors.catalog_category_get(actor=actor, category_id=category_id)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    initial = {f: getattr(category, f) for f in services.CATEGORY_FIELDS}
+    form = CategoryForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.is_valid():
+            try:
+                services.catalog_category_update(actor=actor, category=category, **form.cleaned_data)
+            except DomainError as exc:
+                _apply_errors(form, exc)
+                status = exc.status
+            else:
+                return redirect("catalog", tenant=tenant)
+    context = {"form": form, "category": category}
+    return render(request, "service_requests/category_form.html", context, status=status)
+
+
 class JSONField(forms.CharField):
     """A textarea holding JSON; parsed on clean."""
 
