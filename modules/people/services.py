@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
+from controlplane.problems import InvalidInput, PermissionDenied
+from modules.records.actor import Actor
+from modules.records.services import activity_record, history_value
+
 from .models import Person
 
 
@@ -22,4 +26,43 @@ def person_for_user(*, user_id: int, display_name: str, email: str) -> Person:
     elif person.display_name != display_name or person.email != email:
         person.display_name, person.email = display_name, email
         person.save(update_fields=["display_name", "email", "updated_at"])
+    return person
+
+
+@transaction.atomic
+def person_manager_set(*, actor: Actor, person: Person, manager: Person | None) -> Person:
+    """Set (or clear, with None) a person's line manager: the approver of "requester's manager" approval
+    steps of service requests (ServiceNow's ``sys_user.manager``). Technicians and client admins only
+    (PermissionDenied). Raises InvalidInput naming ``manager_id`` for the person themselves, an inactive
+    manager, or a chain that would lead back to the person. Logs ``person.manager_set``."""
+    if not (actor.is_technician or actor.is_admin):
+        raise PermissionDenied("only technicians and client admins may change the directory")
+    if manager is not None:
+        problem = ""
+        if manager.pk == person.pk:
+            problem = "a person cannot be their own manager"
+        elif not manager.is_active:
+            problem = "the manager is not active"
+        else:
+            seen: set[object] = {person.pk}
+            above: Person | None = manager
+            while above is not None and not problem:
+                if above.pk in seen:
+                    problem = "this would make a circle of managers"
+                seen.add(above.pk)
+                above = above.manager
+        if problem:
+            raise InvalidInput(problem, errors=[{"field": "manager_id", "message": problem}])
+    before = person.manager
+    if before == manager:
+        return person
+    person.manager = manager
+    person.save(update_fields=["manager", "updated_at"])
+    activity_record(
+        actor=actor,
+        verb="person.manager_set",
+        record_type="person",
+        record_id=person.pk,
+        changes={"manager": [history_value(before), history_value(manager)]},
+    )
     return person
