@@ -18,7 +18,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from controlplane.http import TenantRequest
+from controlplane.http import TenantRequest, form_errors_apply, request_actor
 from controlplane.problems import DomainError, NotFound, PermissionDenied
 from modules.cmdb.selectors import ci_visible
 from modules.people.models import Group, Person
@@ -27,13 +27,6 @@ from modules.records.selectors import activity_list, comment_list
 
 from . import selectors, services
 from .models import CabVote, Change, StandardChangeTemplate
-
-
-def _actor(request: TenantRequest) -> Actor:
-    actor = getattr(request, "actor", None)
-    if actor is None:
-        raise Http404("sign in first")
-    return actor
 
 
 def _zone(request: TenantRequest) -> zoneinfo.ZoneInfo:
@@ -107,14 +100,6 @@ class CommentForm(forms.Form):
     work_note = forms.BooleanField(required=False)
 
 
-def _apply_errors(form: forms.Form, exc: DomainError) -> None:
-    errors = exc.extra.get("errors") or [{"field": None, "message": exc.detail}]
-    for error in errors:
-        field = error.get("field")
-        field = "template" if field == "template_id" else field
-        form.add_error(field if field in form.fields else None, error["message"])
-
-
 def _uuid(value: str) -> uuid.UUID:
     """A posted id; a malformed one becomes an id that matches nothing (answered as unknown)."""
     try:
@@ -132,7 +117,7 @@ def _get(actor: Actor, number: str) -> Change:
 
 def change_list(request: TenantRequest, tenant: str) -> HttpResponse:
     """The change schedule: filters, newest first, 50 a page. htmx requests get only the table."""
-    actor = _actor(request)
+    actor = request_actor(request)
     form = ChangeFilterForm(request.GET or None)
     filters: dict[str, Any] = {}
     if form.is_valid():
@@ -149,7 +134,7 @@ def change_list(request: TenantRequest, tenant: str) -> HttpResponse:
 
 def change_create(request: TenantRequest, tenant: str) -> HttpResponse:
     """Create a change: pick the type and, for a standard change, its template."""
-    actor = _actor(request)
+    actor = request_actor(request)
     form = ChangeForm(request.POST or None, zone=_zone(request))
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)
@@ -159,14 +144,14 @@ def change_create(request: TenantRequest, tenant: str) -> HttpResponse:
                 actor=actor, template_id=template.pk if template else None, **data
             )
         except DomainError as exc:
-            _apply_errors(form, exc)
+            form_errors_apply(form, exc, aliases={"template_id": "template"})
             return render(request, "changes/form.html", {"form": form}, status=exc.status)
         return redirect("change_detail", tenant=tenant, number=change.number)
     return render(request, "changes/form.html", {"form": form})
 
 
 def change_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     return _render_detail(request, actor, _get(actor, number))
 
 
@@ -196,7 +181,7 @@ def _render_detail(
 
 def _post(request: TenantRequest, tenant: str, number: str, call: Any) -> HttpResponse:
     """Run one service call for a detail-page form; a domain error re-renders the page with it."""
-    actor = _actor(request)
+    actor = request_actor(request)
     change = _get(actor, number)
     try:
         call(actor, change)
@@ -337,7 +322,7 @@ def change_edit(request: TenantRequest, tenant: str, number: str) -> HttpRespons
     """Edit a change (technicians): only the fields that differ from the stored ones are sent to
     ``change_update``, so an untouched planning field of a scheduled change is not refused; a refused or
     bad field shows the service's message next to it (409/422). Times in the tenant's time zone."""
-    actor = _actor(request)
+    actor = request_actor(request)
     change = _get(actor, number)
     if not actor.is_technician:
         error = PermissionDenied("only technicians may edit changes")
@@ -366,7 +351,7 @@ def change_edit(request: TenantRequest, tenant: str, number: str) -> HttpRespons
                 for name in refused:  # ChangeNotEditable (409) names the fields the state refuses
                     form.add_error(name, exc.detail)
                 if not refused:
-                    _apply_errors(form, exc)
+                    form_errors_apply(form, exc, aliases={"template_id": "template"})
                 status = exc.status
             else:
                 return redirect("change_detail", tenant=tenant, number=change.number)
@@ -399,7 +384,7 @@ def _admin_only(actor: Actor) -> PermissionDenied | None:
 
 def template_list(request: TenantRequest, tenant: str) -> HttpResponse:
     """Standard change templates, retired ones included (technicians and CAB members; admins edit)."""
-    actor = _actor(request)
+    actor = request_actor(request)
     try:
         templates = selectors.template_list(actor=actor)
     except DomainError as exc:
@@ -409,7 +394,7 @@ def template_list(request: TenantRequest, tenant: str) -> HttpResponse:
 
 def template_edit(request: TenantRequest, tenant: str, template_id: uuid.UUID | None = None) -> HttpResponse:
     """Create (no ``template_id``) or edit a standard change template; admins only (403 otherwise)."""
-    actor = _actor(request)
+    actor = request_actor(request)
     template = None
     initial: dict[str, Any] = {}
     if template_id is not None:
@@ -437,7 +422,7 @@ def template_edit(request: TenantRequest, tenant: str, template_id: uuid.UUID | 
             except DomainError as exc:
                 if isinstance(exc, services.AlreadyExists) and not exc.extra.get("errors"):
                     exc.extra["errors"] = [{"field": "name", "message": exc.detail}]
-                _apply_errors(form, exc)
+                form_errors_apply(form, exc, aliases={"template_id": "template"})
                 status = exc.status
             else:
                 return redirect("change_template_list", tenant=tenant)
@@ -455,7 +440,7 @@ class CabMemberForm(forms.Form):
 def cab_page(request: TenantRequest, tenant: str) -> HttpResponse:
     """The CAB roster (technicians and CAB members read it); admins add a person or change their
     emergency flag here (POST), 403 for anyone else."""
-    actor = _actor(request)
+    actor = request_actor(request)
     form = CabMemberForm(request.POST or None)
     status = 200
     if request.method == "POST":
@@ -466,7 +451,7 @@ def cab_page(request: TenantRequest, tenant: str) -> HttpResponse:
             except DomainError as exc:
                 if exc.status == 403:
                     return _denied(request, exc)
-                _apply_errors(form, exc)
+                form_errors_apply(form, exc, aliases={"template_id": "template"})
                 status = exc.status
             else:
                 return redirect("change_cab", tenant=tenant)
@@ -480,7 +465,7 @@ def cab_page(request: TenantRequest, tenant: str) -> HttpResponse:
 
 @require_POST
 def cab_remove(request: TenantRequest, tenant: str, member_id: int) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     try:
         services.cab_member_remove(
             actor=actor, member=selectors.cab_member_get(actor=actor, member_id=member_id)
@@ -517,7 +502,7 @@ class BlackoutForm(forms.Form):
 def blackout_page(request: TenantRequest, tenant: str) -> HttpResponse:
     """Blackout windows, shown and entered in the tenant's time zone (stored UTC). Technicians and CAB
     members read them; admins add one here (POST), 403 for anyone else."""
-    actor = _actor(request)
+    actor = request_actor(request)
     zone = _zone(request)
     form = BlackoutForm(request.POST or None, zone=zone)
     status = 200
@@ -529,7 +514,7 @@ def blackout_page(request: TenantRequest, tenant: str) -> HttpResponse:
             except DomainError as exc:
                 if exc.status == 403:
                     return _denied(request, exc)
-                _apply_errors(form, exc)
+                form_errors_apply(form, exc, aliases={"template_id": "template"})
                 status = exc.status
             else:
                 return redirect("change_blackouts", tenant=tenant)
@@ -544,7 +529,7 @@ def blackout_page(request: TenantRequest, tenant: str) -> HttpResponse:
 
 @require_POST
 def blackout_remove(request: TenantRequest, tenant: str, blackout_id: uuid.UUID) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     try:
         services.blackout_delete(
             actor=actor, blackout=selectors.blackout_get(actor=actor, blackout_id=blackout_id)
@@ -567,7 +552,7 @@ class ChangeSettingsForm(forms.Form):
 def change_settings(request: TenantRequest, tenant: str) -> HttpResponse:
     """The quorums: technicians and CAB members read them, admins change them (POST by anyone else is
     403, as in the API); the range (1-50) is the service's rule, shown next to the field."""
-    actor = _actor(request)
+    actor = request_actor(request)
     try:
         rules = selectors.change_settings_get(actor=actor)
     except DomainError as exc:
@@ -583,7 +568,7 @@ def change_settings(request: TenantRequest, tenant: str) -> HttpResponse:
             except DomainError as exc:
                 if exc.status == 403:
                     return _denied(request, exc)
-                _apply_errors(form, exc)
+                form_errors_apply(form, exc, aliases={"template_id": "template"})
                 status = exc.status
             else:
                 return redirect("change_settings", tenant=tenant)

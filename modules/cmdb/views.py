@@ -12,7 +12,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from controlplane.http import TenantRequest
+from controlplane.http import TenantRequest, form_errors_apply, request_actor
 from controlplane.problems import DomainError, NotFound
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
@@ -22,16 +22,9 @@ from .classes import class_attributes, class_table
 from .models import REL_INVERSE_LABELS, CIClass, ConfigurationItem, Lifecycle, RelType
 
 
-def _actor(request: TenantRequest) -> Actor:
-    actor = getattr(request, "actor", None)
-    if actor is None:
-        raise Http404("sign in first")
-    return actor
-
-
 def _manager(request: TenantRequest) -> Actor:
     """The actor, if they manage the CMDB; the forms are not shown to anyone else (403)."""
-    actor = _actor(request)
+    actor = request_actor(request)
     if not selectors.cmdb_manager(actor):
         raise PermissionDenied("only technicians and client admins may manage the CMDB")
     return actor
@@ -83,20 +76,9 @@ class RelationshipForm(forms.Form):
     other = forms.CharField(max_length=20, label="Other CI number", help_text="e.g. CI0000042")
 
 
-def _apply_errors(form: forms.Form, exc: DomainError) -> None:
-    errors = exc.extra.get("errors") or [{"field": None, "message": exc.detail}]
-    for error in errors:
-        field = error.get("field") or ""
-        target = (
-            field if field in form.fields else ("attributes" if field.startswith("attributes.") else None)
-        )
-        message = f"{field}: {error['message']}" if target == "attributes" else error["message"]
-        form.add_error(target if target in form.fields else None, message)
-
-
 def ci_list(request: TenantRequest, tenant: str) -> HttpResponse:
     """The CI list: class, lifecycle and text filters, by name, 50 a page. htmx gets only the table."""
-    actor = _actor(request)
+    actor = request_actor(request)
     form = CIFilterForm(request.GET or None)
     filters: dict[str, Any] = {}
     if form.is_valid():
@@ -115,7 +97,7 @@ def ci_list(request: TenantRequest, tenant: str) -> HttpResponse:
 
 
 def ci_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     return _render_detail(request, actor, _ci(actor, number))
 
 
@@ -159,7 +141,7 @@ def ci_create(request: TenantRequest, tenant: str) -> HttpResponse:
         try:
             ci = services.ci_create(actor=actor, **form.cleaned_data)
         except DomainError as exc:
-            _apply_errors(form, exc)
+            form_errors_apply(form, exc)
             return _form_page(request, form, None, exc.status)
         return redirect("ci_detail", tenant=tenant, number=ci.number)
     return _form_page(request, form, None, 422 if request.method == "POST" else 200)
@@ -178,7 +160,7 @@ def ci_edit(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
         try:
             services.ci_update(actor=actor, ci=ci, **changes)
         except DomainError as exc:
-            _apply_errors(form, exc)
+            form_errors_apply(form, exc)
             return _form_page(request, form, ci, exc.status)
         return redirect("ci_detail", tenant=tenant, number=ci.number)
     return _form_page(request, form, ci, 422 if request.method == "POST" else 200)
@@ -187,7 +169,7 @@ def ci_edit(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
 @require_POST
 def relationship_add(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """Add a relationship from the detail page: this CI reads ``reading`` towards the other CI."""
-    actor = _actor(request)
+    actor = request_actor(request)
     ci = _ci(actor, number)
     form = RelationshipForm(request.POST)
     if not form.is_valid():
@@ -210,7 +192,7 @@ def relationship_add(request: TenantRequest, tenant: str, number: str) -> HttpRe
 def relationship_remove(
     request: TenantRequest, tenant: str, number: str, relationship_id: int
 ) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     ci = _ci(actor, number)
     try:
         services.relationship_delete(actor=actor, relationship_id=relationship_id)

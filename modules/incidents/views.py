@@ -14,7 +14,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from controlplane.http import TenantRequest
+from controlplane.http import TenantRequest, form_errors_apply, request_actor
 from controlplane.problems import DomainError, NotFound
 from modules.cmdb import selectors as cmdb_selectors
 from modules.people.models import Group, Person
@@ -23,13 +23,6 @@ from modules.records.selectors import activity_list, comment_list
 
 from . import selectors, services
 from .models import Impact, Incident, Priority, ResolutionCode
-
-
-def _actor(request: TenantRequest) -> Actor:
-    actor = getattr(request, "actor", None)
-    if actor is None:
-        raise Http404("sign in first")
-    return actor
 
 
 class IncidentFilterForm(forms.Form):
@@ -93,17 +86,9 @@ class CommentForm(forms.Form):
     work_note = forms.BooleanField(required=False)
 
 
-def _apply_errors(form: forms.Form, exc: DomainError) -> None:
-    errors = exc.extra.get("errors") or [{"field": None, "message": exc.detail}]
-    aliases = {"configuration_item": "ci_number"}
-    for error in errors:
-        field = aliases.get(error.get("field") or "", error.get("field"))
-        form.add_error(field if field in form.fields else None, error["message"])
-
-
 def incident_list(request: TenantRequest, tenant: str) -> HttpResponse:
     """The incident queue: filters, newest first, 50 a page. htmx requests get only the table."""
-    actor = _actor(request)
+    actor = request_actor(request)
     form = IncidentFilterForm(request.GET or None)
     filters: dict[str, Any] = {}
     if form.is_valid():
@@ -123,7 +108,7 @@ def incident_list(request: TenantRequest, tenant: str) -> HttpResponse:
 
 
 def incident_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     try:
         incident = selectors.incident_get_by_number(actor=actor, number=number)
     except NotFound as exc:
@@ -151,20 +136,20 @@ def _render_detail(
 
 
 def incident_create(request: TenantRequest, tenant: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     form = IncidentForm(request.POST or None, actor=actor)
     if request.method == "POST" and form.is_valid():
         try:
             incident = services.incident_create(actor=actor, **form.service_args())
         except DomainError as exc:
-            _apply_errors(form, exc)
+            form_errors_apply(form, exc, aliases={"configuration_item": "ci_number"})
         else:
             return redirect("incident_detail", tenant=tenant, number=incident.number)
     return render(request, "incidents/form.html", {"form": form, "incident": None})
 
 
 def incident_edit(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     try:
         incident = selectors.incident_get_by_number(actor=actor, number=number)
     except NotFound as exc:
@@ -178,7 +163,7 @@ def incident_edit(request: TenantRequest, tenant: str, number: str) -> HttpRespo
         try:
             services.incident_update(actor=actor, incident=incident, **changes)
         except DomainError as exc:
-            _apply_errors(form, exc)
+            form_errors_apply(form, exc, aliases={"configuration_item": "ci_number"})
         else:
             return redirect("incident_detail", tenant=tenant, number=incident.number)
     return render(request, "incidents/form.html", {"form": form, "incident": incident})
@@ -186,7 +171,7 @@ def incident_edit(request: TenantRequest, tenant: str, number: str) -> HttpRespo
 
 @require_POST
 def incident_action(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     try:
         incident = selectors.incident_get_by_number(actor=actor, number=number)
     except NotFound as exc:
@@ -202,7 +187,7 @@ def incident_action(request: TenantRequest, tenant: str, number: str) -> HttpRes
 
 @require_POST
 def incident_comment(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     try:
         incident = selectors.incident_get_by_number(actor=actor, number=number)
     except NotFound as exc:
@@ -238,7 +223,7 @@ def portal_home(request: TenantRequest) -> HttpResponse:
     """My incidents. Signed-out visitors (or users without a role here) are sent to sign in."""
     if (refused := _portal_gate(request)) is not None:
         return refused
-    actor = _actor(request)
+    actor = request_actor(request)
     incidents = selectors.incident_list(actor=actor).order_by("-opened_at", "-id")[:200]
     return render(request, "incidents/portal_list.html", {"incidents": incidents})
 
@@ -252,7 +237,7 @@ class ReportForm(forms.Form):
 def portal_report(request: TenantRequest) -> HttpResponse:
     if (refused := _portal_gate(request)) is not None:
         return refused
-    actor = _actor(request)
+    actor = request_actor(request)
     form = ReportForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         incident = services.incident_create(actor=actor, **form.cleaned_data)
@@ -263,7 +248,7 @@ def portal_report(request: TenantRequest) -> HttpResponse:
 def portal_incident(request: TenantRequest, number: str) -> HttpResponse:
     if (refused := _portal_gate(request)) is not None:
         return refused
-    actor = _actor(request)
+    actor = request_actor(request)
     try:
         incident = selectors.incident_get_by_number(actor=actor, number=number)
     except NotFound as exc:

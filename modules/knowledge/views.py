@@ -13,20 +13,13 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from controlplane.http import TenantRequest
+from controlplane.http import TenantRequest, form_errors_apply, request_actor
 from controlplane.problems import DomainError, NotFound
 from modules.records.actor import Actor
 from modules.records.registry import kind_names
 
 from . import selectors, services
 from .models import Article
-
-
-def _actor(request: TenantRequest) -> Actor:
-    actor = getattr(request, "actor", None)
-    if actor is None:
-        raise Http404("sign in first")
-    return actor
 
 
 def _article(actor: Actor, number: str) -> Article:
@@ -72,16 +65,9 @@ class LinkForm(forms.Form):
         self.fields["record_type"].choices = [(k, k) for k in kind_names() if k != services.RECORD_TYPE]  # type: ignore[attr-defined]
 
 
-def _apply_errors(form: forms.Form, exc: DomainError) -> None:
-    errors = exc.extra.get("errors") or [{"field": None, "message": exc.detail}]
-    for error in errors:
-        field = error.get("field")
-        form.add_error(field if field in form.fields else None, error["message"])
-
-
 def article_list(request: TenantRequest, tenant: str) -> HttpResponse:
     """Articles the actor may see, filtered, most recently updated first, 50 a page. htmx gets the table."""
-    actor = _actor(request)
+    actor = request_actor(request)
     form = ArticleFilterForm(request.GET or None)
     filters: dict[str, Any] = {}
     if form.is_valid():
@@ -101,7 +87,7 @@ def article_list(request: TenantRequest, tenant: str) -> HttpResponse:
 def article_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """The article's text (readers: the published version; editors: the working copy or ``?version=n``),
     versions with a diff (``?old=n&new=m``), feedback, links, history and actions."""
-    actor = _actor(request)
+    actor = request_actor(request)
     article = _article(actor, number)
     return _render_detail(request, actor, article)
 
@@ -167,7 +153,7 @@ def _require_writer(actor: Actor) -> None:
 
 
 def article_create(request: TenantRequest, tenant: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     _require_writer(actor)
     form = ArticleForm(request.POST or None)
     status = 200
@@ -175,7 +161,7 @@ def article_create(request: TenantRequest, tenant: str) -> HttpResponse:
         try:
             article = services.article_create(actor=actor, **form.cleaned_data)
         except DomainError as exc:
-            _apply_errors(form, exc)
+            form_errors_apply(form, exc)
             status = exc.status
         else:
             return redirect("article_detail", tenant=tenant, number=article.number)
@@ -184,7 +170,7 @@ def article_create(request: TenantRequest, tenant: str) -> HttpResponse:
 
 def article_edit(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """Edit the working copy: a changed title or body adds a version."""
-    actor = _actor(request)
+    actor = request_actor(request)
     article = _article(actor, number)
     _require_writer(actor)
     current = article.current_version
@@ -201,7 +187,7 @@ def article_edit(request: TenantRequest, tenant: str, number: str) -> HttpRespon
         try:
             services.article_edit(actor=actor, article=article, **form.cleaned_data)
         except DomainError as exc:
-            _apply_errors(form, exc)
+            form_errors_apply(form, exc)
             status = exc.status
         else:
             return redirect("article_detail", tenant=tenant, number=article.number)
@@ -210,7 +196,7 @@ def article_edit(request: TenantRequest, tenant: str, number: str) -> HttpRespon
 
 @require_POST
 def article_action(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     article = _article(actor, number)
     form = ActionForm(request.POST)
     if form.is_valid():
@@ -223,7 +209,7 @@ def article_action(request: TenantRequest, tenant: str, number: str) -> HttpResp
 
 @require_POST
 def article_feedback(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     article = _article(actor, number)
     form = FeedbackForm(request.POST)
     if form.is_valid():
@@ -236,7 +222,7 @@ def article_feedback(request: TenantRequest, tenant: str, number: str) -> HttpRe
 
 @require_POST
 def article_link_add(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     article = _article(actor, number)
     form = LinkForm(request.POST)
     if form.is_valid():

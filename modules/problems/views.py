@@ -15,7 +15,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from controlplane.http import TenantRequest
+from controlplane.http import TenantRequest, form_errors_apply, request_actor
 from controlplane.problems import DomainError, NotFound
 from modules.cmdb import selectors as cmdb_selectors
 from modules.incidents import selectors as incident_selectors
@@ -25,13 +25,6 @@ from modules.records.selectors import activity_list, comment_list
 
 from . import selectors, services
 from .models import KnownError, Problem
-
-
-def _actor(request: TenantRequest) -> Actor:
-    actor = getattr(request, "actor", None)
-    if actor is None:
-        raise Http404("sign in first")
-    return actor
 
 
 def _problem(actor: Actor, number: str) -> Problem:
@@ -46,13 +39,6 @@ def _known_error(actor: Actor, number: str) -> KnownError:
         return selectors.known_error_get_by_number(actor=actor, number=number)
     except NotFound as exc:
         raise Http404(str(exc)) from exc
-
-
-def _apply_errors(form: forms.Form, exc: DomainError) -> None:
-    errors = exc.extra.get("errors") or [{"field": None, "message": exc.detail}]
-    for error in errors:
-        field = error.get("field")
-        form.add_error(field if field in form.fields else None, error["message"])
 
 
 class ProblemFilterForm(forms.Form):
@@ -115,7 +101,7 @@ class KnownErrorForm(forms.Form):
 
 def problem_list(request: TenantRequest, tenant: str) -> HttpResponse:
     """The problem queue: filters, newest first, 50 a page. htmx requests get only the table."""
-    actor = _actor(request)
+    actor = request_actor(request)
     form = ProblemFilterForm(request.GET or None)
     filters: dict[str, Any] = {}
     if form.is_valid():
@@ -130,7 +116,7 @@ def problem_list(request: TenantRequest, tenant: str) -> HttpResponse:
 
 
 def problem_create(request: TenantRequest, tenant: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     form = ProblemForm(request.POST or None, actor=actor)
     status = 200
     if request.method == "POST" and form.is_valid():
@@ -138,7 +124,7 @@ def problem_create(request: TenantRequest, tenant: str) -> HttpResponse:
         try:
             problem = services.problem_create(actor=actor, **data)
         except DomainError as exc:
-            _apply_errors(form, exc)
+            form_errors_apply(form, exc)
             status = exc.status
         else:
             return redirect("problem_detail", tenant=tenant, number=problem.number)
@@ -146,7 +132,7 @@ def problem_create(request: TenantRequest, tenant: str) -> HttpResponse:
 
 
 def problem_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     return _render_detail(request, actor, _problem(actor, number))
 
 
@@ -168,7 +154,7 @@ def _render_detail(
 
 
 def problem_edit(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     problem = _problem(actor, number)
     initial = {field: getattr(problem, field) for field in services.EDITABLE_FIELDS}
     form = ProblemForm(request.POST or None, initial=initial, actor=actor)
@@ -178,7 +164,7 @@ def problem_edit(request: TenantRequest, tenant: str, number: str) -> HttpRespon
         try:
             services.problem_update(actor=actor, problem=problem, **changes)
         except DomainError as exc:
-            _apply_errors(form, exc)
+            form_errors_apply(form, exc)
             status = exc.status
         else:
             return redirect("problem_detail", tenant=tenant, number=problem.number)
@@ -187,7 +173,7 @@ def problem_edit(request: TenantRequest, tenant: str, number: str) -> HttpRespon
 
 @require_POST
 def problem_action(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     problem = _problem(actor, number)
     form = ProblemActionForm(request.POST)
     if form.is_valid():
@@ -202,7 +188,7 @@ def problem_action(request: TenantRequest, tenant: str, number: str) -> HttpResp
 
 @require_POST
 def problem_comment(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     problem = _problem(actor, number)
     form = CommentForm(request.POST)
     if form.is_valid():
@@ -221,7 +207,7 @@ def problem_comment(request: TenantRequest, tenant: str, number: str) -> HttpRes
 @require_POST
 def problem_incident_link(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """Link an incident given by its number (``incident`` form field)."""
-    actor = _actor(request)
+    actor = request_actor(request)
     problem = _problem(actor, number)
     try:
         incident = incident_selectors.incident_get_by_number(
@@ -235,7 +221,7 @@ def problem_incident_link(request: TenantRequest, tenant: str, number: str) -> H
 
 @require_POST
 def problem_incident_unlink(request: TenantRequest, tenant: str, number: str, incident: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     problem = _problem(actor, number)
     try:
         linked = incident_selectors.incident_get_by_number(actor=actor, number=incident)
@@ -248,7 +234,7 @@ def problem_incident_unlink(request: TenantRequest, tenant: str, number: str, in
 @require_POST
 def problem_known_error_create(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """Create a draft known error from the problem (copying its root cause and workaround)."""
-    actor = _actor(request)
+    actor = request_actor(request)
     problem = _problem(actor, number)
     try:
         known_error = services.known_error_create(actor=actor, problem=problem)
@@ -262,7 +248,7 @@ def problem_known_error_create(request: TenantRequest, tenant: str, number: str)
 
 def known_error_list(request: TenantRequest, tenant: str) -> HttpResponse:
     """Known errors, searched by full text (``q``) in relevance order, else most recently updated."""
-    actor = _actor(request)
+    actor = request_actor(request)
     q = request.GET.get("q", "").strip()
     state = [s for s in request.GET.getlist("state") if s in KnownError.State.values]
     qs = selectors.known_error_list(actor=actor, q=q, state=state)
@@ -280,7 +266,7 @@ def known_error_list(request: TenantRequest, tenant: str) -> HttpResponse:
 def known_error_search(request: TenantRequest, tenant: str) -> HttpResponse:
     """htmx fragment: up to 10 draft or published known errors matching ``q``, as an HTML list (for the
     incident page)."""
-    actor = _actor(request)
+    actor = request_actor(request)
     q = request.GET.get("q", "").strip()
     found: Any = []
     if q:
@@ -291,14 +277,14 @@ def known_error_search(request: TenantRequest, tenant: str) -> HttpResponse:
 
 
 def known_error_create(request: TenantRequest, tenant: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     form = KnownErrorForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
         try:
             known_error = services.known_error_create(actor=actor, **form.cleaned_data)
         except DomainError as exc:
-            _apply_errors(form, exc)
+            form_errors_apply(form, exc)
             status = exc.status
         else:
             return redirect("known_error_detail", tenant=tenant, number=known_error.number)
@@ -309,7 +295,7 @@ def known_error_create(request: TenantRequest, tenant: str) -> HttpResponse:
 
 def known_error_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """A known error with its history; POST saves the edit form."""
-    actor = _actor(request)
+    actor = request_actor(request)
     known_error = _known_error(actor, number)
     initial = {f: getattr(known_error, f) for f in services.KNOWN_ERROR_FIELDS}
     form = KnownErrorForm(request.POST or None, initial=initial)
@@ -318,7 +304,7 @@ def known_error_detail(request: TenantRequest, tenant: str, number: str) -> Http
         try:
             services.known_error_update(actor=actor, known_error=known_error, **form.cleaned_data)
         except DomainError as exc:
-            _apply_errors(form, exc)
+            form_errors_apply(form, exc)
             status = exc.status
         else:
             return redirect("known_error_detail", tenant=tenant, number=known_error.number)
@@ -347,7 +333,7 @@ def _render_known_error(
 
 @require_POST
 def known_error_action(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     known_error = _known_error(actor, number)
     try:
         services.known_error_transition(
@@ -364,7 +350,7 @@ def known_error_action(request: TenantRequest, tenant: str, number: str) -> Http
 
 def candidate_list(request: TenantRequest, tenant: str) -> HttpResponse:
     """Problem candidates under the tenant's thresholds, largest group first, each with "accept"."""
-    actor = _actor(request)
+    actor = request_actor(request)
     context = {
         "candidates": selectors.problem_candidate_list(actor=actor),
         "rules": selectors.problem_settings_get(actor=actor),
@@ -374,7 +360,7 @@ def candidate_list(request: TenantRequest, tenant: str) -> HttpResponse:
 
 @require_POST
 def candidate_accept(request: TenantRequest, tenant: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     try:
         problem = services.problem_candidate_accept(
             actor=actor,
@@ -403,7 +389,7 @@ def problem_settings(request: TenantRequest, tenant: str) -> HttpResponse:
     """The problem candidate thresholds: technicians read them, admins change them (POST by anyone else
     is 403 from ``problem_settings_set``, nothing written); other roles get 404 like the rest of
     problem management. Ranges are the service's rule, shown next to the field (422)."""
-    actor = _actor(request)
+    actor = request_actor(request)
     if not actor.is_technician:
         raise Http404("no such page")
     rules = selectors.problem_settings_get(actor=actor)
@@ -417,7 +403,7 @@ def problem_settings(request: TenantRequest, tenant: str) -> HttpResponse:
             try:
                 services.problem_settings_set(actor=actor, **form.cleaned_data)
             except DomainError as exc:
-                _apply_errors(form, exc)
+                form_errors_apply(form, exc)
                 status = exc.status
             else:
                 return redirect("problem_settings", tenant=tenant)

@@ -14,21 +14,13 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from controlplane.http import TenantRequest
+from controlplane.http import TenantRequest, request_actor
 from controlplane.problems import DomainError, NotFound
-from modules.records.actor import Actor
 
 from . import selectors, services
 from .api import attachment_response
 from .models import RecordLink
 from .registry import kind_get
-
-
-def _actor(request: TenantRequest) -> Actor:
-    actor = getattr(request, "actor", None)
-    if actor is None:
-        raise Http404("sign in first")
-    return actor
 
 
 def _back(request: TenantRequest, fallback: str) -> HttpResponse:
@@ -45,7 +37,7 @@ class SearchForm(forms.Form):
 
 def search_page(request: TenantRequest, tenant: str) -> HttpResponse:
     """Search the tenant's records and articles; each hit links to its console page."""
-    actor = _actor(request)
+    actor = request_actor(request)
     form = SearchForm(request.GET or None)
     hits = []
     if form.is_valid():
@@ -60,7 +52,7 @@ def attachment_download(
     request: TenantRequest, attachment_id: uuid.UUID, tenant: str | None = None
 ) -> FileResponse:
     """Console (/t/<tenant>/attachments/<id>/) and portal (/attachments/<id>/) download."""
-    actor = _actor(request)
+    actor = request_actor(request)
     try:
         attachment = selectors.attachment_get(actor=actor, attachment_id=attachment_id)
     except NotFound as exc:
@@ -78,7 +70,7 @@ class AttachmentForm(forms.Form):
 @require_POST
 def attachment_upload(request: TenantRequest, tenant: str | None = None) -> HttpResponse:
     """Upload from a record's page; back to that page, with the refusal shown as a message."""
-    actor = _actor(request)
+    actor = request_actor(request)
     form = AttachmentForm(request.POST, request.FILES)
     if not form.is_valid():
         return render(request, "records/refused.html", {"errors": form.errors}, status=422)
@@ -108,7 +100,7 @@ class LinkForm(forms.Form):
 @require_POST
 def link_add(request: TenantRequest, tenant: str) -> HttpResponse:
     """Link the record whose page this is to another record given by its number (INC..., PRB..., KB...)."""
-    actor = _actor(request)
+    actor = request_actor(request)
     form = LinkForm(request.POST)
     if not form.is_valid():
         return render(request, "records/refused.html", {"errors": form.errors}, status=422)
@@ -130,7 +122,7 @@ def link_add(request: TenantRequest, tenant: str) -> HttpResponse:
 
 @require_POST
 def link_remove(request: TenantRequest, tenant: str, link_id: uuid.UUID) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     try:
         services.link_delete(actor=actor, link=selectors.link_get(actor=actor, link_id=link_id))
     except NotFound as exc:

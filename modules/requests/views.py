@@ -16,7 +16,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from controlplane.http import TenantRequest
+from controlplane.http import TenantRequest, form_errors_apply, request_actor
 from controlplane.problems import DomainError, NotFound
 from modules.cmdb.selectors import ci_visible
 from modules.people.models import Group, Person
@@ -27,21 +27,6 @@ from . import selectors, services
 from .models import ApprovalMode, ApproverRole, CatalogCategory, CatalogItem, ServiceRequest
 
 
-def _actor(request: TenantRequest) -> Actor:
-    actor = getattr(request, "actor", None)
-    if actor is None:
-        raise Http404("sign in first")
-    return actor
-
-
-def _apply_errors(form: forms.Form, exc: DomainError) -> None:
-    """Put a domain error's field errors on the form fields they name (others on the whole form)."""
-    errors = exc.extra.get("errors") or [{"field": None, "message": exc.detail}]
-    for error in errors:
-        field = error.get("field") or ""
-        form.add_error(field if field in form.fields else None, f"{error.get('field')}: {error['message']}")
-
-
 class RequestFilterForm(forms.Form):
     state = forms.MultipleChoiceField(choices=ServiceRequest.State.choices, required=False)
     open_only = forms.BooleanField(required=False)
@@ -50,7 +35,7 @@ class RequestFilterForm(forms.Form):
 
 def request_list(request: TenantRequest, tenant: str) -> HttpResponse:
     """Requests the actor may see, newest first, 50 a page, and the approvals waiting for the actor."""
-    actor = _actor(request)
+    actor = request_actor(request)
     form = RequestFilterForm(request.GET or None)
     filters: dict[str, Any] = {}
     if form.is_valid():
@@ -96,13 +81,13 @@ def _render_detail(
 
 
 def request_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     return _render_detail(request, actor, _get_by_number(actor, number))
 
 
 @require_POST
 def request_cancel(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     found = _get_by_number(actor, number)
     try:
         services.request_cancel(actor=actor, request=found, reason=request.POST.get("reason", ""))
@@ -113,7 +98,7 @@ def request_cancel(request: TenantRequest, tenant: str, number: str) -> HttpResp
 
 @require_POST
 def request_comment(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     found = _get_by_number(actor, number)
     try:
         services.request_comment(
@@ -129,7 +114,7 @@ def request_comment(request: TenantRequest, tenant: str, number: str) -> HttpRes
 
 def _approval_page(request: TenantRequest, approval_id: uuid.UUID, act: Any) -> HttpResponse:
     """Run ``act(actor, approval)`` on an approval the actor may see; back to its request."""
-    actor = _actor(request)
+    actor = request_actor(request)
     try:
         approval = selectors.approval_get(actor=actor, approval_id=approval_id)
     except NotFound as exc:
@@ -200,7 +185,7 @@ def _group(value: str | None) -> Group | None:
 @require_POST
 def task_action(request: TenantRequest, tenant: str, task_id: uuid.UUID) -> HttpResponse:
     """Assign (``assignment_group``/``assigned_to`` posted) or transition (``action`` posted) a task."""
-    actor = _actor(request)
+    actor = request_actor(request)
     try:
         task = selectors.task_get(actor=actor, task_id=task_id)
     except NotFound as exc:
@@ -226,7 +211,7 @@ def task_action(request: TenantRequest, tenant: str, task_id: uuid.UUID) -> Http
 def catalog(request: TenantRequest, tenant: str) -> HttpResponse:
     """The catalog to order from: active items by category. Technicians and admins get the admin list
     (inactive items too) with edit links."""
-    actor = _actor(request)
+    actor = request_actor(request)
     admin = actor.is_technician or actor.is_admin
     items = selectors.catalog_item_list(actor=actor, include_inactive=admin).order_by(
         "category__order", "category__name", "name"
@@ -247,7 +232,7 @@ class CategoryForm(forms.Form):
 
 @require_POST
 def category_create(request: TenantRequest, tenant: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = request_actor(request)
     form = CategoryForm(request.POST)
     if form.is_valid():
         try:
@@ -260,7 +245,7 @@ def category_create(request: TenantRequest, tenant: str) -> HttpResponse:
 def category_edit(request: TenantRequest, tenant: str, category_id: uuid.UUID) -> HttpResponse:
     """Edit a catalog category's name, description and order (technicians and admins; others 404, as
     for catalog items). A bad or duplicate name shows the service's 422 message next to the field."""
-    actor = _actor(request)
+    actor = request_actor(request)
     if not (actor.is_technician or actor.is_admin):
         raise Http404("no such page")
     try:
@@ -276,7 +261,7 @@ def category_edit(request: TenantRequest, tenant: str, category_id: uuid.UUID) -
             try:
                 services.catalog_category_update(actor=actor, category=category, **form.cleaned_data)
             except DomainError as exc:
-                _apply_errors(form, exc)
+                form_errors_apply(form, exc)
                 status = exc.status
             else:
                 return redirect("catalog", tenant=tenant)
@@ -368,7 +353,7 @@ def _steps_initial(item: CatalogItem) -> list[dict[str, Any]]:
 
 def catalog_item_edit(request: TenantRequest, tenant: str, item_id: uuid.UUID | None = None) -> HttpResponse:
     """Create (no ``item_id``) or edit a catalog item, its form schema and approval steps."""
-    actor = _actor(request)
+    actor = request_actor(request)
     if not (actor.is_technician or actor.is_admin):
         raise Http404("no such page")
     item = None
@@ -391,7 +376,7 @@ def catalog_item_edit(request: TenantRequest, tenant: str, item_id: uuid.UUID | 
                 else:
                     services.catalog_item_update(actor=actor, item=item, **form.cleaned_data)
             except DomainError as exc:
-                _apply_errors(form, exc)
+                form_errors_apply(form, exc)
                 status = exc.status
             else:
                 return redirect("catalog", tenant=tenant)
@@ -454,7 +439,7 @@ def order_form_class(item: CatalogItem, actor: Actor) -> type[forms.Form]:
 def catalog_order(request: TenantRequest, tenant: str, item_id: uuid.UUID) -> HttpResponse:
     """Order one catalog item (for oneself, or, for technicians, for someone else) from a form built from
     the item's schema. The answers are validated by the service against the schema."""
-    actor = _actor(request)
+    actor = request_actor(request)
     try:
         item = selectors.catalog_item_get(actor=actor, catalog_item_id=item_id)
     except NotFound as exc:
