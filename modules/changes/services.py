@@ -35,7 +35,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from controlplane.problems import Conflict, InvalidInput, NotFound, PermissionDenied
+from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
 from modules.cmdb.selectors import ci_get
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
@@ -109,11 +109,6 @@ RISK_BANDS = (
     (7, Risk.MODERATE),
     (11, Risk.HIGH),
 )  # (up to this score, risk); above: very high
-
-
-class InvalidTransition(Conflict):
-    slug = "invalid-transition"
-    title = "This state change is not allowed"
 
 
 class ChangeNotEditable(Conflict):

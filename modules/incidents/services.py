@@ -18,7 +18,7 @@ from typing import Any
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from controlplane.problems import Conflict, InvalidInput, NotFound, PermissionDenied
+from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
 from modules.records.services import (
@@ -49,11 +49,6 @@ EDITABLE_FIELDS = (
     "caller",
     "configuration_item",
 )
-
-
-class InvalidTransition(Conflict):
-    slug = "invalid-transition"
-    title = "This state change is not allowed"
 
 
 class IncidentNotEditable(Conflict):

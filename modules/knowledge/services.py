@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from controlplane.problems import Conflict, InvalidInput, NotFound, PermissionDenied
+from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
 from modules.records.actor import Actor
 from modules.records.models import RecordLink, SearchDocument
 from modules.records.services import activity_record, link_create, number_next, search_document_set
@@ -43,11 +43,6 @@ TITLE_MAX = 200
 CATEGORY_MAX = 100
 CHANGE_NOTE_MAX = 300
 S = Article.State
-
-
-class InvalidTransition(Conflict):
-    slug = "invalid-transition"
-    title = "This state change is not allowed"
 
 
 class ArticleNotEditable(Conflict):

@@ -136,7 +136,6 @@ def _render_detail(
         "diff_new": new,
         "feedback": selectors.article_feedback_summary(actor=actor, article=article),
         "feedback_form": feedback_form or FeedbackForm(),
-        "links": selectors.article_link_list(actor=actor, article=article),
         "link_form": link_form or LinkForm(),
         "history": selectors.article_history(actor=actor, article=article) if editor else [],
         "actions": services.allowed_actions(actor=actor, article=article),

@@ -22,7 +22,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from controlplane.problems import Conflict, InvalidInput, NotFound, PermissionDenied
+from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
 from modules.cmdb import selectors as cmdb_selectors
 from modules.incidents import selectors as incident_selectors
 from modules.incidents import services as incident_services
@@ -63,11 +63,6 @@ EDITABLE_FIELDS = (
 CLEARABLE_FIELDS = frozenset({"configuration_item", "assignment_group", "assigned_to"})
 KNOWN_ERROR_FIELDS = ("title", "symptoms", "root_cause", "workaround", "permanent_fix")
 VISIBILITY = SearchDocument.Visibility.TECHNICIANS
-
-
-class InvalidTransition(Conflict):
-    slug = "invalid-transition"
-    title = "This state change is not allowed"
 
 
 class ProblemNotEditable(Conflict):

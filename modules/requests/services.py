@@ -23,7 +23,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from controlplane.problems import Conflict, InvalidInput, NotFound, PermissionDenied
+from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
 from modules.people.models import Group, GroupMembership, Person
 from modules.records.actor import Actor
 from modules.records.models import SearchDocument
@@ -71,11 +71,6 @@ S = ServiceRequest.State
 A = Approval.State
 T = FulfilmentTask.State
 I = RequestedItem.State  # noqa: E741
-
-
-class InvalidTransition(Conflict):
-    slug = "invalid-transition"
-    title = "This state change is not allowed"
 
 
 class ApprovalNotPending(Conflict):

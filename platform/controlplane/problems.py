@@ -46,6 +46,14 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class InvalidTransition(Conflict):
+    """A state change the record's state machine does not allow from its current state (every ITIL
+    practice's state rules answer with this 409)."""
+
+    slug = "invalid-transition"
+    title = "This state change is not allowed"
+
+
 class InvalidInput(DomainError):
     """Input that fails a domain rule. ``errors`` lists ``{"field": ..., "message": ...}``."""
 
