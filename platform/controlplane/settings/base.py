@@ -36,6 +36,7 @@ SHARED_APPS = [
     "controlplane.accounts",
     "controlplane.console",
     "tenants",
+    "controlplane.workindex",
 ]
 # Tenant apps live only in tenant schemas; none of them is in SHARED_APPS (django-tenants #846).
 TENANT_APPS = [

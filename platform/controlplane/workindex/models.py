@@ -1,0 +1,104 @@
+"""The cross-client work index: one narrow row per open record of every tenant. Control plane (`public`).
+
+Written by the tenant plane's services in the same transaction as the record (both schemas live in one
+database; see ../shared/ARCHITECTURE.md, "Seeing across tenants without breaking isolation"). Read by the
+technician's queue and the SLA escalation sweep, so neither loops over schemas. A row never holds a
+description, a comment or an attachment: only what a queue row shows and what a sweep needs.
+
+Tenant-local ids (records, persons, groups) are plain UUID columns: they point into a tenant schema,
+where no constraint can reach. Control-plane ids (tenant, provider, user) are real foreign keys or ids.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class WorkItem(models.Model):
+    """One open record of one tenant. Deleted when the record leaves its open states.
+
+    SLA columns are written by ``modules.sla`` (all UTC): ``response_due_at`` and ``resolution_due_at``
+    are the running timers' deadlines (null when the timer is absent, stopped or paused); ``sla_due_at``
+    is the earliest of them (the queue's order; a breached timer's deadline is in the past, so it sorts
+    first); ``next_escalation_at`` is when the sweep must next act on this record (null: nothing due).
+    """
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    provider = models.ForeignKey("providers.Provider", on_delete=models.CASCADE, related_name="+")
+    record_type = models.CharField(max_length=40)
+    record_id = models.UUIDField(unique=True)  # UUIDv7: unique across the whole platform
+    number = models.CharField(max_length=20)
+    title = models.CharField(max_length=160)
+    state = models.CharField(max_length=30)
+    priority = models.PositiveSmallIntegerField(null=True)
+    assigned_person_id = models.UUIDField(null=True)
+    assigned_user_id = models.BigIntegerField(null=True)  # the assignee's control-plane user, if any
+    assignment_group_id = models.UUIDField(null=True)
+    opened_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    response_due_at = models.DateTimeField(null=True)
+    resolution_due_at = models.DateTimeField(null=True)
+    sla_due_at = models.DateTimeField(null=True)
+    sla_paused = models.BooleanField(default=False)
+    breached = models.BooleanField(default=False)
+    next_escalation_at = models.DateTimeField(null=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "sla_due_at"], name="work_tenant_due"),
+            models.Index(fields=["assigned_user_id", "sla_due_at"], name="work_assignee_due"),
+            models.Index(fields=["tenant", "assignment_group_id"], name="work_tenant_group"),
+            models.Index(
+                fields=["next_escalation_at"],
+                name="work_escalation_due",
+                condition=models.Q(next_escalation_at__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} ({self.tenant_id})"
+
+
+class WorkGroupMember(models.Model):
+    """A control-plane user's membership of a tenant's assignment group: what "my groups" means in the
+    queue. Kept by ``modules.people`` services in the same transaction as the tenant's GroupMembership."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    group_id = models.UUIDField()
+    user_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "group_id", "user_id"], name="uniq_work_group_member")
+        ]
+        indexes = [models.Index(fields=["user_id"], name="work_group_member_user")]
+
+
+class TenantDailyRollup(models.Model):
+    """Per tenant, per record type, per day (the tenant's local date): what cross-client dashboards read.
+
+    ``opened`` counts records opened that day; ``resolved`` records resolved (or fulfilled) that day, with
+    the sums of their seconds to acknowledge and to resolve (means = sum / count); ``sla_met`` and
+    ``sla_breached`` count resolution SLAs stopped that day; satisfaction is a sum and count of 1-5 scores.
+    Kept current on close by the tenant services and rebuilt nightly from the tenant schemas.
+    """
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    provider = models.ForeignKey("providers.Provider", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    record_type = models.CharField(max_length=40)
+    opened = models.PositiveIntegerField(default=0)
+    resolved = models.PositiveIntegerField(default=0)
+    acknowledged = models.PositiveIntegerField(default=0)
+    acknowledge_seconds = models.BigIntegerField(default=0)
+    resolve_seconds = models.BigIntegerField(default=0)
+    sla_met = models.PositiveIntegerField(default=0)
+    sla_breached = models.PositiveIntegerField(default=0)
+    satisfaction_sum = models.PositiveIntegerField(default=0)
+    satisfaction_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "day", "record_type"], name="uniq_rollup_day")
+        ]
+        indexes = [models.Index(fields=["provider", "day"], name="rollup_provider_day")]
