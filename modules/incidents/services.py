@@ -558,7 +558,9 @@ def _notify_comment(actor: Actor, incident: Incident, comment: Any) -> None:
     (or the assignment group's members). Work notes notify nobody."""
     if comment.is_work_note:
         return
-    incident = Incident.objects.select_related("caller", "assigned_to", "assignment_group").get(pk=incident.pk)
+    incident = Incident.objects.select_related("caller", "assigned_to", "assignment_group").get(
+        pk=incident.pk
+    )
     persons: list[Person] = []
     groups: list[Group] = []
     audience = "console"

@@ -1,6 +1,6 @@
 """Notification writes: record an event and its deliveries (the outbox), send them, and the settings.
 
-How it fits together (docs/decisions/0009-notifications-outbox.md):
+How it fits together (docs/decisions/0008-notifications-outbox.md):
 - ``notification_emit`` runs in the caller's transaction. It writes one NotificationEvent under the
   caller's ``key`` (same key again: nothing new), one in-app Notification per recipient, one
   EmailDelivery per recipient who gets email and one WebhookDelivery per subscribed endpoint, each

@@ -9,8 +9,9 @@ from typing import Any
 from django.test import Client
 from django_tenants.utils import tenant_context
 
-from conftest import actor_in
+from conftest import actor_in, make_user
 from controlplane.accounts.models import User
+from controlplane.accounts.services import provider_membership_set, tenant_grant
 from modules.notifications.models import Notification, NotificationPreference, WebhookEndpoint
 from modules.notifications.services import notification_emit
 from modules.people.models import Person
@@ -55,7 +56,10 @@ def test_my_notifications_newest_first_with_the_unread_count(
     assert client.post("/api/v1/t/acme/notifications/read-all").json() == {"marked": 1}
     assert client.get("/api/v1/t/acme/notifications").json()["unread_count"] == 0
     with tenant_context(tenant_a):  # alice's stays unread
-        assert Notification.objects.filter(read_at=None).values_list("event__key", flat=True).get() == "for-alice"
+        assert (
+            Notification.objects.filter(read_at=None).values_list("event__key", flat=True).get()
+            == "for-alice"
+        )
 
 
 def test_someone_else_s_or_another_tenant_s_notification_answers_like_a_missing_one(
@@ -67,9 +71,7 @@ def test_someone_else_s_or_another_tenant_s_notification_answers_like_a_missing_
     client = api_for(tech_ab)
     never = uuid7()
 
-    answers = [
-        client.post(f"/api/v1/t/acme/notifications/{pk}/read") for pk in (in_b.pk, alices.pk, never)
-    ]
+    answers = [client.post(f"/api/v1/t/acme/notifications/{pk}/read") for pk in (in_b.pk, alices.pk, never)]
     assert [a.status_code for a in answers] == [404, 404, 404]
     assert {a["Content-Type"] for a in answers} == {PROBLEM}
     assert {a.json()["type"] for a in answers} == {"/problems/not-found"}
@@ -87,10 +89,14 @@ def test_preferences_round_trip_and_critical_events_cannot_be_muted(
     client = api_for(end_user_a)
     url = "/api/v1/t/acme/notifications/preferences"
     assert client.get(url).json() == {"email_opt_out": False, "muted_events": []}
-    put = client.put(url, {"email_opt_out": True, "muted_events": ["record.commented"]}, content_type="application/json")
+    put = client.put(
+        url, {"email_opt_out": True, "muted_events": ["record.commented"]}, content_type="application/json"
+    )
     assert put.status_code == 200
     assert client.get(url).json() == {"email_opt_out": True, "muted_events": ["record.commented"]}
-    bad = client.put(url, {"email_opt_out": False, "muted_events": ["sla.breached"]}, content_type="application/json")
+    bad = client.put(
+        url, {"email_opt_out": False, "muted_events": ["sla.breached"]}, content_type="application/json"
+    )
     assert bad.status_code == 422 and bad["Content-Type"] == PROBLEM
     assert bad.json()["errors"][0]["field"] == "muted_events"
     with tenant_context(tenant_a):
@@ -102,12 +108,10 @@ def test_preferences_round_trip_and_critical_events_cannot_be_muted(
 def test_webhook_admin_shows_the_secret_once_lists_logs_and_deletes(
     tenant_a: Tenant, tech_a: User, api_for: ApiFor, provider: Any
 ) -> None:
-    from controlplane.accounts.services import provider_membership_set, tenant_grant
-
-    from conftest import make_user
-
     boss = make_user("boss@northwind.example")
-    tenant_grant(membership=provider_membership_set(user=boss, provider=provider, role="admin"), tenant=tenant_a)
+    tenant_grant(
+        membership=provider_membership_set(user=boss, provider=provider, role="admin"), tenant=tenant_a
+    )
     client = api_for(boss)
     created = client.post(
         "/api/v1/t/acme/webhooks",
@@ -120,7 +124,10 @@ def test_webhook_admin_shows_the_secret_once_lists_logs_and_deletes(
     assert body["event_types"] == ["record.assigned", "sla.breached"]
     listed = client.get("/api/v1/t/acme/webhooks").json()
     assert [e["id"] for e in listed] == [body["id"]]
-    assert "secret" not in listed[0] and "secret" not in client.get(f"/api/v1/t/acme/webhooks/{body['id']}").json()
+    assert (
+        "secret" not in listed[0]
+        and "secret" not in client.get(f"/api/v1/t/acme/webhooks/{body['id']}").json()
+    )
 
     with tenant_context(tenant_a):
         notification_emit(**emit_args(key="k", event="sla.breached"))
@@ -141,12 +148,10 @@ def test_webhook_admin_shows_the_secret_once_lists_logs_and_deletes(
 def test_bad_webhook_input_is_a_422_problem_and_end_users_are_refused(
     tenant_a: Tenant, end_user_a: User, api_for: ApiFor, provider: Any
 ) -> None:
-    from controlplane.accounts.services import provider_membership_set, tenant_grant
-
-    from conftest import make_user
-
     boss = make_user("boss@northwind.example")
-    tenant_grant(membership=provider_membership_set(user=boss, provider=provider, role="admin"), tenant=tenant_a)
+    tenant_grant(
+        membership=provider_membership_set(user=boss, provider=provider, role="admin"), tenant=tenant_a
+    )
     client = api_for(boss)
     for body, field in (
         ({"url": "not a url", "event_types": ["sla.breached"]}, "url"),

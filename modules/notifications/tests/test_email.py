@@ -24,7 +24,9 @@ from .factories import RECORD_ID, emit_args
 
 def send_all() -> int:
     """Send every pending email delivery of the current tenant, as the worker would."""
-    return sum(email_delivery_send(delivery_id=pk) for pk in EmailDelivery.objects.values_list("pk", flat=True))
+    return sum(
+        email_delivery_send(delivery_id=pk) for pk in EmailDelivery.objects.values_list("pk", flat=True)
+    )
 
 
 def test_assignment_email_has_threading_headers_branding_and_the_number_in_the_subject(

@@ -33,6 +33,7 @@ def test_emit_tells_persons_and_active_group_members_once_and_not_the_actor(
 ) -> None:
     with tenant_context(tenant_a):
         actor = actor_in(tenant_a, tech_a)
+        assert actor.person is not None
         carol = Person.objects.create(display_name="Carol", email="carol@acme.example")
         dave = Person.objects.create(display_name="Dave", email="")  # in-app only
         gone = Person.objects.create(display_name="Gone", email="gone@acme.example", is_active=False)
@@ -46,7 +47,10 @@ def test_emit_tells_persons_and_active_group_members_once_and_not_the_actor(
 
         event = NotificationEvent.objects.get()
         assert written == 2 + 1 + 1  # in-app carol and dave, email carol, one subscribed endpoint
-        assert sorted(Notification.objects.values_list("person__display_name", flat=True)) == ["Carol", "Dave"]
+        assert sorted(Notification.objects.values_list("person__display_name", flat=True)) == [
+            "Carol",
+            "Dave",
+        ]
         assert list(EmailDelivery.objects.values_list("key", "address", "state")) == [
             (f"k1:email:{carol.pk}", "carol@acme.example", "pending")
         ]
@@ -116,11 +120,14 @@ def test_a_rolled_back_service_emits_nothing(
         actor = actor_in(tenant_a, tech_a)
         carol = Person.objects.create(display_name="Carol", email="carol@acme.example")
         incident = incident_create(actor=actor, short_description="VPN drops")
-        with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            with pytest.raises(RuntimeError), transaction.atomic():
-                incident_update(actor=actor, incident=incident, assigned_to=carol)
-                assert NotificationEvent.objects.count() == 1  # written inside the transaction ...
-                raise RuntimeError("the request failed after the service")
+        with (
+            django_capture_on_commit_callbacks(execute=False) as callbacks,
+            pytest.raises(RuntimeError),
+            transaction.atomic(),
+        ):
+            incident_update(actor=actor, incident=incident, assigned_to=carol)
+            assert NotificationEvent.objects.count() == 1  # written inside the transaction ...
+            raise RuntimeError("the request failed after the service")
         assert callbacks == []  # ... and gone with it: nothing enqueued, nothing stored
         assert (NotificationEvent.objects.count(), EmailDelivery.objects.count()) == (0, 0)
         assert Notification.objects.count() == 0

@@ -20,7 +20,13 @@ from modules.people.models import Group, GroupMembership, Person
 from modules.records.actor import Actor
 from modules.records.models import ActivityEntry
 from modules.requests.models import Approval
-from modules.requests.services import StepSpec, approval_decide, approval_delegate, approval_resend, request_submit
+from modules.requests.services import (
+    StepSpec,
+    approval_decide,
+    approval_delegate,
+    approval_resend,
+    request_submit,
+)
 from modules.requests.tests.factories import item
 from tenants.models import Tenant
 
@@ -39,6 +45,7 @@ def test_incident_assignment_comments_and_state_changes_tell_the_right_people(
 ) -> None:
     with tenant_context(tenant_a):
         tech = actor_in(tenant_a, tech_a)
+        assert tech.person is not None
         carol = Person.objects.create(display_name="Carol (caller)", email="carol@acme.example")
         dan = Person.objects.create(display_name="Dan", email="dan@acme.example")
         erin = Person.objects.create(display_name="Erin", email="erin@acme.example")
@@ -65,7 +72,11 @@ def test_incident_assignment_comments_and_state_changes_tell_the_right_people(
             ("record.state_changed", "Carol (caller)"),
         ]
         entries = ActivityEntry.objects.filter(record_id=incident.pk, verb="incident.updated").order_by("at")
-        assert list(NotificationEvent.objects.filter(event="record.assigned").order_by("occurred_at").values_list("key", flat=True)) == [
+        assert list(
+            NotificationEvent.objects.filter(event="record.assigned")
+            .order_by("occurred_at")
+            .values_list("key", flat=True)
+        ) == [
             f"record.assigned:{entries[0].pk}",
             f"record.assigned:{entries[1].pk}",
         ]
@@ -85,7 +96,9 @@ def test_approval_requests_reach_the_approver_on_submit_resend_and_delegation(
         nina = Person.objects.create(display_name="Nina", email="nina@acme.example")
         laptop = item(tech, steps=[StepSpec(order=1, approver_role="requester_manager")])
         request = request_submit(
-            actor=Actor(user_id=None, person=alice, role="end_user"), items=[{"catalog_item": laptop}], now=now
+            actor=Actor(user_id=None, person=alice, role="end_user"),
+            items=[{"catalog_item": laptop}],
+            now=now,
         )
         approval = Approval.objects.get(request=request)
         approval_resend(actor=tech, approval=approval, now=now)
@@ -100,7 +113,9 @@ def test_approval_requests_reach_the_approver_on_submit_resend_and_delegation(
         assert all(e.critical and e.number == request.number for e in events)
         assert [e.context["reminder"] for e in events] == [0, 1, 0]
         assert EmailDelivery.objects.count() == 3
-        approval_decide(actor=Actor(user_id=None, person=nina, role="end_user"), approval=approval, decision="approve")
+        approval_decide(
+            actor=Actor(user_id=None, person=nina, role="end_user"), approval=approval, decision="approve"
+        )
         assert NotificationEvent.objects.count() == 3  # deciding requests nothing more
 
 
@@ -112,6 +127,8 @@ def test_a_tenant_role_approval_asks_every_holder_of_the_role(tenant_a: Tenant, 
         holder = actor_in(tenant_a, approver, "approver").person
         alice = Person.objects.create(display_name="Alice", email="alice@acme.example")
         laptop = item(tech, steps=[StepSpec(order=1, approver_role="approver")])
-        request_submit(actor=Actor(user_id=None, person=alice, role="end_user"), items=[{"catalog_item": laptop}])
+        request_submit(
+            actor=Actor(user_id=None, person=alice, role="end_user"), items=[{"catalog_item": laptop}]
+        )
         assert holder is not None
         assert told() == [("approval.requested", holder.display_name)]

@@ -74,7 +74,9 @@ def test_the_list_page_mark_all_read_and_someone_else_s_notification(
         assert list(Notification.objects.filter(read_at=None).values_list("pk", flat=True)) == [alices.pk]
 
 
-def test_the_portal_bell_and_preferences_page(tenant_a: Tenant, end_user_a: User, client_for: ClientFor) -> None:
+def test_the_portal_bell_and_preferences_page(
+    tenant_a: Tenant, end_user_a: User, client_for: ClientFor
+) -> None:
     notify(tenant_a, end_user_a, "one", "record.state_changed")
     client = client_for(end_user_a, host="acme.localhost")
     home = client.get("/").content.decode()
@@ -82,7 +84,9 @@ def test_the_portal_bell_and_preferences_page(tenant_a: Tenant, end_user_a: User
     assert '<a href="/incidents/INC0000042/">INC0000042</a>' in home
     assert 'action="/notifications/read-all/"' in home
     assert client.get("/notifications/").status_code == 200
-    saved = client.post("/notifications/preferences/", {"email_opt_out": "on", "muted_events": ["record.commented"]})
+    saved = client.post(
+        "/notifications/preferences/", {"email_opt_out": "on", "muted_events": ["record.commented"]}
+    )
     assert saved.status_code == 200 and "Saved." in saved.content.decode()
     with tenant_context(tenant_a):
         assert list(NotificationPreference.objects.values_list("email_opt_out", "muted_events")) == [

@@ -48,7 +48,7 @@ def test_a_subscribed_endpoint_receives_a_signed_payload_without_descriptions(
     server = receiver([204])
     with tenant_context(tenant_a):
         actor = admin(tenant_a, tech_a)
-        endpoint, secret = webhook_endpoint_create(actor=actor, url=server.url, event_types=["record.assigned"])
+        _, secret = webhook_endpoint_create(actor=actor, url=server.url, event_types=["record.assigned"])
         incident = incident_create(actor=actor, short_description="VPN drops", description="secret details")
         notification_emit(
             event="record.assigned",
@@ -92,19 +92,24 @@ def test_a_failing_endpoint_is_retried_after_the_backoff_and_delivered_once(
 ) -> None:
     server = receiver([500, 200])
     with tenant_context(tenant_a):
-        endpoint, _ = webhook_endpoint_create(
-            actor=admin(tenant_a, tech_a), url=server.url, event_types=["sla.breached"]
-        )
+        webhook_endpoint_create(actor=admin(tenant_a, tech_a), url=server.url, event_types=["sla.breached"])
         notification_emit(**emit_args(key="k", event="sla.breached"))
         delivery = WebhookDelivery.objects.get()
         t0 = timezone.now()
         assert webhook_delivery_attempt(delivery_id=delivery.pk, now=t0) == "pending"
         delivery.refresh_from_db()
         assert delivery.next_attempt_at == t0 + dt.timedelta(seconds=30)
-        assert webhook_delivery_attempt(delivery_id=delivery.pk, now=t0 + dt.timedelta(seconds=29)) == "pending"
+        assert (
+            webhook_delivery_attempt(delivery_id=delivery.pk, now=t0 + dt.timedelta(seconds=29)) == "pending"
+        )
         assert len(server.requests) == 1  # not due: nothing sent
-        assert webhook_delivery_attempt(delivery_id=delivery.pk, now=t0 + dt.timedelta(seconds=30)) == "delivered"
-        assert webhook_delivery_attempt(delivery_id=delivery.pk, now=t0 + dt.timedelta(hours=1)) == "delivered"
+        assert (
+            webhook_delivery_attempt(delivery_id=delivery.pk, now=t0 + dt.timedelta(seconds=30))
+            == "delivered"
+        )
+        assert (
+            webhook_delivery_attempt(delivery_id=delivery.pk, now=t0 + dt.timedelta(hours=1)) == "delivered"
+        )
         delivery.refresh_from_db()
 
     assert len(server.requests) == 2
@@ -205,5 +210,7 @@ def test_private_hosts_and_bad_event_types_are_refused_and_nothing_is_written(
                 webhook_endpoint_create(actor=actor, url=url, event_types=event_types)
             assert [e["field"] for e in caught.value.extra["errors"]] == fields, url
         assert WebhookEndpoint.objects.count() == 0
-        endpoint, _ = webhook_endpoint_create(actor=actor, url="https://1.1.1.1/hook", event_types=["sla.breached"])
+        endpoint, _ = webhook_endpoint_create(
+            actor=actor, url="https://1.1.1.1/hook", event_types=["sla.breached"]
+        )
         assert endpoint.event_types == ["sla.breached"]
