@@ -19,6 +19,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
+from modules.notifications.services import notification_emit
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
 from modules.records.services import (
@@ -164,13 +165,14 @@ def incident_create(
     created = [
         f for f in (*EDITABLE_FIELDS, "priority", "state") if f != "configuration_item" or configuration_item
     ]
-    activity_record(
+    entry = activity_record(
         actor=actor,
         verb="incident.created",
         record_type=RECORD_TYPE,
         record_id=incident.pk,
         changes={field: [None, history_value(getattr(incident, field))] for field in created},
     )
+    _notify_assigned(actor, incident, entry.pk, {"assigned_to", "assignment_group"})
     return incident
 
 
@@ -226,9 +228,10 @@ def incident_update(*, actor: Actor, incident: Incident, **changes: Any) -> Inci
         return incident
     incident.save()
     _index(incident)
-    activity_record(
+    entry = activity_record(
         actor=actor, verb="incident.updated", record_type=RECORD_TYPE, record_id=incident.pk, changes=diff
     )
+    _notify_assigned(actor, incident, entry.pk, set(diff))
     return incident
 
 
@@ -346,7 +349,7 @@ def incident_transition(
     }
     if action == "reopen":
         diff["reopen_count"] = [incident.reopen_count - 1, incident.reopen_count]
-    activity_record(
+    entry = activity_record(
         actor=actor,
         verb=f"incident.{action}",
         record_type=RECORD_TYPE,
@@ -354,6 +357,7 @@ def incident_transition(
         changes=diff,
         at=now,
     )
+    _notify_state(actor, incident, entry.pk, before["state"], comment.strip())
     if comment.strip():
         comment_add(
             actor=actor,
@@ -402,18 +406,23 @@ def allowed_actions(*, incident: Incident, actor: Actor) -> list[str]:
     ]
 
 
+@transaction.atomic
 def incident_comment(*, actor: Actor, incident: Incident, body: str, work_note: bool = False) -> Any:
     """Add a public comment (callers and technicians) or a work note (technicians only).
 
+    A public comment notifies (``record.commented``, after commit): the caller when a technician wrote
+    it, the assignee (or, with nobody assigned, the assignment group) when the caller wrote it.
     Raises InvalidInput for an empty body, PermissionDenied for an end user's work note.
     """
     if not body.strip():
         raise InvalidInput("body is required", errors=[{"field": "body", "message": "required"}])
     if work_note:
         _require_technician(actor)
-    return comment_add(
+    comment = comment_add(
         actor=actor, record_type=RECORD_TYPE, record_id=incident.pk, body=body.strip(), is_work_note=work_note
     )
+    _notify_comment(actor, incident, comment)
+    return comment
 
 
 @transaction.atomic
@@ -500,3 +509,79 @@ def incident_autoclose(*, now: dt.datetime | None = None) -> int:
         except (InvalidTransition, NotFound):
             continue  # changed by someone else meanwhile
     return closed
+
+
+# Notifications (modules.notifications; keys derived from the activity entry or comment, so a retried
+# service emits nothing twice). Nobody is told of their own change.
+
+
+def _notify_assigned(actor: Actor, incident: Incident, entry_id: uuid.UUID, changed: set[str]) -> None:
+    """``record.assigned`` to a newly set assignee, or to the members of a newly set assignment group
+    when nobody is assigned (ServiceNow's "assigned to me" / "assigned to my group" notifications)."""
+    persons = [incident.assigned_to] if "assigned_to" in changed and incident.assigned_to else []
+    group = incident.assignment_group if "assignment_group" in changed and not incident.assigned_to else None
+    if not persons and group is None:
+        return
+    notification_emit(
+        event="record.assigned",
+        record_type=RECORD_TYPE,
+        record_id=incident.pk,
+        number=incident.number,
+        title=incident.short_description,
+        persons=persons,
+        groups=[group] if group is not None else [],
+        key=f"record.assigned:{entry_id}",
+        actor=actor,
+        context={"assignee": str(persons[0]) if persons else None, "group": str(group) if group else None},
+    )
+
+
+def _notify_state(actor: Actor, incident: Incident, entry_id: uuid.UUID, old: str, comment: str) -> None:
+    """``record.state_changed`` to the caller, with the transition's public comment."""
+    if incident.caller is None:
+        return
+    notification_emit(
+        event="record.state_changed",
+        record_type=RECORD_TYPE,
+        record_id=incident.pk,
+        number=incident.number,
+        title=incident.short_description,
+        persons=[incident.caller],
+        key=f"record.state_changed:{entry_id}",
+        actor=actor,
+        context={"state": incident.state, "previous_state": old, "comment": comment, "audience": "portal"},
+    )
+
+
+def _notify_comment(actor: Actor, incident: Incident, comment: Any) -> None:
+    """``record.commented``: a technician's public comment to the caller; the caller's to the assignee
+    (or the assignment group's members). Work notes notify nobody."""
+    if comment.is_work_note:
+        return
+    incident = Incident.objects.select_related("caller", "assigned_to", "assignment_group").get(
+        pk=incident.pk
+    )
+    persons: list[Person] = []
+    groups: list[Group] = []
+    audience = "console"
+    if incident.caller_id is not None and actor.person_id == incident.caller_id:
+        if incident.assigned_to is not None:
+            persons = [incident.assigned_to]
+        elif incident.assignment_group is not None:
+            groups = [incident.assignment_group]
+    elif actor.is_technician and incident.caller is not None:
+        persons, audience = [incident.caller], "portal"
+    if not persons and not groups:
+        return
+    notification_emit(
+        event="record.commented",
+        record_type=RECORD_TYPE,
+        record_id=incident.pk,
+        number=incident.number,
+        title=incident.short_description,
+        persons=persons,
+        groups=groups,
+        key=f"record.commented:{comment.pk}",
+        actor=actor,
+        context={"comment": comment.body, "audience": audience},
+    )

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
+from modules.notifications.services import notification_emit, role_holders
 from modules.people.models import Group, GroupMembership, Person
 from modules.records.actor import Actor
 from modules.records.models import SearchDocument
@@ -546,7 +547,7 @@ def _advance(actor: Actor, request: ServiceRequest, now: dt.datetime) -> None:
                 if approval.state == A.NOT_REQUESTED:
                     approval.state = A.PENDING
                     approval.save(update_fields=["state", "updated_at"])
-                    activity_record(
+                    entry = activity_record(
                         actor=actor,
                         verb="approval.requested",
                         record_type=RECORD_TYPE,
@@ -559,6 +560,7 @@ def _advance(actor: Actor, request: ServiceRequest, now: dt.datetime) -> None:
                         },
                         at=now,
                     )
+                    _notify_approval(actor, request, approval, entry.pk)
         return
     _state_set(actor, request, S.APPROVED, now)
     _fulfilment_start(actor, request, now)
@@ -699,7 +701,7 @@ def approval_resend(*, actor: Actor, approval: Approval, now: dt.datetime | None
     approval.reminder_count += 1
     approval.resent_at = now
     approval.save(update_fields=["reminder_count", "resent_at", "updated_at"])
-    activity_record(
+    entry = activity_record(
         actor=actor,
         verb="approval.resent",
         record_type=RECORD_TYPE,
@@ -711,6 +713,7 @@ def approval_resend(*, actor: Actor, approval: Approval, now: dt.datetime | None
         },
         at=now,
     )
+    _notify_approval(actor, request, approval, entry.pk, reminder=approval.reminder_count)
     return approval
 
 
@@ -750,7 +753,7 @@ def approval_delegate(
     approval.approver = delegate_to
     approval.approver_role = ""
     approval.save()
-    activity_record(
+    entry = activity_record(
         actor=actor,
         verb="approval.delegated",
         record_type=RECORD_TYPE,
@@ -758,7 +761,33 @@ def approval_delegate(
         changes={"approval_id": str(approval.pk), "approver": [before, history_value(delegate_to)]},
         at=now,
     )
+    if approval.state == A.PENDING:
+        _notify_approval(actor, request, approval, entry.pk)
     return approval
+
+
+def _notify_approval(
+    actor: Actor, request: ServiceRequest, approval: Approval, entry_id: Any, reminder: int = 0
+) -> None:
+    """``approval.requested`` (critical: always emailed) to the approval's approver, or for a tenant-role
+    step to every holder of the role; keyed by the activity entry, so a retried service emits once.
+    Re-sending (``reminder`` > 0) tells them again."""
+    persons = (
+        [approval.approver] if approval.approver is not None else role_holders(role=approval.approver_role)
+    )
+    notification_emit(
+        event="approval.requested",
+        record_type=RECORD_TYPE,
+        record_id=request.pk,
+        number=request.number,
+        title=request.short_description,
+        persons=persons,
+        critical=True,
+        key=f"approval.requested:{entry_id}",
+        actor=actor,
+        skip_actor=False,
+        context={"approval_id": str(approval.pk), "step": approval.step, "reminder": reminder},
+    )
 
 
 # Fulfilment

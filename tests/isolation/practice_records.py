@@ -24,6 +24,7 @@ from modules.cmdb.services import ci_create, relationship_create
 from modules.incidents.models import Incident
 from modules.incidents.services import incident_create
 from modules.knowledge.services import article_create
+from modules.notifications.services import webhook_endpoint_create
 from modules.problems.models import Problem
 from modules.problems.services import known_error_create, problem_create, problem_incident_link
 from modules.records.services import attachment_add, link_create
@@ -47,8 +48,8 @@ class PracticeRecords:
 def practice_records(tenant: Tenant, user: User, word: str) -> PracticeRecords:
     """Create, as technician ``user`` in ``tenant``: an incident (with a text attachment, so MEDIA_ROOT
     must point at a temporary folder), a catalog item and a request for it (approval not required, so
-    it goes in progress with a fulfilment task), a problem with its known error, a normal change, a CI
-    and a draft article. Each title contains ``word``."""
+    it goes in progress with a fulfilment task), a problem with its known error, a normal change, a CI,
+    a draft article and a webhook endpoint (made as an admin). Each title contains ``word``."""
     with tenant_context(tenant):
         actor = actor_in(tenant, user)
         incident = incident_create(actor=actor, short_description=f"{word} mail is down")
@@ -67,6 +68,9 @@ def practice_records(tenant: Tenant, user: User, word: str) -> PracticeRecords:
         change = change_create(actor=actor, change_type="normal", short_description=f"{word} mail upgrade")
         ci = ci_create(actor=actor, name=f"{word} mail server", ci_class="server")
         article = article_create(actor=actor, title=f"{word} mail troubleshooting", body="Restart the queue.")
+        endpoint, _ = webhook_endpoint_create(
+            actor=actor_in(tenant, user, "admin"), url="https://1.1.1.1/hooks", event_types=["sla.breached"]
+        )
     by_kind = {
         "incident": incident.pk,
         "service_request": request.pk,
@@ -88,6 +92,7 @@ def practice_records(tenant: Tenant, user: User, word: str) -> PracticeRecords:
         "ci_id": ci.pk,
         "article_id": article.pk,
         "attachment_id": attachment.pk,
+        "endpoint_id": endpoint.pk,
     }
     return PracticeRecords(by_param=by_param, by_kind=by_kind)
 

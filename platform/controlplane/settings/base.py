@@ -48,6 +48,7 @@ TENANT_APPS = [
     "modules.changes",
     "modules.knowledge",
     "modules.requests",
+    "modules.notifications",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -154,6 +155,14 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "") == "1"
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "service-desk@localhost")
+# SMTP connect/send timeout (seconds) of notification email; sending happens in the worker only.
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "10"))
+# Domain of outbound Message-IDs and of the thread reference <record.{id}@domain> inbound email matches.
+EMAIL_MESSAGE_DOMAIN = os.environ.get("EMAIL_MESSAGE_DOMAIN", "itsm.localhost")
+# Absolute base of links in notification email (the console host).
+CONSOLE_BASE_URL = os.environ.get("CONSOLE_BASE_URL", "http://127.0.0.1:8000")
+# Webhook URLs must resolve to public addresses and use https (SSRF guard), unless this is "1" (dev).
+WEBHOOK_ALLOW_PRIVATE_HOSTS = os.environ.get("WEBHOOK_ALLOW_PRIVATE_HOSTS", "") == "1"
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
@@ -193,6 +202,10 @@ CELERY_BEAT_SCHEDULE = {
     "incidents-autoclose": {
         "task": "modules.incidents.tasks.incident_autoclose_sweep_task",
         "schedule": 15 * 60.0,
+    },
+    "notifications-deliver-due": {
+        "task": "modules.notifications.tasks.notification_sweep_task",
+        "schedule": 60.0,
     },
 }
 
