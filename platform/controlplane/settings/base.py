@@ -37,6 +37,7 @@ SHARED_APPS = [
     "controlplane.console",
     "tenants",
     "controlplane.workindex",
+    "controlplane.mailin",
 ]
 # Tenant apps live only in tenant schemas; none of them is in SHARED_APPS (django-tenants #846).
 TENANT_APPS = [
@@ -48,6 +49,7 @@ TENANT_APPS = [
     "modules.changes",
     "modules.knowledge",
     "modules.requests",
+    "modules.mailin",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -154,6 +156,15 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "") == "1"
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "service-desk@localhost")
+# The domain of our own Message-IDs (<{hex}.{record_id}@domain>, <record.{record_id}@domain>): outbound
+# mail threads by it, and inbound mail carrying it is a reply (or, as its own Message-ID, a loop).
+EMAIL_MESSAGE_DOMAIN = os.environ.get("EMAIL_MESSAGE_DOMAIN", "itsm.localhost")
+# Email in: the SMTP listener (`manage.py mail_listen`) and its limits (controlplane/mailin).
+MAILIN_SMTP_HOST = os.environ.get("MAILIN_SMTP_HOST", "127.0.0.1")
+MAILIN_SMTP_PORT = int(os.environ.get("MAILIN_SMTP_PORT", "2525"))
+MAILIN_MAX_MESSAGE_BYTES = int(os.environ.get("MAILIN_MAX_MESSAGE_BYTES", str(40 * 1024 * 1024)))
+MAILIN_SENDER_LIMIT = 20  # more messages than this from one sender within the window are ignored (loops)
+MAILIN_SENDER_WINDOW_MINUTES = 10
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
@@ -193,6 +204,10 @@ CELERY_BEAT_SCHEDULE = {
     "incidents-autoclose": {
         "task": "modules.incidents.tasks.incident_autoclose_sweep_task",
         "schedule": 15 * 60.0,
+    },
+    "mailin-sweep": {
+        "task": "controlplane.mailin.tasks.mailin_sweep_task",
+        "schedule": 60.0,
     },
 }
 
