@@ -27,8 +27,8 @@ def email_bytes(
     attachments: list[tuple[str, bytes, str]] = (),  # type: ignore[assignment]
     message_id: str | None = None,
 ) -> bytes:
-    """An RFC 5322 message as bytes: text and/or HTML body, extra headers, attachments
-    ``(file name, data, "maintype/subtype")``."""
+    """An RFC 5322 message as bytes with CRLF line ends: text and/or HTML body, extra headers,
+    attachments ``(file name, data, "maintype/subtype")``."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
@@ -46,7 +46,7 @@ def email_bytes(
     for file_name, data, content_type in attachments:
         maintype, subtype = content_type.split("/")
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=file_name)
-    return message.as_bytes()
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))  # CRLF, as on the wire
 
 
 def address_for(tenant: Tenant, user: User, address: str, **kwargs: Any) -> InboundAddress:

@@ -65,10 +65,9 @@ class InboundHandler:
         raw = envelope.original_content or envelope.content
         if isinstance(raw, str):
             raw = raw.encode("utf-8", errors="surrogateescape")
+        sender = "" if envelope.mail_from in (None, "", "<>") else str(envelope.mail_from)  # <>: null sender
         try:
-            stored = await sync_to_async(_store, thread_sensitive=False)(
-                bytes(raw), envelope.mail_from or "", list(envelope.rcpt_tos)
-            )
+            stored = await sync_to_async(_store, thread_sensitive=False)(bytes(raw), sender, list(envelope.rcpt_tos))
         except Exception:
             logger.exception("storing a message from %s failed", envelope.mail_from)
             return "451 4.3.0 Could not store the message, try again later"
