@@ -152,7 +152,8 @@ def _leaves(part: Message) -> Iterator[Message]:
     if part.get_content_maintype() == "multipart":
         payload = part.get_payload()
         for sub in payload if isinstance(payload, list) else []:
-            yield from _leaves(sub)
+            if isinstance(sub, Message):
+                yield from _leaves(sub)
     else:
         yield part
 
@@ -169,7 +170,8 @@ def _attachments(message: EmailMessage, body: Message | None) -> Iterator[Inboun
         number += 1
         if part.get_content_type() == "message/rfc822":
             inner = part.get_payload()
-            data = inner[0].as_bytes() if isinstance(inner, list) and inner else b""
+            attached = inner[0] if isinstance(inner, list) and inner else None
+            data = attached.as_bytes() if isinstance(attached, Message) else b""
             file_name = file_name or f"message-{number}.eml"
         else:
             payload = part.get_payload(decode=True)

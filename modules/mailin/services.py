@@ -113,7 +113,7 @@ def _loop_reason(message: InboundMessage, parsed: ParsedEmail) -> str:
     window = dt.timedelta(minutes=settings.MAILIN_SENDER_WINDOW_MINUTES)
     recent = (
         InboundMessage.objects.filter(
-            tenant_id=message.tenant_id,
+            tenant=message.tenant,
             from_address=parsed.from_address,
             received_at__gte=message.received_at - window,
             received_at__lte=message.received_at,

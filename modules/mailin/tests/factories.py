@@ -56,10 +56,16 @@ def address_for(tenant: Tenant, user: User, address: str, **kwargs: Any) -> Inbo
     return inbound_address_create(actor=actor, tenant=tenant, address=address, **kwargs)
 
 
-def stored(address: InboundAddress, raw: bytes, *, envelope_sender: str = "carol@client.example") -> InboundMessage:
+def stored(
+    address: InboundAddress, raw: bytes, *, envelope_sender: str = "carol@client.example"
+) -> InboundMessage:
     """Store ``raw`` as received over SMTP for ``address`` (processing is enqueued only on commit)."""
     message, created = inbound_message_store(
-        raw=raw, via="smtp", address=address, envelope_sender=envelope_sender, envelope_recipients=[address.address]
+        raw=raw,
+        via="smtp",
+        address=address,
+        envelope_sender=envelope_sender,
+        envelope_recipients=[address.address],
     )
     assert created
     return message

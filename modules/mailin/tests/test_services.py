@@ -67,13 +67,21 @@ def test_a_new_message_opens_an_incident_with_the_sender_as_a_new_caller(
             "Printer on floor 3 is jammed",
             "It jams on every page.",
         )
-        assert (incident.caller_id, incident.opened_by_id, incident.contact_type) == (caller.pk, caller.pk, "email")
+        assert (incident.caller_id, incident.opened_by_id, incident.contact_type) == (
+            caller.pk,
+            caller.pk,
+            "email",
+        )
         assert caller.display_name == "Carol Caller"
         entry = ActivityEntry.objects.get(record_id=incident.pk, verb="incident.created")
         assert (entry.source, entry.actor_person_id) == ("email", caller.pk)
     assert help_a.address == "help@acme.example"
     assert (message.status, message.reason) == ("processed", f"new incident {incident.number}")
-    assert (message.result_type, message.result_id, message.result_number) == ("incident", incident.pk, "INC0000001")
+    assert (message.result_type, message.result_id, message.result_number) == (
+        "incident",
+        incident.pk,
+        "INC0000001",
+    )
     assert (message.from_address, message.subject) == ("carol@client.example", "Printer on floor 3 is jammed")
 
 
@@ -105,7 +113,9 @@ def test_a_reply_by_message_id_becomes_a_public_comment_by_the_sender(
     reply = reply_id(incident.pk)
     filled = {k: v.format(reply=reply, id=incident.pk) for k, v in headers.items()}
     body = "It works again, thanks.\n\nOn Mon, 3 Mar 2025 at 10:00, Service Desk <desk@itsm.localhost> wrote:\n> Please try again.\n> Regards\n"
-    message = process(tenant_a, stored(help_a, email_bytes(subject="Re: your ticket", body=body, headers=filled)))
+    message = process(
+        tenant_a, stored(help_a, email_bytes(subject="Re: your ticket", body=body, headers=filled))
+    )
 
     with tenant_context(tenant_a):
         comment = Comment.objects.get()
@@ -156,13 +166,21 @@ def test_a_number_of_no_record_here_opens_a_new_incident(tenant_a: Tenant, help_
 
 AUTOMATIC = [
     ({"Auto-Submitted": "auto-replied"}, {}, "automatic message: Auto-Submitted: auto-replied (RFC 3834)"),
-    ({"Auto-Submitted": "auto-generated; owner-email=x@y"}, {}, "automatic message: Auto-Submitted: auto-generated (RFC 3834)"),
+    (
+        {"Auto-Submitted": "auto-generated; owner-email=x@y"},
+        {},
+        "automatic message: Auto-Submitted: auto-generated (RFC 3834)",
+    ),
     ({"X-Autoreply": "yes"}, {}, "automatic reply: X-Autoreply header"),
     ({"X-Autorespond": "Out of office"}, {}, "automatic reply: X-Autorespond header"),
     ({"Precedence": "bulk"}, {}, "automatic message: Precedence: bulk"),
     ({"Precedence": "junk"}, {}, "automatic message: Precedence: junk"),
     ({"Return-Path": "<>"}, {}, "bounce: empty Return-Path (RFC 5321)"),
-    ({}, {"subject": "Out of Office: back on Monday"}, "automatic reply: subject 'Out of Office: back on Monday'"),
+    (
+        {},
+        {"subject": "Out of Office: back on Monday"},
+        "automatic reply: subject 'Out of Office: back on Monday'",
+    ),
     ({}, {"subject": "Automatic reply: Printer"}, "automatic reply: subject 'Automatic reply: Printer'"),
     ({}, {"sender": "MAILER-DAEMON@mx.client.example"}, "bounce: sent by mailer-daemon@mx.client.example"),
     ({}, {"sender": "postmaster@client.example"}, "bounce: sent by postmaster@client.example"),
@@ -227,7 +245,9 @@ def test_a_null_envelope_sender_is_a_bounce(tenant_a: Tenant, help_a: InboundAdd
         ({"sender": "Desk <HELP@acme.example>"}, "loop: sent by an inbound address (help@acme.example)"),
     ],
 )
-def test_loops_are_ignored(tenant_a: Tenant, help_a: InboundAddress, fields: dict[str, Any], reason: str) -> None:
+def test_loops_are_ignored(
+    tenant_a: Tenant, help_a: InboundAddress, fields: dict[str, Any], reason: str
+) -> None:
     before = counts(tenant_a)
     message = process(tenant_a, stored(help_a, email_bytes(**fields)))
 
@@ -243,7 +263,10 @@ def test_more_messages_than_the_limit_from_one_sender_are_ignored(
     other = process(tenant_a, stored(help_a, email_bytes(sender="dave@client.example")))
 
     assert [m.status for m in outcomes] == ["processed", "processed", "ignored"]
-    assert outcomes[2].reason == "rate limit: 2 earlier messages from carol@client.example within 10 minutes (limit 2)"
+    assert (
+        outcomes[2].reason
+        == "rate limit: 2 earlier messages from carol@client.example within 10 minutes (limit 2)"
+    )
     assert other.status == "processed"
     with tenant_context(tenant_a):
         assert Incident.objects.count() == 3
@@ -269,7 +292,11 @@ def test_attachments_are_kept_and_a_refused_one_is_reported(tenant_a: Tenant, he
     raw = email_bytes(
         attachments=[
             ("printer.log", b"jam at tray 2\n", "text/plain"),
-            ("invoice.pdf", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\x00" * 64, "application/pdf"),
+            (
+                "invoice.pdf",
+                b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\x00" * 64,
+                "application/pdf",
+            ),
         ]
     )
     message = process(tenant_a, stored(help_a, raw))
@@ -277,7 +304,11 @@ def test_attachments_are_kept_and_a_refused_one_is_reported(tenant_a: Tenant, he
     with tenant_context(tenant_a):
         incident = Incident.objects.get()
         attachment = Attachment.objects.get()
-        assert (attachment.record_id, attachment.file_name, attachment.size) == (incident.pk, "printer.log", 14)
+        assert (attachment.record_id, attachment.file_name, attachment.size) == (
+            incident.pk,
+            "printer.log",
+            14,
+        )
     assert message.status == "processed"
     assert [e["file_name"] for e in message.attachment_errors] == ["invoice.pdf"]
     assert "not accepted" in message.attachment_errors[0]["message"]
@@ -314,8 +345,12 @@ def test_a_service_request_address_orders_its_catalog_item_for_the_sender(
         item = catalog_item_create(
             actor=actor, name="Mailbox access", category=catalog_category_create(actor=actor, name="Access")
         )
-    address = address_for(tenant_a, tech_a, "access@acme.example", creates="service_request", catalog_item_id=item.pk)
-    message = process(tenant_a, stored(address, email_bytes(subject="Need the finance mailbox", body="Please.")))
+    address = address_for(
+        tenant_a, tech_a, "access@acme.example", creates="service_request", catalog_item_id=item.pk
+    )
+    message = process(
+        tenant_a, stored(address, email_bytes(subject="Need the finance mailbox", body="Please."))
+    )
 
     with tenant_context(tenant_a):
         request = ServiceRequest.objects.get()
@@ -344,7 +379,9 @@ def test_a_reply_naming_another_tenants_record_never_touches_that_tenant(
     with tenant_context(tenant_b):
         incident_b = incident_create(actor=actor_in(tenant_b, tech_ab), short_description="B's outage")
     before_b = counts(tenant_b)
-    raw = email_bytes(subject=f"Re: [{incident_b.number}] B's outage", headers={"In-Reply-To": reply_id(incident_b.pk)})
+    raw = email_bytes(
+        subject=f"Re: [{incident_b.number}] B's outage", headers={"In-Reply-To": reply_id(incident_b.pk)}
+    )
     message = process(tenant_a, stored(help_a, raw))
 
     assert counts(tenant_b) == before_b

@@ -114,7 +114,9 @@ def set_mailbox(request: TenantRequest, tenant: TenantSlug, address_id: int, pay
     assert request.tenant is not None
     address = selectors.inbound_address_get(actor=request.actor, tenant=request.tenant, address_id=address_id)
     services.inbound_mailbox_set(actor=request.actor, address=address, **payload.dict())
-    return _out(selectors.inbound_address_get(actor=request.actor, tenant=request.tenant, address_id=address_id))
+    return _out(
+        selectors.inbound_address_get(actor=request.actor, tenant=request.tenant, address_id=address_id)
+    )
 
 
 @router.delete("/addresses/{address_id}", response={204: None}, summary="Remove an inbound address")

@@ -10,6 +10,7 @@ marked ``failed`` by processing, never dropped; ``mailin_sweep`` re-enqueues any
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import imaplib
@@ -61,7 +62,8 @@ def _normalised_address(address: str, field: str = "address") -> str:
         EmailValidator()(value)
     except ValidationError as exc:
         raise InvalidInput(
-            f"{address!r} is not an email address", errors=[{"field": field, "message": "not an email address"}]
+            f"{address!r} is not an email address",
+            errors=[{"field": field, "message": "not an email address"}],
         ) from exc
     return value
 
@@ -81,14 +83,19 @@ def _catalog_item_check(*, tenant: Tenant, actor: Actor, catalog_item_id: uuid.U
             item = None
     if item is None or not item.active:
         raise InvalidInput(
-            "no such active catalog item", errors=[{"field": "catalog_item_id", "message": "no such active item"}]
+            "no such active catalog item",
+            errors=[{"field": "catalog_item_id", "message": "no such active item"}],
         )
 
 
 def _log(*, tenant: Tenant, actor: Actor, verb: str, changes: dict[str, object]) -> None:
     with tenant_context(tenant):
         activity_record(
-            actor=actor, verb=verb, record_type="mailin_settings", record_id=MAILIN_SETTINGS_ID, changes=changes
+            actor=actor,
+            verb=verb,
+            record_type="mailin_settings",
+            record_id=MAILIN_SETTINGS_ID,
+            changes=changes,
         )
 
 
@@ -273,7 +280,9 @@ def inbound_message_store(
     return row, True
 
 
-def smtp_message_store(*, raw: bytes, envelope_sender: str, recipients: Iterable[str]) -> list[InboundMessage]:
+def smtp_message_store(
+    *, raw: bytes, envelope_sender: str, recipients: Iterable[str]
+) -> list[InboundMessage]:
     """Store a message the SMTP listener accepted: one row per tenant among ``recipients`` (the RCPT TO
     addresses, each already checked to be an inbound address), with that tenant's recipients as its
     envelope. Recipients no longer known are skipped. Returns the rows, in address order."""
@@ -338,7 +347,7 @@ def mailbox_poll(*, mailbox: InboundMailbox) -> int:
                 raise imaplib.IMAP4.error(f"cannot select folder {mailbox.folder!r}")
             validity = (client.response("UIDVALIDITY")[1] or [b"0"])[0]
             uid_validity = validity.decode() if isinstance(validity, bytes) else "0"
-            status, found = client.uid("SEARCH", None, "UNSEEN")
+            status, found = client.uid("SEARCH", "UNSEEN")
             uids = found[0].split()[:IMAP_BATCH] if status == "OK" and found and found[0] else []
             for uid in uids:
                 status, data = client.uid("FETCH", uid, "(BODY.PEEK[])")
@@ -356,10 +365,8 @@ def mailbox_poll(*, mailbox: InboundMailbox) -> int:
                 stored += int(created)
                 client.uid("STORE", uid, "+FLAGS", "(\\Seen)")
         finally:
-            try:
+            with contextlib.suppress(imaplib.IMAP4.error, OSError):
                 client.logout()
-            except (imaplib.IMAP4.error, OSError):
-                pass
     except (imaplib.IMAP4.error, OSError, ssl.SSLError) as exc:
         error = f"{type(exc).__name__}: {exc}"[:2000]
         logger.warning("polling mailbox %s for %s failed: %s", mailbox.pk, address.address, error)
@@ -382,7 +389,9 @@ def mailin_sweep(*, now: dt.datetime | None = None) -> tuple[list[int], int, int
         .values_list("pk", flat=True)
     )
     requeued = failed = 0
-    stale = InboundMessage.objects.filter(status=InboundMessage.Status.RECEIVED, enqueued_at__lt=now - STALE_AFTER)
+    stale = InboundMessage.objects.filter(
+        status=InboundMessage.Status.RECEIVED, enqueued_at__lt=now - STALE_AFTER
+    )
     for message_id in stale.order_by("pk").values_list("pk", flat=True)[:1000]:
         with transaction.atomic():
             message = (

@@ -40,7 +40,9 @@ def _known(address: str) -> bool:
 def _store(raw: bytes, sender: str, recipients: list[str]) -> list[int]:
     close_old_connections()
     try:
-        return [m.pk for m in services.smtp_message_store(raw=raw, envelope_sender=sender, recipients=recipients)]
+        return [
+            m.pk for m in services.smtp_message_store(raw=raw, envelope_sender=sender, recipients=recipients)
+        ]
     finally:
         close_old_connections()
 
@@ -67,7 +69,9 @@ class InboundHandler:
             raw = raw.encode("utf-8", errors="surrogateescape")
         sender = "" if envelope.mail_from in (None, "", "<>") else str(envelope.mail_from)  # <>: null sender
         try:
-            stored = await sync_to_async(_store, thread_sensitive=False)(bytes(raw), sender, list(envelope.rcpt_tos))
+            stored = await sync_to_async(_store, thread_sensitive=False)(
+                bytes(raw), sender, list(envelope.rcpt_tos)
+            )
         except Exception:
             logger.exception("storing a message from %s failed", envelope.mail_from)
             return "451 4.3.0 Could not store the message, try again later"

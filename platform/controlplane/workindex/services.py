@@ -41,8 +41,8 @@ class WorkEntry:
 
 def current_tenant_ids() -> tuple[int, int]:
     """(tenant id, provider id) of the connection's tenant. Raises NoTenant in public or the template."""
-    tenant = getattr(connection, "tenant", None)
-    if tenant is None or getattr(tenant, "pk", None) is None or connection.schema_name == "public":
+    tenant, schema = getattr(connection, "tenant", None), getattr(connection, "schema_name", "public")
+    if tenant is None or getattr(tenant, "pk", None) is None or schema == "public":
         raise NoTenant("work index writes need a tenant")
     return tenant.pk, tenant.provider_id
 

@@ -7,98 +7,190 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('tenants', '0001_initial'),
+        ("tenants", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='InboundAddress',
+            name="InboundAddress",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('address', models.EmailField(max_length=254, unique=True)),
-                ('creates', models.CharField(choices=[('incident', 'Incident'), ('service_request', 'Service request')], default='incident', max_length=20)),
-                ('catalog_item_id', models.UUIDField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by_user_id', models.BigIntegerField(null=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("address", models.EmailField(max_length=254, unique=True)),
+                (
+                    "creates",
+                    models.CharField(
+                        choices=[("incident", "Incident"), ("service_request", "Service request")],
+                        default="incident",
+                        max_length=20,
+                    ),
+                ),
+                ("catalog_item_id", models.UUIDField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("created_by_user_id", models.BigIntegerField(null=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tenants.tenant"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['address'],
+                "ordering": ["address"],
             },
         ),
         migrations.CreateModel(
-            name='InboundMailbox',
+            name="InboundMailbox",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('host', models.CharField(max_length=255)),
-                ('port', models.PositiveIntegerField(default=993)),
-                ('security', models.CharField(choices=[('tls', 'TLS'), ('starttls', 'STARTTLS'), ('none', 'None (plain text)')], default='tls', max_length=10)),
-                ('username', models.CharField(max_length=255)),
-                ('password', models.CharField(max_length=255)),
-                ('folder', models.CharField(default='INBOX', max_length=255)),
-                ('enabled', models.BooleanField(default=True)),
-                ('last_polled_at', models.DateTimeField(null=True)),
-                ('last_error', models.TextField(blank=True)),
-                ('address', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='mailbox', to='mailin.inboundaddress')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("host", models.CharField(max_length=255)),
+                ("port", models.PositiveIntegerField(default=993)),
+                (
+                    "security",
+                    models.CharField(
+                        choices=[("tls", "TLS"), ("starttls", "STARTTLS"), ("none", "None (plain text)")],
+                        default="tls",
+                        max_length=10,
+                    ),
+                ),
+                ("username", models.CharField(max_length=255)),
+                ("password", models.CharField(max_length=255)),
+                ("folder", models.CharField(default="INBOX", max_length=255)),
+                ("enabled", models.BooleanField(default=True)),
+                ("last_polled_at", models.DateTimeField(null=True)),
+                ("last_error", models.TextField(blank=True)),
+                (
+                    "address",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="mailbox",
+                        to="mailin.inboundaddress",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='InboundMessage',
+            name="InboundMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('via', models.CharField(choices=[('smtp', 'SMTP'), ('imap', 'IMAP')], max_length=4)),
-                ('raw', models.BinaryField()),
-                ('size', models.PositiveIntegerField()),
-                ('received_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('envelope_sender', models.CharField(blank=True, max_length=512)),
-                ('envelope_recipients', models.JSONField(default=list)),
-                ('source_key', models.CharField(blank=True, max_length=100)),
-                ('status', models.CharField(choices=[('received', 'Received'), ('processed', 'Processed'), ('ignored', 'Ignored'), ('failed', 'Failed')], default='received', max_length=10)),
-                ('reason', models.TextField(blank=True)),
-                ('attachment_errors', models.JSONField(default=list)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('enqueued_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('from_address', models.CharField(blank=True, max_length=254)),
-                ('subject', models.CharField(blank=True, max_length=300)),
-                ('message_id', models.CharField(blank=True, max_length=998)),
-                ('result_type', models.CharField(blank=True, max_length=40)),
-                ('result_id', models.UUIDField(null=True)),
-                ('result_number', models.CharField(blank=True, max_length=20)),
-                ('processed_at', models.DateTimeField(null=True)),
-                ('address', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='mailin.inboundaddress')),
-                ('mailbox', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='mailin.inboundmailbox')),
-                ('tenant', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("via", models.CharField(choices=[("smtp", "SMTP"), ("imap", "IMAP")], max_length=4)),
+                ("raw", models.BinaryField()),
+                ("size", models.PositiveIntegerField()),
+                ("received_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("envelope_sender", models.CharField(blank=True, max_length=512)),
+                ("envelope_recipients", models.JSONField(default=list)),
+                ("source_key", models.CharField(blank=True, max_length=100)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("received", "Received"),
+                            ("processed", "Processed"),
+                            ("ignored", "Ignored"),
+                            ("failed", "Failed"),
+                        ],
+                        default="received",
+                        max_length=10,
+                    ),
+                ),
+                ("reason", models.TextField(blank=True)),
+                ("attachment_errors", models.JSONField(default=list)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("enqueued_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("from_address", models.CharField(blank=True, max_length=254)),
+                ("subject", models.CharField(blank=True, max_length=300)),
+                ("message_id", models.CharField(blank=True, max_length=998)),
+                ("result_type", models.CharField(blank=True, max_length=40)),
+                ("result_id", models.UUIDField(null=True)),
+                ("result_number", models.CharField(blank=True, max_length=20)),
+                ("processed_at", models.DateTimeField(null=True)),
+                (
+                    "address",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="mailin.inboundaddress",
+                    ),
+                ),
+                (
+                    "mailbox",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="mailin.inboundmailbox",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-received_at', '-id'],
+                "ordering": ["-received_at", "-id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='inboundaddress',
-            constraint=models.CheckConstraint(condition=models.Q(('address', django.db.models.functions.text.Lower('address'))), name='mailin_address_lower'),
+            model_name="inboundaddress",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("address", django.db.models.functions.text.Lower("address"))),
+                name="mailin_address_lower",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='inboundaddress',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('creates', 'service_request'), _negated=True), ('catalog_item_id__isnull', False), _connector='OR'), name='mailin_request_has_item'),
+            model_name="inboundaddress",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("creates", "service_request"), _negated=True),
+                    ("catalog_item_id__isnull", False),
+                    _connector="OR",
+                ),
+                name="mailin_request_has_item",
+            ),
         ),
         migrations.AddIndex(
-            model_name='inboundmessage',
-            index=models.Index(fields=['tenant', 'status', 'received_at'], name='mailin_msg_tenant_status'),
+            model_name="inboundmessage",
+            index=models.Index(fields=["tenant", "status", "received_at"], name="mailin_msg_tenant_status"),
         ),
         migrations.AddIndex(
-            model_name='inboundmessage',
-            index=models.Index(fields=['tenant', 'from_address', 'received_at'], name='mailin_msg_sender'),
+            model_name="inboundmessage",
+            index=models.Index(fields=["tenant", "from_address", "received_at"], name="mailin_msg_sender"),
         ),
         migrations.AddIndex(
-            model_name='inboundmessage',
-            index=models.Index(condition=models.Q(('status', 'received')), fields=['enqueued_at'], name='mailin_msg_pending'),
+            model_name="inboundmessage",
+            index=models.Index(
+                condition=models.Q(("status", "received")), fields=["enqueued_at"], name="mailin_msg_pending"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='inboundmessage',
-            constraint=models.UniqueConstraint(condition=models.Q(('mailbox__isnull', False), models.Q(('source_key', ''), _negated=True)), fields=('mailbox', 'source_key'), name='mailin_msg_once_per_mailbox'),
+            model_name="inboundmessage",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("mailbox__isnull", False), models.Q(("source_key", ""), _negated=True)),
+                fields=("mailbox", "source_key"),
+                name="mailin_msg_once_per_mailbox",
+            ),
         ),
     ]

@@ -61,7 +61,9 @@ def committed_tenants(transactional_db: None) -> Iterator[tuple[Tenant, Tenant]]
     yield tenants
     with connection.cursor() as cursor:
         for tenant in tenants:
-            cursor.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(tenant.schema_name)))
+            cursor.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(tenant.schema_name))
+            )
 
 
 @pytest.fixture
@@ -106,7 +108,7 @@ class ImapServer:
         client = self.client()
         try:
             client.select("INBOX")
-            status, data = client.uid("SEARCH", None, "UNSEEN")
+            status, data = client.uid("SEARCH", "UNSEEN")
             assert status == "OK"
             return data[0].split() if data and data[0] else []
         finally:
@@ -129,9 +131,9 @@ def imap_server() -> Iterator[ImapServer]:
     port = free_port()
     server = ImapServer(port=port, user="servicedesk", password="imap-test-password")
     pymap = Path(sys.executable).with_name("pymap")
+    command = [str(pymap), "--host", "127.0.0.1", "--port", str(port), "dict"]
     process = subprocess.Popen(  # noqa: S603 - a fixed command line of our own
-        [str(pymap), "--host", "127.0.0.1", "--port", str(port), "dict"]
-        + ["--demo-user", server.user, "--demo-password", server.password],
+        [*command, "--demo-user", server.user, "--demo-password", server.password],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

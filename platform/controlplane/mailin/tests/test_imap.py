@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django_tenants.utils import tenant_context
 
-from conftest import make_user
+from conftest import actor_in, make_user
 from controlplane.accounts.models import User
 from controlplane.mailin.models import InboundMailbox, InboundMessage
 from controlplane.mailin.services import inbound_address_create, mailbox_poll
@@ -17,8 +17,6 @@ from modules.mailin.services import inbound_message_process
 from modules.mailin.tests.factories import email_bytes
 from modules.people.models import Person
 from tenants.models import Tenant
-
-from conftest import actor_in
 
 from .conftest import ImapServer, mailbox_settings, wait_until
 

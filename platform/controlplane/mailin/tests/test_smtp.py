@@ -19,7 +19,9 @@ from tenants.models import Tenant
 from .conftest import wait_until
 
 
-def send(port: int, raw: bytes, recipients: list[str], sender: str = "carol@client.example") -> dict[str, object]:
+def send(
+    port: int, raw: bytes, recipients: list[str], sender: str = "carol@client.example"
+) -> dict[str, object]:
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
         return dict(client.sendmail(sender, recipients, raw))
 
@@ -85,7 +87,9 @@ def test_unknown_recipients_are_refused_with_550_and_nothing_is_stored(
 
     partly = send(listener, email_bytes(), ["help@acme.example", "sales@acme.example"])
     assert list(partly) == ["sales@acme.example"]
-    assert list(InboundMessage.objects.values_list("envelope_recipients", flat=True)) == [["help@acme.example"]]
+    assert list(InboundMessage.objects.values_list("envelope_recipients", flat=True)) == [
+        ["help@acme.example"]
+    ]
 
 
 def test_one_message_to_two_tenants_is_stored_once_for_each(

@@ -17,7 +17,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default=settings.MAILIN_SMTP_HOST, help="interface (MAILIN_SMTP_HOST)")
-        parser.add_argument("--port", type=int, default=settings.MAILIN_SMTP_PORT, help="port (MAILIN_SMTP_PORT)")
+        parser.add_argument(
+            "--port", type=int, default=settings.MAILIN_SMTP_PORT, help="port (MAILIN_SMTP_PORT)"
+        )
 
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
         stopped = threading.Event()
