@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, models, transaction
 
 from controlplane.problems import InvalidInput, PermissionDenied
 from modules.records.actor import Actor
@@ -26,6 +26,31 @@ def person_for_user(*, user_id: int, display_name: str, email: str) -> Person:
     elif person.display_name != display_name or person.email != email:
         person.display_name, person.email = display_name, email
         person.save(update_fields=["display_name", "email", "updated_at"])
+    return person
+
+
+@transaction.atomic
+def person_for_email(*, email: str, display_name: str = "") -> Person:
+    """The active person of this tenant's directory with ``email`` (compared case-insensitively; a
+    person linked to a user first, then the oldest), created with ``display_name`` (or the address) when
+    there is none: callers who write in by email become persons (ARCHITECTURE.md "Words").
+
+    A transaction-scoped advisory lock on (schema, address) makes two messages from a new sender,
+    processed at once, create one person, not two.
+    """
+    email = email.strip().lower()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            [f"person-email:{getattr(connection, 'schema_name', '')}:{email}"],
+        )
+    person = (
+        Person.objects.filter(email__iexact=email, is_active=True)
+        .order_by(models.F("user_id").asc(nulls_last=True), "created_at", "id")
+        .first()
+    )
+    if person is None:
+        person = Person.objects.create(display_name=(display_name.strip() or email)[:200], email=email)
     return person
 
 

@@ -12,7 +12,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings.local")
 
 app = CeleryApp("controlplane")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["modules.incidents", "modules.notifications", "tenants"])
+app.autodiscover_tasks(
+    ["modules.incidents", "modules.notifications", "modules.mailin", "controlplane.mailin", "tenants"]
+)
 
 
 class TenantMissing(RuntimeError):

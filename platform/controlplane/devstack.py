@@ -8,8 +8,8 @@ Usage: ``python -m controlplane.devstack run|test|bench|stop [args...]``.
 - Broker: ``REDIS_URL`` when set, else Celery's SQLAlchemy transport on the same PostgreSQL database
   (docs/decisions/0002-broker-without-redis.md).
 - ``run`` migrates (public, template, tenants), loads the demo data (idempotent), then serves web, Celery
-  worker and Celery beat until Ctrl-C, which stops every process it started (the embedded server too,
-  if this command started it).
+  worker, Celery beat and the inbound SMTP listener (``mail_listen``, port 2525) until Ctrl-C, which stops
+  every process it started (the embedded server too, if this command started it).
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def manage(env: dict[str, str], *args: str) -> None:
 
 
 def run() -> int:
-    """Migrate, load demo data, then serve web + worker + beat until Ctrl-C."""
+    """Migrate, load demo data, then serve web + worker + beat + inbound SMTP until Ctrl-C."""
     env, started_db = stack_env()
     manage(env, "migrate_platform")
     manage(env, "seed_demo")
@@ -134,6 +134,7 @@ def run() -> int:
             "--without-gossip",
         ],
         "beat": [*celery, "beat", "--loglevel=INFO", "--schedule", str(DATA_DIR / "celerybeat-schedule")],
+        "mail": [sys.executable, str(ROOT / "manage.py"), "mail_listen"],  # inbound SMTP, MAILIN_SMTP_PORT
     }
 
     def stop(signum: int, frame: object) -> None:
@@ -144,7 +145,10 @@ def run() -> int:
         signal.signal(signum, stop)
     processes = {name: subprocess.Popen(cmd, env=env, cwd=ROOT) for name, cmd in commands.items()}
     print("\nServing http://127.0.0.1:8000 (console) and http://<tenant>.localhost:8000 (portals).")
-    print("Ctrl-C stops web, worker, beat" + (" and the embedded PostgreSQL." if started_db else "."))
+    print(
+        "Inbound mail: SMTP on 127.0.0.1:" + env.get("MAILIN_SMTP_PORT", "2525") + " (manage.py mail_listen)."
+    )
+    print("Ctrl-C stops web, worker, beat, mail" + (" and the embedded PostgreSQL." if started_db else "."))
     code = 0
     try:
         while True:

@@ -18,6 +18,7 @@ from django_tenants.utils import tenant_context
 
 from conftest import actor_in
 from controlplane.accounts.models import User
+from controlplane.mailin.services import inbound_address_create
 from modules.changes.models import Change
 from modules.changes.services import blackout_create, cab_member_add, change_ci_add, change_create
 from modules.cmdb.services import ci_create, relationship_create
@@ -99,10 +100,11 @@ def practice_records(tenant: Tenant, user: User, word: str) -> PracticeRecords:
 
 def practice_links(tenant: Tenant, user: User, records: PracticeRecords) -> dict[str, Any]:
     """Add what the DELETE routes remove to ``records`` (made in ``tenant`` by practice_records): a
-    record link, a CMDB relationship, a CAB member, a blackout window, the incident linked to the problem
-    and the CI on the change. ``user`` acts as a provider admin (CAB and blackouts are admins' work).
-    Returns path parameter name -> id, ``records.by_param`` included; ``relationship_id`` and
-    ``member_id`` are bigints, the others UUIDv7s."""
+    record link, a CMDB relationship, a CAB member, a blackout window, the incident linked to the problem,
+    the CI on the change and an inbound email address. ``user`` acts as a provider admin (CAB and
+    blackouts are admins' work).
+    Returns path parameter name -> id, ``records.by_param`` included; ``relationship_id``,
+    ``member_id`` and ``address_id`` are bigints, the others UUIDv7s."""
     ids = records.by_param
     with tenant_context(tenant):
         actor = actor_in(tenant, user, "admin")
@@ -130,10 +132,12 @@ def practice_links(tenant: Tenant, user: User, records: PracticeRecords) -> dict
             incident=Incident.objects.get(pk=ids["incident_id"]),
         )
         change_ci_add(actor=actor, change=Change.objects.get(pk=ids["change_id"]), ci_id=ids["ci_id"])
+    address = inbound_address_create(actor=actor, tenant=tenant, address=f"help@{tenant.slug}.example")
     return {
         **ids,
         "link_id": link.pk,
         "relationship_id": relationship.pk,
         "member_id": member.pk,
         "blackout_id": blackout.pk,
+        "address_id": address.pk,
     }

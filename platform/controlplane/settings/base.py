@@ -37,6 +37,7 @@ SHARED_APPS = [
     "controlplane.console",
     "tenants",
     "controlplane.workindex",
+    "controlplane.mailin",
 ]
 # Tenant apps live only in tenant schemas; none of them is in SHARED_APPS (django-tenants #846).
 TENANT_APPS = [
@@ -49,6 +50,7 @@ TENANT_APPS = [
     "modules.knowledge",
     "modules.requests",
     "modules.notifications",
+    "modules.mailin",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -163,6 +165,12 @@ EMAIL_MESSAGE_DOMAIN = os.environ.get("EMAIL_MESSAGE_DOMAIN", "itsm.localhost")
 CONSOLE_BASE_URL = os.environ.get("CONSOLE_BASE_URL", "http://127.0.0.1:8000")
 # Webhook URLs must resolve to public addresses and use https (SSRF guard), unless this is "1" (dev).
 WEBHOOK_ALLOW_PRIVATE_HOSTS = os.environ.get("WEBHOOK_ALLOW_PRIVATE_HOSTS", "") == "1"
+# Email in: the SMTP listener (`manage.py mail_listen`) and its limits (controlplane/mailin).
+MAILIN_SMTP_HOST = os.environ.get("MAILIN_SMTP_HOST", "127.0.0.1")
+MAILIN_SMTP_PORT = int(os.environ.get("MAILIN_SMTP_PORT", "2525"))
+MAILIN_MAX_MESSAGE_BYTES = int(os.environ.get("MAILIN_MAX_MESSAGE_BYTES", str(40 * 1024 * 1024)))
+MAILIN_SENDER_LIMIT = 20  # more messages than this from one sender within the window are ignored (loops)
+MAILIN_SENDER_WINDOW_MINUTES = 10
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
@@ -205,6 +213,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "notifications-deliver-due": {
         "task": "modules.notifications.tasks.notification_sweep_task",
+        "schedule": 60.0,
+    },
+    "mailin-sweep": {
+        "task": "controlplane.mailin.tasks.mailin_sweep_task",
         "schedule": 60.0,
     },
 }
