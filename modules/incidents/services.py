@@ -31,6 +31,14 @@ from modules.records.services import (
 
 from .models import Impact, Incident, IncidentSettings, PriorityRule, ResolutionCode
 
+
+def _sla(incident: Incident) -> None:
+    """Recompute the incident's SLA timers from its history (same transaction, after the entry)."""
+    from modules.sla.services import sla_refresh
+
+    sla_refresh(record_type=RECORD_TYPE, record_id=incident.pk)
+
+
 RECORD_TYPE = "incident"
 CLEARABLE_FIELDS = frozenset({"caller", "assignment_group", "assigned_to", "configuration_item"})
 # The matrix is one record per tenant; its history hangs off this fixed id.
@@ -171,6 +179,7 @@ def incident_create(
         record_id=incident.pk,
         changes={field: [None, history_value(getattr(incident, field))] for field in created},
     )
+    _sla(incident)
     return incident
 
 
@@ -229,6 +238,7 @@ def incident_update(*, actor: Actor, incident: Incident, **changes: Any) -> Inci
     activity_record(
         actor=actor, verb="incident.updated", record_type=RECORD_TYPE, record_id=incident.pk, changes=diff
     )
+    _sla(incident)
     return incident
 
 
@@ -354,6 +364,7 @@ def incident_transition(
         changes=diff,
         at=now,
     )
+    _sla(incident)
     if comment.strip():
         comment_add(
             actor=actor,

@@ -48,6 +48,7 @@ TENANT_APPS = [
     "modules.changes",
     "modules.knowledge",
     "modules.requests",
+    "modules.sla",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -193,6 +194,10 @@ CELERY_BEAT_SCHEDULE = {
     "incidents-autoclose": {
         "task": "modules.incidents.tasks.incident_autoclose_sweep_task",
         "schedule": 15 * 60.0,
+    },
+    "sla-escalation-sweep": {
+        "task": "modules.sla.tasks.sla_escalation_sweep_task",
+        "schedule": 60.0,
     },
 }
 
