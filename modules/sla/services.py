@@ -259,9 +259,9 @@ def _refresh(
         states: list[engine.TimerState] = []
         if chosen is not None:
             policy, calendar = chosen
-            traces = engine.replay(
-                record_type=record_type, opened_at=facts.opened_at, entries=history.get(record_id, [])
-            )
+            # History as of ``now``: an entry dated later (clock skew, a replay "as of") has not happened.
+            entries = [entry for entry in history.get(record_id, []) if entry.at <= now]
+            traces = engine.replay(record_type=record_type, opened_at=facts.opened_at, entries=entries)
             for kind in TimerKind.values:
                 minutes = policy.target_minutes(kind)
                 if minutes is None:

@@ -66,9 +66,7 @@ def test_the_tenant_s_closed_days_count_as_holidays() -> None:
 
 
 def test_split_days_count_only_their_intervals() -> None:
-    split = Calendar.build(
-        time_zone="Europe/London", intervals=[(0, 8 * 60, 12 * 60), (0, 13 * 60, 17 * 60)]
-    )
+    split = Calendar.build(time_zone="Europe/London", intervals=[(0, 8 * 60, 12 * 60), (0, 13 * 60, 17 * 60)])
     # Monday 2024-11-18 11:00 -> 14:00 is 1 h + 1 h (lunch 12-13 excluded).
     assert business_seconds_between(split, utc(2024, 11, 18, 11), utc(2024, 11, 18, 14)) == 2 * HOUR
     assert business_deadline(split, utc(2024, 11, 18, 11), 90 * 60) == utc(2024, 11, 18, 13, 30)
@@ -107,7 +105,12 @@ def test_calendar_time_ignores_hours_and_zones() -> None:
 
 def test_deadline_and_elapsed_agree_for_long_targets_and_odd_starts() -> None:
     calendars = [london(), new_york()]
-    starts = [utc(2024, 1, 1, 0), utc(2024, 3, 9, 23, 59, 30), utc(2024, 10, 27, 0, 30), utc(2025, 12, 24, 16)]
+    starts = [
+        utc(2024, 1, 1, 0),
+        utc(2024, 3, 9, 23, 59, 30),
+        utc(2024, 10, 27, 0, 30),
+        utc(2025, 12, 24, 16),
+    ]
     amounts = [1, 59, 8 * HOUR, 8 * HOUR + 1, 40 * HOUR, 2000 * HOUR]  # 2,000 h: about a working year
     for calendar in calendars:
         for start in starts:
