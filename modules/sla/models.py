@@ -13,6 +13,8 @@ from typing import Any
 
 from django.db import connection, models
 
+from modules.records.models import Record
+
 
 def tenant_time_zone() -> str:
     """The current tenant's time zone (``Tenant.time_zone``), UTC outside a tenant."""
@@ -33,16 +35,15 @@ class TimerKind(models.TextChoices):
     RESOLUTION = "resolution", "Resolution"
 
 
-class BusinessCalendar(models.Model):
+class BusinessCalendar(Record):
     """Service hours: a time zone, weekly working intervals (``WorkingHours``), public holidays of a
-    country/subdivision (the ``holidays`` package) and closed days (``ClosedDay``). Bigint key."""
+    country/subdivision (the ``holidays`` package) and closed days (``ClosedDay``). UUIDv7 key (named in
+    API paths, so an id means one calendar on the whole platform)."""
 
     name = models.CharField(max_length=120, unique=True)
     time_zone = models.CharField(max_length=64, default=tenant_time_zone)
     holiday_country = models.CharField(max_length=3, blank=True)
     holiday_subdivision = models.CharField(max_length=10, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name", "id"]
@@ -85,7 +86,7 @@ class ClosedDay(models.Model):
         constraints = [models.UniqueConstraint(fields=["calendar", "date"], name="uniq_closed_day")]
 
 
-class Contract(models.Model):
+class Contract(Record):
     """The MSP's agreement with this client (ITIL 4: service level agreement). Active on the local dates
     ``starts_on`` .. ``ends_on`` (inclusive; no end = open-ended) when ``active``."""
 
@@ -94,8 +95,6 @@ class Contract(models.Model):
     ends_on = models.DateField(null=True, blank=True)
     active = models.BooleanField(default=True)
     calendar = models.ForeignKey(BusinessCalendar, on_delete=models.PROTECT, related_name="contracts")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-starts_on", "id"]
@@ -107,7 +106,7 @@ class Contract(models.Model):
         return self.active and self.starts_on <= day and (self.ends_on is None or day <= self.ends_on)
 
 
-class SLAPolicy(models.Model):
+class SLAPolicy(Record):
     """One service level target set of a contract (ServiceNow: an SLA definition). A record gets the
     first policy of the active contract, by ``order``, whose conditions all match: ``record_type``;
     ``priorities`` (list of 1-5, empty = any); ``category`` (blank = any); ``configuration_item_id``
@@ -127,8 +126,6 @@ class SLAPolicy(models.Model):
     calendar = models.ForeignKey(
         BusinessCalendar, on_delete=models.PROTECT, null=True, blank=True, related_name="policies"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["contract", "order", "id"]

@@ -61,7 +61,6 @@ ACTION_KEYS = frozenset(
     }
 )
 REFRESH_CHUNK = 200
-_CONFIG_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "msp-itsm:sla")
 
 
 def _system() -> Actor:
@@ -198,7 +197,7 @@ class _Setup:
             )
             .order_by("-starts_on", "id")
         )
-        self._calendars: dict[int, Calendar] = {}
+        self._calendars: dict[uuid.UUID, Calendar] = {}
 
     def calendar(self, stored: BusinessCalendar) -> Calendar:
         if stored.pk not in self._calendars:
@@ -594,11 +593,6 @@ def _require_admin(actor: Actor) -> None:
         raise PermissionDenied("only admins may change SLA settings")
 
 
-def _config_id(kind: str, pk: int) -> uuid.UUID:
-    """A stable UUID for the history of a bigint-keyed SLA setting (activity entries need UUIDs)."""
-    return uuid.uuid5(_CONFIG_NAMESPACE, f"{kind}:{pk}")
-
-
 def _invalid(field: str, message: str) -> InvalidInput:
     return InvalidInput(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
@@ -708,7 +702,7 @@ def calendar_create(
         actor=actor,
         verb="sla_calendar.created",
         record_type="sla_calendar",
-        record_id=_config_id("calendar", calendar.pk),
+        record_id=calendar.pk,
         changes={k: [None, v] for k, v in _calendar_described(calendar).items()},
     )
     return calendar
@@ -766,7 +760,7 @@ def calendar_update(
             actor=actor,
             verb="sla_calendar.changed",
             record_type="sla_calendar",
-            record_id=_config_id("calendar", calendar.pk),
+            record_id=calendar.pk,
             changes=diff,
         )
         _recompute_on_commit()
@@ -783,7 +777,7 @@ def calendar_delete(*, actor: Actor, calendar: BusinessCalendar) -> None:
         actor=actor,
         verb="sla_calendar.deleted",
         record_type="sla_calendar",
-        record_id=_config_id("calendar", calendar.pk),
+        record_id=calendar.pk,
         changes={"name": [calendar.name, None]},
     )
     calendar.delete()
@@ -821,7 +815,7 @@ def contract_create(
         actor=actor,
         verb="sla_contract.created",
         record_type="sla_contract",
-        record_id=_config_id("contract", contract.pk),
+        record_id=contract.pk,
         changes={
             "name": [None, name],
             "starts_on": [None, starts_on.isoformat()],
@@ -866,7 +860,7 @@ def contract_update(*, actor: Actor, contract: Contract, **changes: Any) -> Cont
             actor=actor,
             verb="sla_contract.changed",
             record_type="sla_contract",
-            record_id=_config_id("contract", contract.pk),
+            record_id=contract.pk,
             changes=diff,
         )
         _recompute_on_commit()
@@ -884,7 +878,7 @@ def contract_delete(*, actor: Actor, contract: Contract) -> None:
         actor=actor,
         verb="sla_contract.deleted",
         record_type="sla_contract",
-        record_id=_config_id("contract", contract.pk),
+        record_id=contract.pk,
         changes={"name": [contract.name, None]},
     )
     contract.delete()
@@ -1047,7 +1041,7 @@ def policy_create(
         actor=actor,
         verb="sla_policy.created",
         record_type="sla_policy",
-        record_id=_config_id("policy", policy.pk),
+        record_id=policy.pk,
         changes={k: [None, v] for k, v in _policy_described(policy).items()},
     )
     _recompute_on_commit()
@@ -1112,7 +1106,7 @@ def policy_update(
             actor=actor,
             verb="sla_policy.changed",
             record_type="sla_policy",
-            record_id=_config_id("policy", policy.pk),
+            record_id=policy.pk,
             changes=diff,
         )
         _recompute_on_commit()
@@ -1129,7 +1123,7 @@ def policy_delete(*, actor: Actor, policy: SLAPolicy) -> None:
         actor=actor,
         verb="sla_policy.deleted",
         record_type="sla_policy",
-        record_id=_config_id("policy", policy.pk),
+        record_id=policy.pk,
         changes={"name": [policy.name, None]},
     )
     policy.delete()

@@ -19,8 +19,8 @@ UTC = dt.UTC
 HOUR = 3600
 
 
-def utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def weekdays(start: int, end: int) -> list[tuple[int, int, int]]:
