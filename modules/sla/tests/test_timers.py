@@ -5,7 +5,9 @@ policy change equals a fresh computation; service requests pause while their app
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,13 +17,14 @@ from conftest import actor_in
 from controlplane.accounts.models import User
 from controlplane.workindex.models import WorkItem
 from modules.incidents.models import Incident
+from modules.incidents.servicenow import servicenow_import
 from modules.incidents.services import incident_transition
 from modules.records.actor import Actor
 from modules.requests.models import Approval, FulfilmentTask
 from modules.requests.services import StepSpec, approval_decide, request_submit, task_transition
 from modules.requests.tests.factories import end_user, item, person
 from modules.sla.models import SLATimer
-from modules.sla.services import calendar_create, policy_update, sla_refresh
+from modules.sla.services import calendar_create, policy_update, sla_refresh, sla_refresh_many
 from tenants.models import Tenant
 
 from .factories import ADMIN, contract, incident_opened, indexed, london_calendar, office_hours, policy
@@ -241,3 +244,32 @@ def test_a_request_pauses_while_its_approval_is_pending(tech: Actor) -> None:
         t0 + dt.timedelta(hours=6),
         None,
     )
+
+
+def test_imported_history_gives_the_same_timers_as_a_fresh_computation(tech: Actor) -> None:
+
+    policy(
+        contract(london_calendar(), starts_on=dt.date(2010, 1, 1)),
+        priorities=[],
+        resolution_target_minutes=8 * 60,
+        response_target_minutes=60,
+    )
+    log = Path(__file__).resolve().parents[3] / "tests" / "data" / "servicenow_incident_event_log.csv"
+    lines = log.open(encoding="utf-8").readlines()[:80]
+    report = servicenow_import(stream=io.StringIO("".join(lines)), time_zone="Europe/London")
+    assert report.incidents > 0
+    ids = list(Incident.objects.values_list("pk", flat=True))
+    now = utc(2025, 1, 1)
+
+    def snapshot() -> list[tuple[Any, ...]]:
+        return [
+            (t.record_id, t.kind, *shape(t), t.started_at)
+            for t in SLATimer.objects.order_by("record_id", "kind")
+        ]
+
+    assert sla_refresh_many(record_type="incident", record_ids=ids, now=now) == len(ids)
+    imported = snapshot()
+    assert len(imported) == 2 * len(ids)
+    SLATimer.objects.all().delete()
+    sla_refresh_many(record_type="incident", record_ids=ids, now=now)
+    assert snapshot() == imported
