@@ -42,7 +42,11 @@ class WorkEntry:
 def current_tenant_ids() -> tuple[int, int]:
     """(tenant id, provider id) of the connection's tenant. Raises NoTenant in public or the template."""
     tenant = getattr(connection, "tenant", None)
-    if tenant is None or getattr(tenant, "pk", None) is None or connection.schema_name == "public":
+    if (
+        tenant is None
+        or getattr(tenant, "pk", None) is None
+        or getattr(connection, "schema_name", "public") == "public"
+    ):
         raise NoTenant("work index writes need a tenant")
     return tenant.pk, tenant.provider_id
 
