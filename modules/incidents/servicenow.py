@@ -37,6 +37,7 @@ from modules.problems.services import problem_import_reference
 from modules.records.actor import Actor
 from modules.records.models import ActivityEntry, RecordLink
 from modules.records.services import link_create, number_advance_past
+from modules.sla.services import sla_refresh_many
 
 from .models import Incident, ResolutionCode
 from .services import incident_search_refresh
@@ -422,6 +423,8 @@ def import_events(grouped: dict[str, list[Event]], report: ImportReport) -> Impo
             )
         )
         incident_search_refresh(incident_ids=imported)
+        # Timers from the imported history (its source timestamps), in the import's transaction.
+        sla_refresh_many(record_type="incident", record_ids=imported, lock=False)
     numbers = list(iter_numbers(grouped))
     if numbers:
         number_advance_past(prefix="INC", value=max(numbers))

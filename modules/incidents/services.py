@@ -32,6 +32,14 @@ from modules.records.services import (
 
 from .models import Impact, Incident, IncidentSettings, PriorityRule, ResolutionCode
 
+
+def _sla(incident: Incident) -> None:
+    """Recompute the incident's SLA timers from its history (same transaction, after the entry)."""
+    from modules.sla.services import sla_refresh
+
+    sla_refresh(record_type=RECORD_TYPE, record_id=incident.pk)
+
+
 RECORD_TYPE = "incident"
 CLEARABLE_FIELDS = frozenset({"caller", "assignment_group", "assigned_to", "configuration_item"})
 # The matrix is one record per tenant; its history hangs off this fixed id.
@@ -173,6 +181,7 @@ def incident_create(
         changes={field: [None, history_value(getattr(incident, field))] for field in created},
     )
     _notify_assigned(actor, incident, entry.pk, {"assigned_to", "assignment_group"})
+    _sla(incident)
     return incident
 
 
@@ -232,6 +241,7 @@ def incident_update(*, actor: Actor, incident: Incident, **changes: Any) -> Inci
         actor=actor, verb="incident.updated", record_type=RECORD_TYPE, record_id=incident.pk, changes=diff
     )
     _notify_assigned(actor, incident, entry.pk, set(diff))
+    _sla(incident)
     return incident
 
 
@@ -358,6 +368,7 @@ def incident_transition(
         at=now,
     )
     _notify_state(actor, incident, entry.pk, before["state"], comment.strip())
+    _sla(incident)
     if comment.strip():
         comment_add(
             actor=actor,

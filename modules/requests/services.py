@@ -326,7 +326,15 @@ def catalog_item_update(*, actor: Actor, item: CatalogItem, **changes: Any) -> C
 # Requests
 
 
+def _sla(request_id: Any) -> None:
+    """Recompute the request's SLA timers from its history (same transaction, after the entries)."""
+    from modules.sla.services import sla_refresh
+
+    sla_refresh(record_type=RECORD_TYPE, record_id=request_id)
+
+
 def _search_set(request: ServiceRequest) -> None:
+    _sla(request.pk)
     names = RequestedItem.objects.filter(request=request).values_list("catalog_item__name", flat=True)
     search_document_set(
         record_type=RECORD_TYPE,
@@ -836,6 +844,7 @@ def task_update(*, actor: Actor, task: FulfilmentTask, **changes: Any) -> Fulfil
             record_id=task.requested_item.request_id,
             changes={"task": task.number, **diff},
         )
+        _sla(task.requested_item.request_id)
     return task
 
 
@@ -906,6 +915,8 @@ def task_transition(
     if not RequestedItem.objects.filter(request=request, state=I.IN_PROGRESS).exists():
         _state_set(actor, request, S.FULFILLED, now)
         _search_set(request)
+    else:
+        _sla(request.pk)
     return task
 
 

@@ -13,7 +13,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings.local")
 app = CeleryApp("controlplane")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(
-    ["modules.incidents", "modules.notifications", "modules.mailin", "controlplane.mailin", "tenants"]
+    [
+        "modules.incidents",
+        "modules.notifications",
+        "modules.mailin",
+        "modules.sla",
+        "controlplane.mailin",
+        "tenants",
+    ]
 )
 
 

@@ -18,6 +18,7 @@ from modules.problems.models import KnownError, Problem
 from modules.records.actor import Actor
 from modules.records.models import ActivityEntry
 from modules.requests.models import CatalogItem
+from modules.sla.models import SLAPolicy, SLATimer
 from tenants.models import Tenant
 
 DATA = Path(__file__).resolve().parents[2] / "tests" / "data" / "servicenow_incident_event_log.csv"
@@ -42,6 +43,8 @@ def snapshot() -> dict[str, object]:
                 Change.objects.count(),
                 CatalogItem.objects.count(),
                 Article.objects.count(),
+                SLAPolicy.objects.count(),
+                SLATimer.objects.count(),
             )
     return counts
 
@@ -78,7 +81,14 @@ def test_seed_demo_is_complete_and_idempotent(db: None, tmp_path: Path) -> None:
             server = ConfigurationItem.objects.get(name="esx01")
             reached = ci_impact_get(actor=Actor.system(), ci_id=server.pk)
             assert [i.name for i in reached][-1] == "Payroll"
+            # every demo incident has a resolution timer under the demo contract
+            assert (
+                SLATimer.objects.filter(kind="resolution", record_id__in=demo.values("pk")).count()
+                == demo.count()
+            )
     with tenant_context(Tenant.objects.get(slug="acme")):
         assert Incident.objects.filter(source_fields__system="servicenow").count() == len(
             {line.split(",")[0] for line in small.read_text().splitlines()[1:]}
         )
+        imported = Incident.objects.filter(source_fields__system="servicenow").values("pk")
+        assert SLATimer.objects.filter(record_id__in=imported, kind="resolution").count() == imported.count()

@@ -28,9 +28,11 @@ from modules.knowledge.services import article_create
 from modules.notifications.services import webhook_endpoint_create
 from modules.problems.models import Problem
 from modules.problems.services import known_error_create, problem_create, problem_incident_link
+from modules.records.actor import Actor
 from modules.records.services import attachment_add, link_create
 from modules.requests.models import FulfilmentTask
 from modules.requests.services import catalog_category_create, catalog_item_create, request_submit
+from modules.sla.services import HoursSpec, calendar_create, contract_create, policy_create
 from tenants.models import Tenant
 
 # Every record kind registered with modules.records.registry, in the issue's order.
@@ -72,6 +74,7 @@ def practice_records(tenant: Tenant, user: User, word: str) -> PracticeRecords:
         endpoint, _ = webhook_endpoint_create(
             actor=actor_in(tenant, user, "admin"), url="https://1.1.1.1/hooks", event_types=["sla.breached"]
         )
+        sla = sla_settings(actor_in(tenant, user, "admin"), word)
     by_kind = {
         "incident": incident.pk,
         "service_request": request.pk,
@@ -94,8 +97,32 @@ def practice_records(tenant: Tenant, user: User, word: str) -> PracticeRecords:
         "article_id": article.pk,
         "attachment_id": attachment.pk,
         "endpoint_id": endpoint.pk,
+        **sla,
     }
     return PracticeRecords(by_param=by_param, by_kind=by_kind)
+
+
+def sla_settings(admin: Actor, word: str) -> dict[str, uuid.UUID]:
+    """A calendar, contract and policy nothing uses (so the DELETE routes can remove each), beside the
+    contract in force. Returns calendar_id, contract_id and policy_id."""
+    hours = [HoursSpec(day, dt.time(9), dt.time(17)) for day in range(5)]
+    in_force = calendar_create(actor=admin, name=f"{word} office", working_hours=hours)
+    spare = calendar_create(actor=admin, name=f"{word} spare", working_hours=hours)
+    main = contract_create(
+        actor=admin, name=f"{word} managed service", starts_on=dt.date(2024, 1, 1), calendar=in_force
+    )
+    old = contract_create(
+        actor=admin, name=f"{word} old", starts_on=dt.date(2020, 1, 1), calendar=in_force, active=False
+    )
+    unused = policy_create(
+        actor=admin,
+        contract=main,
+        name="never",
+        record_type="incident",
+        category="never",
+        resolution_target_minutes=60,
+    )
+    return {"calendar_id": spare.pk, "contract_id": old.pk, "policy_id": unused.pk}
 
 
 def practice_links(tenant: Tenant, user: User, records: PracticeRecords) -> dict[str, Any]:

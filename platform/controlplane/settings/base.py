@@ -51,6 +51,7 @@ TENANT_APPS = [
     "modules.requests",
     "modules.notifications",
     "modules.mailin",
+    "modules.sla",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -217,6 +218,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "mailin-sweep": {
         "task": "controlplane.mailin.tasks.mailin_sweep_task",
+        "schedule": 60.0,
+    },
+    "sla-escalation-sweep": {
+        "task": "modules.sla.tasks.sla_escalation_sweep_task",
         "schedule": 60.0,
     },
 }

@@ -102,6 +102,7 @@ class Command(BaseCommand):
                 )
             )
             with tenant_context(tenant):
+                self.seed_sla(tenant.time_zone)
                 if import_history and options["servicenow"].is_file():
                     with options["servicenow"].open(newline="", encoding="utf-8") as stream:
                         report = servicenow_import(stream=stream, time_zone=tenant.time_zone)
@@ -111,6 +112,57 @@ class Command(BaseCommand):
         self.stdout.write(f"\nDemo logins (password for all: {DEMO_PASSWORD})")
         for role, email, url in logins:
             self.stdout.write(f"  {role:28} {email:28} {url}")
+
+    def seed_sla(self, zone: str) -> None:
+        """A contract with a business calendar (the tenant's time zone, Mon-Fri 08:00-18:00, national
+        holidays) and a policy per priority band plus one for requests, once per tenant (before the
+        import, so imported incidents get their timers)."""
+        from modules.sla.models import Contract
+        from modules.sla.services import HoursSpec, calendar_create, contract_create, policy_create
+
+        if Contract.objects.exists():
+            return
+        admin = Actor.system(source="seed")
+        country = {"Europe/London": ("GB", "ENG"), "America/New_York": ("US", "NY")}.get(zone, ("", ""))
+        hours = [HoursSpec(day, dt.time(8), dt.time(18)) for day in range(5)]
+        calendar = calendar_create(
+            actor=admin,
+            name="Service desk hours",
+            time_zone=zone,
+            holiday_country=country[0],
+            holiday_subdivision=country[1],
+            working_hours=hours,
+        )
+        contract = contract_create(
+            actor=admin, name="Managed service agreement", starts_on=dt.date(2015, 1, 1), calendar=calendar
+        )
+        for order, (name, priorities, response, resolution, business) in enumerate(
+            [
+                ("P1 critical (24x7)", [1], 15, 4 * 60, False),
+                ("P2 high", [2], 30, 8 * 60, True),
+                ("P3-P5 standard", [3, 4, 5], 4 * 60, 3 * 10 * 60, True),
+            ]
+        ):
+            policy_create(
+                actor=admin,
+                contract=contract,
+                name=name,
+                order=order * 10,
+                record_type="incident",
+                priorities=priorities,
+                response_target_minutes=response,
+                resolution_target_minutes=resolution,
+                business_time=business,
+            )
+        policy_create(
+            actor=admin,
+            contract=contract,
+            name="Service requests",
+            order=100,
+            record_type="service_request",
+            response_target_minutes=8 * 60,
+            resolution_target_minutes=5 * 10 * 60,
+        )
 
     def seed_work(self, tech: User, end_user: User) -> None:
         """Open incidents in every state, once per tenant (skipped when any non-imported incident exists)."""

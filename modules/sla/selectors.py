@@ -1,0 +1,105 @@
+"""SLA reads, given the actor: calendars, contracts and policies (technicians and admins) and the timers
+of a record (whoever may see the record: technicians, and end users for their own records)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from controlplane.problems import NotFound, PermissionDenied
+from modules.records.actor import Actor
+from modules.records.registry import record_get
+
+from .calendar import Calendar, business_seconds_between
+from .models import BusinessCalendar, Contract, SLAPolicy, SLATimer
+from .services import calendar_of
+
+
+def _require_staff(actor: Actor) -> None:
+    if not (actor.is_technician or actor.is_admin):
+        raise PermissionDenied("SLA settings are for technicians and admins")
+
+
+def _get(qs: QuerySet[Any], pk: Any, what: str) -> Any:
+    try:
+        return qs.get(pk=pk)
+    except (qs.model.DoesNotExist, ValidationError, ValueError, TypeError) as exc:
+        raise NotFound(f"no such {what}") from exc
+
+
+def calendar_list(*, actor: Actor) -> QuerySet[BusinessCalendar]:
+    """Every calendar of the tenant with hours and closed days. PermissionDenied for end users."""
+    _require_staff(actor)
+    return BusinessCalendar.objects.prefetch_related("hours", "closed_days")
+
+
+def calendar_get(*, actor: Actor, calendar_id: uuid.UUID | str) -> BusinessCalendar:
+    """One calendar. NotFound for a missing (or another tenant's) id; PermissionDenied for end users."""
+    return _get(calendar_list(actor=actor), calendar_id, "calendar")
+
+
+def contract_list(*, actor: Actor) -> QuerySet[Contract]:
+    _require_staff(actor)
+    return Contract.objects.select_related("calendar")
+
+
+def contract_get(*, actor: Actor, contract_id: uuid.UUID | str) -> Contract:
+    return _get(contract_list(actor=actor), contract_id, "contract")
+
+
+def policy_list(*, actor: Actor, contract_id: uuid.UUID | None = None) -> QuerySet[SLAPolicy]:
+    """Policies (with their escalation levels), by contract then order."""
+    _require_staff(actor)
+    qs = SLAPolicy.objects.select_related("contract", "calendar").prefetch_related("levels")
+    return qs.filter(contract_id=contract_id) if contract_id else qs
+
+
+def policy_get(*, actor: Actor, policy_id: uuid.UUID | str) -> SLAPolicy:
+    return _get(policy_list(actor=actor), policy_id, "policy")
+
+
+@dataclass(frozen=True)
+class TimerView:
+    """A timer as shown: the stored row plus, at ``now``, elapsed and remaining business seconds (a
+    running timer counts on from ``computed_at``; remaining is negative once breached)."""
+
+    timer: SLATimer
+    elapsed_seconds: int
+    remaining_seconds: int
+
+
+def _calendar(policy: SLAPolicy) -> Calendar:
+    if not policy.business_time:
+        return Calendar.twenty_four_seven()
+    return calendar_of(policy.calendar or policy.contract.calendar)
+
+
+def timer_list(*, actor: Actor, record_id: uuid.UUID, now: dt.datetime | None = None) -> list[TimerView]:
+    """The SLA timers of an incident or service request the actor may see (response first). Raises
+    NotFound for a record that is missing, in another tenant or not the actor's (end users see their own
+    records only), exactly alike."""
+    for record_type in ("incident", "service_request"):
+        try:
+            record_get(actor=actor, record_type=record_type, record_id=record_id)
+            break
+        except NotFound:
+            continue
+    else:
+        raise NotFound("no such record")
+    now = now or timezone.now()
+    views = []
+    timers = SLATimer.objects.filter(record_id=record_id).select_related(
+        "policy__calendar", "policy__contract__calendar"
+    )
+    for timer in sorted(timers, key=lambda t: t.kind != "response"):
+        elapsed = timer.elapsed_business_seconds
+        if timer.stage == SLATimer.Stage.RUNNING:
+            elapsed += business_seconds_between(_calendar(timer.policy), timer.computed_at, now)
+        views.append(TimerView(timer, elapsed, timer.target_seconds - elapsed))
+    return views
