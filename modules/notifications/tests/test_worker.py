@@ -84,8 +84,10 @@ def test_a_committed_assignment_is_mailed_and_posted_by_the_worker_and_the_sweep
             incident_update(actor=actor, incident=incident, assigned_to=dan)
         # The email attempt and the webhook post are separate tasks: wait for both.
         wait_for(
-            lambda: attempts(committed_tenant, "dan@acme.example") == 1
-            and states(committed_tenant)[1] == ["delivered", "delivered"]
+            lambda: (
+                attempts(committed_tenant, "dan@acme.example") == 1
+                and states(committed_tenant)[1] == ["delivered", "delivered"]
+            )
         )
         assert states(committed_tenant) == (["sent", "pending"], ["delivered", "delivered"])
         settings.EMAIL_PORT = smtp_port
