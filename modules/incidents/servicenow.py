@@ -30,6 +30,7 @@ from typing import Any, TextIO
 from django.db import DatabaseError, transaction
 
 from controlplane.problems import InvalidInput
+from controlplane.workindex.services import workindex_rollup_rebuild
 from modules.changes.services import change_import_reference
 from modules.cmdb.services import ci_import_reference
 from modules.people.models import Group, Person
@@ -40,6 +41,7 @@ from modules.records.services import link_create, number_advance_past
 
 from .models import Incident, ResolutionCode
 from .services import incident_search_refresh
+from .workindex import incident_workindex_refresh
 
 MISSING = "?"
 NUMBER = re.compile(r"^INC(\d{7,})$")
@@ -422,6 +424,9 @@ def import_events(grouped: dict[str, list[Event]], report: ImportReport) -> Impo
             )
         )
         incident_search_refresh(incident_ids=imported)
+        # The open ones join the cross-client work index; the rollup recounts incidents from the schema.
+        incident_workindex_refresh(incident_ids=imported)
+        workindex_rollup_rebuild(record_types=["incident"])
     numbers = list(iter_numbers(grouped))
     if numbers:
         number_advance_past(prefix="INC", value=max(numbers))

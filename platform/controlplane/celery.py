@@ -12,7 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings.local")
 
 app = CeleryApp("controlplane")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["modules.incidents", "tenants"])
+app.autodiscover_tasks(["modules.incidents", "tenants", "controlplane.workindex"])
 
 
 class TenantMissing(RuntimeError):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from celery.schedules import crontab
 
 ROOT_DIR = Path(__file__).resolve().parents[3]
 
@@ -193,6 +194,10 @@ CELERY_BEAT_SCHEDULE = {
     "incidents-autoclose": {
         "task": "modules.incidents.tasks.incident_autoclose_sweep_task",
         "schedule": 15 * 60.0,
+    },
+    "workindex-rollup-nightly": {
+        "task": "controlplane.workindex.tasks.workindex_rollup_nightly_task",
+        "schedule": crontab(hour=2, minute=0),  # UTC (CELERY_TIMEZONE): one rebuild per tenant
     },
 }
 
