@@ -52,7 +52,11 @@ class WorkEntry:
 def current_tenant_ids() -> tuple[int, int]:
     """(tenant id, provider id) of the connection's tenant. Raises NoTenant in public or the template."""
     tenant = getattr(connection, "tenant", None)
-    if tenant is None or getattr(tenant, "pk", None) is None or connection.schema_name == "public":
+    if (
+        tenant is None
+        or getattr(tenant, "pk", None) is None
+        or getattr(connection, "schema_name", "public") == "public"
+    ):
         raise NoTenant("work index writes need a tenant")
     return tenant.pk, tenant.provider_id
 
@@ -185,11 +189,16 @@ ROLLUP_COUNTERS = frozenset(
 )
 
 
+def _time_zone() -> str:
+    """The IANA time zone of the connection's tenant."""
+    return str(connection.tenant.time_zone)  # type: ignore[attr-defined]  # set by django-tenants
+
+
 def workindex_local_day(at: dt.datetime) -> dt.date:
     """The tenant's local calendar date (``Tenant.time_zone``, IANA) of the aware datetime ``at``: the day
     a rollup counts it on. Uses the connection's tenant (NoTenant in public)."""
     current_tenant_ids()
-    return at.astimezone(zoneinfo.ZoneInfo(connection.tenant.time_zone)).date()
+    return at.astimezone(zoneinfo.ZoneInfo(_time_zone())).date()
 
 
 def workindex_rollup_add(*, record_type: str, day: dt.date, **increments: int) -> None:
@@ -285,7 +294,7 @@ def workindex_rollup_rebuild(
     with connection.cursor() as cursor:
         for record_type in types:
             source = ROLLUP_SOURCES[record_type]
-            cursor.execute(rebuild_sql(source), {"tz": connection.tenant.time_zone, "since": since})
+            cursor.execute(rebuild_sql(source), {"tz": _time_zone(), "since": since})
             rows += [(record_type, *row) for row in cursor.fetchall()]
     window = TenantDailyRollup.objects.filter(tenant_id=tenant_id, record_type__in=types, day__gte=since)
     window.update(**dict.fromkeys(REBUILT_COUNTERS, 0))
@@ -424,7 +433,7 @@ def _reconcile_group_members(tenant_id: int, fix: bool) -> list[Difference]:
     extra = sorted(set(rows) - expected, key=str)
     if fix:
         WorkGroupMember.objects.bulk_create(
-            WorkGroupMember(tenant_id=tenant_id, group_id=g, user_id=u) for g, u in missing
+            WorkGroupMember(tenant_id=tenant_id, group_id=g, user_id=int(u or 0)) for g, u in missing
         )
         WorkGroupMember.objects.filter(pk__in=[rows[key] for key in extra]).delete()
     return [Difference("missing", "group_member", g, f"user {u}") for g, u in missing] + [
