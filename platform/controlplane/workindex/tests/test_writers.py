@@ -68,7 +68,12 @@ def test_incident_row_follows_create_assign_resolve_and_reopen(tenant_a: Tenant,
         incident_transition(actor=actor, incident=incident, action="reopen", comment="again")
         reopened = row(incident.pk)
 
-    base = {"tenant__slug": "acme", "record_type": "incident", "number": "INC0000001", "title": "Mail is down"}
+    base = {
+        "tenant__slug": "acme",
+        "record_type": "incident",
+        "number": "INC0000001",
+        "title": "Mail is down",
+    }
     assert created == {
         **base,
         "state": "new",
@@ -186,7 +191,9 @@ def test_cancelling_a_request_removes_its_row_and_its_tasks_rows(tenant_a: Tenan
 def test_problem_and_change_rows_follow_their_state(tenant_a: Tenant, tech_a: User) -> None:
     with tenant_context(tenant_a):
         actor = actor_in(tenant_a, tech_a)
-        problem = problem_create(actor=actor, short_description="Mail keeps failing", assigned_to=actor.person)
+        problem = problem_create(
+            actor=actor, short_description="Mail keeps failing", assigned_to=actor.person
+        )
         change = change_create(actor=actor, change_type="normal", short_description="Patch mail server")
         opened = sorted(WorkItem.objects.values_list("record_type", "number", "state", "assigned_user_id"))
         problem_transition(actor=actor, problem=problem, action="cancel")
