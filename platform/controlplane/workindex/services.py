@@ -336,6 +336,9 @@ WORK_SOURCES: dict[str, str] = {
 SLA_RECORD_TYPES = ("incident", "service_request")
 
 
+KINDS = ("missing", "stale", "extra")
+
+
 @dataclass(frozen=True)
 class Difference:
     """One difference between the index and a tenant schema. ``kind``: ``missing`` (an open record
@@ -350,6 +353,7 @@ class Difference:
     fields: tuple[str, ...] = ()
 
     def __str__(self) -> str:
+        """``missing incident INC0000042 (<id>)``; a stale row ends with ``: <column>, <column>``."""
         suffix = f": {', '.join(self.fields)}" if self.fields else ""
         return f"{self.kind} {self.record_type} {self.number} ({self.record_id}){suffix}"
 
@@ -361,7 +365,7 @@ class ReconcileReport:
     fixed: bool
 
     def counts(self) -> dict[str, int]:
-        return {k: sum(d.kind == k for d in self.differences) for k in ("missing", "stale", "extra")}
+        return {k: sum(d.kind == k for d in self.differences) for k in KINDS}
 
 
 def _entry_values(entry: WorkEntry, tenant_id: int, provider_id: int) -> dict[str, object]:
@@ -415,6 +419,7 @@ def _reconcile_current(tenant_slug: str, fix: bool) -> ReconcileReport:
     if fix and extras:
         WorkItem.objects.filter(pk__in=[row.pk for row in extras]).delete()
     differences += _reconcile_group_members(tenant_id, fix)
+    differences.sort(key=lambda d: (KINDS.index(d.kind), d.record_type, d.number, str(d.record_id)))
     return ReconcileReport(tenant=tenant_slug, differences=differences, fixed=fix)
 
 
