@@ -41,7 +41,9 @@ class WorkIndexData:
     rows: int
 
 
-def build_work_index(*, tenants: int = 1000, rows_per_tenant: int = 1000, slug: str = "bench") -> WorkIndexData:
+def build_work_index(
+    *, tenants: int = 1000, rows_per_tenant: int = 1000, slug: str = "bench"
+) -> WorkIndexData:
     """Build the data set described in the module docstring; ``now`` is the instant deadlines spread around."""
     now = timezone.now()
     provider = Provider.objects.create(name="Bench MSP", slug=f"{slug}-msp")
@@ -100,9 +102,19 @@ def build_work_index(*, tenants: int = 1000, rows_per_tenant: int = 1000, slug: 
             " WHERE t.provider_id = %(provider)s"
             " UNION ALL SELECT g.tenant_id, md5(g.tenant_id || ':group:1')::uuid, %(granted)s"
             " FROM accounts_tenantgrant g WHERE g.membership_id = %(membership)s",
-            {"all": all_clients.pk, "granted": granted.pk, "provider": provider.pk, "membership": membership.pk},
+            {
+                "all": all_clients.pk,
+                "granted": granted.pk,
+                "provider": provider.pk,
+                "membership": membership.pk,
+            },
         )
-        for table in ("tenants_tenant", "accounts_tenantgrant", "workindex_workitem", "workindex_workgroupmember"):
+        for table in (
+            "tenants_tenant",
+            "accounts_tenantgrant",
+            "workindex_workitem",
+            "workindex_workgroupmember",
+        ):
             cursor.execute(f"VACUUM ANALYZE {table}")
     return WorkIndexData(
         provider=provider,

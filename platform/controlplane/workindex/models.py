@@ -66,7 +66,7 @@ class WorkItem(models.Model):
                 condition=models.Q(next_escalation_at__isnull=False),
             ),
             # The technician's queue (selectors.workindex_queue): by provider (all clients or grants),
-            # by tenant (the tenant filter) and by assignee (assigned to me), each in queue order.
+            # by tenant, by record type and by assignee (the filters), each in queue order.
             models.Index(
                 models.F("provider"),
                 due_key(),
@@ -76,6 +76,14 @@ class WorkItem(models.Model):
             ),
             models.Index(
                 models.F("tenant"), due_key(), models.F("opened_at"), models.F("id"), name="work_queue_tenant"
+            ),
+            models.Index(
+                models.F("provider"),
+                models.F("record_type"),
+                due_key(),
+                models.F("opened_at"),
+                models.F("id"),
+                name="work_queue_type",
             ),
             models.Index(
                 models.F("assigned_user_id"),

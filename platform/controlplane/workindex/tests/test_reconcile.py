@@ -20,10 +20,16 @@ from controlplane.accounts.models import User
 from controlplane.workindex.models import WorkGroupMember, WorkItem
 from controlplane.workindex.services import workindex_sla_set
 from modules.incidents.services import incident_create
-from modules.people.models import Group, GroupMembership
+from modules.people.models import Group, GroupMembership, Person
+from modules.records.actor import Actor
 from tenants.models import Tenant
 
 DUE = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
+
+
+def person_of(actor: Actor) -> Person:
+    assert actor.person is not None
+    return actor.person
 
 
 def reconcile(*args: str) -> tuple[int, list[str]]:
@@ -52,7 +58,7 @@ def damaged(tenant_a: Tenant, tenant_b: Tenant, tech_ab: User) -> dict[str, uuid
             next_escalation_at=DUE,
         )
         desk = Group.objects.create(name="Desk")
-        GroupMembership.objects.create(group=desk, person=actor.person)  # as before the mirror existed
+        GroupMembership.objects.create(group=desk, person=person_of(actor))  # as before the mirror existed
     with tenant_context(tenant_b):
         incident_create(actor=actor_in(tenant_b, tech_ab), short_description="Fine")
     WorkItem.objects.filter(record_id=deleted.pk).delete()

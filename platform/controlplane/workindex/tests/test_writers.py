@@ -9,6 +9,7 @@ import csv
 import io
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import transaction
@@ -27,6 +28,7 @@ from modules.incidents.services import incident_create, incident_transition, inc
 from modules.people.models import Group, GroupMembership, Person
 from modules.people.services import group_member_add, group_member_remove
 from modules.problems.services import problem_create, problem_transition
+from modules.records.actor import Actor
 from modules.requests.models import FulfilmentTask, ServiceRequest
 from modules.requests.services import request_cancel, request_submit, task_transition, task_update
 from modules.requests.tests.factories import item
@@ -35,7 +37,12 @@ from tenants.models import Tenant
 DATA = Path(__file__).resolve().parents[4] / "tests" / "data" / "servicenow_incident_event_log.csv"
 
 
-def row(record_id: uuid.UUID) -> dict[str, object] | None:
+def person_of(actor: Actor) -> Person:
+    assert actor.person is not None
+    return actor.person
+
+
+def row(record_id: uuid.UUID) -> Any:
     """The index row of a record (without ids and times that are not the record's), or None."""
     found = WorkItem.objects.filter(record_id=record_id).values(
         "tenant__slug",
@@ -137,7 +144,7 @@ def test_service_request_and_its_tasks_have_rows_until_fulfilled(tenant_a: Tenan
     with tenant_context(tenant_a):
         actor = actor_in(tenant_a, tech_a)
         desk = Group.objects.create(name="Desk")
-        GroupMembership.objects.create(group=desk, person=actor.person)
+        GroupMembership.objects.create(group=desk, person=person_of(actor))
         laptop = item(actor, fulfilment_group=desk)
         request = request_submit(actor=actor, items=[{"catalog_item": laptop}])
         task = FulfilmentTask.objects.get(requested_item__request=request)
@@ -231,10 +238,10 @@ def test_group_membership_of_a_user_is_mirrored_for_my_groups(tenant_a: Tenant, 
         actor = actor_in(tenant_a, tech_a)
         desk = Group.objects.create(name="Desk")
         caller = Person.objects.create(display_name="Caller without login")
-        group_member_add(actor=actor, group=desk, person=actor.person)
+        group_member_add(actor=actor, group=desk, person=person_of(actor))
         group_member_add(actor=actor, group=desk, person=caller)
         mirrored = list(WorkGroupMember.objects.values_list("tenant_id", "group_id", "user_id"))
-        group_member_remove(actor=actor, group=desk, person=actor.person)
+        group_member_remove(actor=actor, group=desk, person=person_of(actor))
         members = list(GroupMembership.objects.values_list("person__display_name", flat=True))
     assert mirrored == [(tenant_a.pk, desk.pk, tech_a.pk)]
     assert members == ["Caller without login"]
@@ -246,7 +253,7 @@ def test_end_users_cannot_change_groups_and_nothing_is_written(tenant_a: Tenant,
         actor = actor_in(tenant_a, end_user_a, role="end_user")
         desk = Group.objects.create(name="Desk")
         with pytest.raises(PermissionDenied):
-            group_member_add(actor=actor, group=desk, person=actor.person)
+            group_member_add(actor=actor, group=desk, person=person_of(actor))
         assert GroupMembership.objects.count() == 0
     assert WorkGroupMember.objects.count() == 0
 
@@ -255,7 +262,7 @@ def test_group_members_are_kept_per_tenant(tenant_a: Tenant, tenant_b: Tenant, t
     for tenant in (tenant_a, tenant_b):
         with tenant_context(tenant):
             actor = actor_in(tenant, tech_ab)
-            group_member_add(actor=actor, group=Group.objects.create(name="Desk"), person=actor.person)
+            group_member_add(actor=actor, group=Group.objects.create(name="Desk"), person=person_of(actor))
     assert sorted(WorkGroupMember.objects.values_list("tenant__slug", "user_id")) == [
         ("acme", tech_ab.pk),
         ("globex", tech_ab.pk),
