@@ -36,6 +36,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
+from controlplane.workindex.services import workindex_upsert
 from modules.cmdb.selectors import ci_get
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
@@ -67,6 +68,7 @@ from .selectors import (
     may_see_changes,
     template_get,
 )
+from .workindex import change_work_entry
 
 RECORD_TYPE = "change"
 # The CAB roster, templates' list, blackout calendar and quorums are one record each per tenant; their
@@ -149,7 +151,9 @@ def _check_window(start: dt.datetime | None, end: dt.datetime | None) -> None:
 
 
 def _index(change: Change) -> None:
-    """Keep the change's search document current (technicians only find changes)."""
+    """Keep the change's search document current (technicians only find changes) and its row of the
+    cross-client work index (controlplane.workindex), in the caller's transaction."""
+    workindex_upsert(entry=change_work_entry(change))
     body = "\n".join(
         part
         for part in (

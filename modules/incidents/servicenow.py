@@ -30,6 +30,7 @@ from typing import Any, TextIO
 from django.db import DatabaseError, transaction
 
 from controlplane.problems import InvalidInput
+from controlplane.workindex.services import workindex_rollup_rebuild
 from modules.changes.services import change_import_reference
 from modules.cmdb.services import ci_import_reference
 from modules.people.models import Group, Person
@@ -41,6 +42,7 @@ from modules.sla.services import sla_refresh_many
 
 from .models import Incident, ResolutionCode
 from .services import incident_search_refresh
+from .workindex import incident_workindex_refresh
 
 MISSING = "?"
 NUMBER = re.compile(r"^INC(\d{7,})$")
@@ -423,6 +425,9 @@ def import_events(grouped: dict[str, list[Event]], report: ImportReport) -> Impo
             )
         )
         incident_search_refresh(incident_ids=imported)
+        # The open ones join the cross-client work index; the rollup recounts incidents from the schema.
+        incident_workindex_refresh(incident_ids=imported)
+        workindex_rollup_rebuild(record_types=["incident"])
         # Timers from the imported history (its source timestamps), in the import's transaction.
         sla_refresh_many(record_type="incident", record_ids=imported, lock=False)
     numbers = list(iter_numbers(grouped))

@@ -19,6 +19,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
+from controlplane.workindex.services import workindex_rollup_opened, workindex_rollup_record, workindex_upsert
 from modules.notifications.services import notification_emit
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
@@ -31,6 +32,7 @@ from modules.records.services import (
 )
 
 from .models import Impact, Incident, IncidentSettings, PriorityRule, ResolutionCode
+from .workindex import incident_work_entry
 
 
 def _sla(incident: Incident) -> None:
@@ -84,7 +86,9 @@ def _require_technician(actor: Actor) -> None:
 
 
 def _index(incident: Incident) -> None:
-    """Write the incident's search document: found by technicians and by its caller."""
+    """Write the incident's search document (found by technicians and by its caller) and its row of the
+    cross-client work index (controlplane.workindex), in the caller's transaction."""
+    workindex_upsert(entry=incident_work_entry(incident))
     search_document_set(
         record_type=RECORD_TYPE,
         record_id=incident.pk,
@@ -169,6 +173,7 @@ def incident_create(
     )
     incident.save()
     _index(incident)
+    workindex_rollup_opened(record_type=RECORD_TYPE, opened_at=incident.opened_at)
     # The CI is recorded only when one is named (the entry of an incident without a CI stays as before).
     created = [
         f for f in (*EDITABLE_FIELDS, "priority", "state") if f != "configuration_item" or configuration_item
@@ -369,6 +374,13 @@ def incident_transition(
     )
     _notify_state(actor, incident, entry.pk, before["state"], comment.strip())
     _sla(incident)
+    workindex_rollup_record(
+        record_type=RECORD_TYPE,
+        record_id=incident.pk,
+        opened_at=incident.opened_at,
+        resolved_before=before["resolved_at"],
+        resolved_after=incident.resolved_at,
+    )
     if comment.strip():
         comment_add(
             actor=actor,

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from django.db import IntegrityError, connection, models, transaction
 
-from controlplane.problems import InvalidInput, PermissionDenied
+from controlplane.problems import Conflict, InvalidInput, NotFound, PermissionDenied
+from controlplane.workindex.services import workindex_group_member_set
 from modules.records.actor import Actor
 from modules.records.services import activity_record, history_value
 
-from .models import Person
+from .models import Group, GroupMembership, Person
+
+
+class AlreadyMember(Conflict):
+    slug = "already-member"
+    title = "This person is already a member of the group"
 
 
 def person_for_user(*, user_id: int, display_name: str, email: str) -> Person:
@@ -60,8 +66,7 @@ def person_manager_set(*, actor: Actor, person: Person, manager: Person | None) 
     steps of service requests (ServiceNow's ``sys_user.manager``). Technicians and client admins only
     (PermissionDenied). Raises InvalidInput naming ``manager_id`` for the person themselves, an inactive
     manager, or a chain that would lead back to the person. Logs ``person.manager_set``."""
-    if not (actor.is_technician or actor.is_admin):
-        raise PermissionDenied("only technicians and client admins may change the directory")
+    _require_directory_admin(actor)
     if manager is not None:
         problem = ""
         if manager.pk == person.pk:
@@ -91,3 +96,55 @@ def person_manager_set(*, actor: Actor, person: Person, manager: Person | None) 
         changes={"manager": [history_value(before), history_value(manager)]},
     )
     return person
+
+
+def _require_directory_admin(actor: Actor) -> None:
+    if not (actor.is_technician or actor.is_admin):
+        raise PermissionDenied("only technicians and client admins may change the directory")
+
+
+@transaction.atomic
+def group_member_add(*, actor: Actor, group: Group, person: Person) -> GroupMembership:
+    """Make ``person`` a member of assignment group ``group``. Technicians and client admins only
+    (PermissionDenied). Raises InvalidInput naming ``person_id`` for an inactive person and
+    AlreadyMember (409) for a member. Logs ``group.member_added`` on the group. A person linked to a
+    control-plane user also joins the work index's group members in the same transaction (the queue's
+    "my groups"; controlplane.workindex)."""
+    _require_directory_admin(actor)
+    if not person.is_active:
+        raise InvalidInput(
+            "the person is not active", errors=[{"field": "person_id", "message": "not active"}]
+        )
+    if GroupMembership.objects.filter(group=group, person=person).exists():
+        raise AlreadyMember(f"{person} is already in {group}")
+    membership = GroupMembership.objects.create(group=group, person=person)
+    if person.user_id is not None:
+        workindex_group_member_set(group_id=group.pk, user_id=person.user_id, member=True)
+    activity_record(
+        actor=actor,
+        verb="group.member_added",
+        record_type="group",
+        record_id=group.pk,
+        changes={"members": [None, history_value(person)]},
+    )
+    return membership
+
+
+@transaction.atomic
+def group_member_remove(*, actor: Actor, group: Group, person: Person) -> None:
+    """Take ``person`` out of assignment group ``group`` (and out of the work index's group members).
+    Technicians and client admins only (PermissionDenied); NotFound when the person is not a member.
+    Logs ``group.member_removed`` on the group."""
+    _require_directory_admin(actor)
+    deleted, _ = GroupMembership.objects.filter(group=group, person=person).delete()
+    if not deleted:
+        raise NotFound(f"{person} is not in {group}")
+    if person.user_id is not None:
+        workindex_group_member_set(group_id=group.pk, user_id=person.user_id, member=False)
+    activity_record(
+        actor=actor,
+        verb="group.member_removed",
+        record_type="group",
+        record_id=group.pk,
+        changes={"members": [history_value(person), None]},
+    )

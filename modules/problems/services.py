@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
+from controlplane.workindex.services import workindex_rollup_opened, workindex_rollup_record, workindex_upsert
 from modules.cmdb import selectors as cmdb_selectors
 from modules.incidents import selectors as incident_selectors
 from modules.incidents import services as incident_services
@@ -39,6 +40,7 @@ from modules.records.services import (
 
 from . import selectors
 from .models import KnownError, Problem, ProblemSettings
+from .workindex import problem_work_entry
 
 RECORD_TYPE = "problem"
 KNOWN_ERROR_TYPE = selectors.KNOWN_ERROR_TYPE
@@ -94,6 +96,7 @@ def _check_rca_method(value: str) -> None:
 
 
 def _problem_index(problem: Problem) -> None:
+    workindex_upsert(entry=problem_work_entry(problem))  # the cross-client work index, same transaction
     body = "\n".join(
         part
         for part in (problem.description, problem.rca_findings, problem.root_cause, problem.workaround)
@@ -186,6 +189,7 @@ def problem_create(
         },
     )
     _problem_index(problem)
+    workindex_rollup_opened(record_type=RECORD_TYPE, opened_at=problem.opened_at)
     return problem
 
 
@@ -366,6 +370,13 @@ def problem_transition(
         record_id=problem.pk,
         changes=diff,
         at=now,
+    )
+    workindex_rollup_record(
+        record_type=RECORD_TYPE,
+        record_id=problem.pk,
+        opened_at=problem.opened_at,
+        resolved_before=before["resolved_at"],
+        resolved_after=problem.resolved_at,
     )
     if comment.strip():
         comment_add(

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
+from controlplane.workindex.services import workindex_rollup_opened, workindex_rollup_record, workindex_upsert
 from modules.notifications.services import notification_emit, role_holders
 from modules.people.models import Group, GroupMembership, Person
 from modules.records.actor import Actor
@@ -49,6 +50,7 @@ from .models import (
     RequestedItem,
     ServiceRequest,
 )
+from .workindex import fulfilment_task_work_entry, fulfilment_tasks_work_set, service_request_work_entry
 
 RECORD_TYPE = "service_request"
 CATEGORY_RECORD_TYPE = "catalog_category"
@@ -334,6 +336,7 @@ def _sla(request_id: Any) -> None:
 
 
 def _search_set(request: ServiceRequest) -> None:
+    workindex_upsert(entry=service_request_work_entry(request))  # the cross-client work index
     _sla(request.pk)
     names = RequestedItem.objects.filter(request=request).values_list("catalog_item__name", flat=True)
     search_document_set(
@@ -365,6 +368,14 @@ def _state_set(actor: Actor, request: ServiceRequest, state: str, now: dt.dateti
         changes={"state": [old, state], **extra},
         at=now,
     )
+    if state == S.FULFILLED:
+        workindex_rollup_record(
+            record_type=RECORD_TYPE,
+            record_id=request.pk,
+            opened_at=request.opened_at,
+            resolved_before=None,
+            resolved_after=request.closed_at,
+        )
 
 
 @dataclass
@@ -486,6 +497,7 @@ def request_submit(
         due_at=now + dt.timedelta(hours=hours),
         state=S.SUBMITTED,
     )
+    workindex_rollup_opened(record_type=RECORD_TYPE, opened_at=request.opened_at)
     requested: list[RequestedItem] = []
     for catalog_item, variables, quantity in resolved:
         requested.append(
@@ -586,6 +598,7 @@ def _fulfilment_start(actor: Actor, request: ServiceRequest, now: dt.datetime) -
             short_description=f"Fulfil {item.name}{quantity} for {request.requested_for}"[:300],
             assignment_group=item.fulfilment_group,
         )
+        workindex_upsert(entry=fulfilment_task_work_entry(task))
         ritm.state = I.IN_PROGRESS
         ritm.save(update_fields=["state", "updated_at"])
         tasks.append(
@@ -837,6 +850,7 @@ def task_update(*, actor: Actor, task: FulfilmentTask, **changes: Any) -> Fulfil
             setattr(task, field, new)
     if diff:
         task.save()
+        workindex_upsert(entry=fulfilment_task_work_entry(task))
         activity_record(
             actor=actor,
             verb="task.updated",
@@ -884,6 +898,7 @@ def task_transition(
     if target not in FulfilmentTask.OPEN_STATES:
         task.closed_at = now
     task.save()
+    workindex_upsert(entry=fulfilment_task_work_entry(task))
     activity_record(
         actor=actor,
         verb=f"task.{action}",
@@ -944,6 +959,7 @@ def request_cancel(
     )
     closed = list(tasks.values_list("number", flat=True))
     tasks.update(state=T.CLOSED_SKIPPED, closed_at=now, updated_at=now)
+    fulfilment_tasks_work_set(request=request)
     RequestedItem.objects.filter(request=request).exclude(state=I.FULFILLED).update(
         state=I.CANCELLED, updated_at=now
     )

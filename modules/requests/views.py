@@ -14,7 +14,7 @@ from django import forms
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from controlplane.http import TenantRequest, form_errors_apply, request_actor
 from controlplane.problems import DomainError, NotFound
@@ -182,15 +182,18 @@ def _group(value: str | None) -> Group | None:
     return Group.objects.filter(pk=pk).first() if pk else None
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def task_action(request: TenantRequest, tenant: str, task_id: uuid.UUID) -> HttpResponse:
-    """Assign (``assignment_group``/``assigned_to`` posted) or transition (``action`` posted) a task."""
+    """Assign (``assignment_group``/``assigned_to`` posted) or transition (``action`` posted) a task.
+    A GET (a task opened from the cross-client queue) shows its request."""
     actor = request_actor(request)
     try:
         task = selectors.task_get(actor=actor, task_id=task_id)
     except NotFound as exc:
         raise Http404(str(exc)) from exc
     found = task.requested_item.request
+    if request.method == "GET":
+        return redirect("request_detail", tenant=tenant, number=found.number)
     try:
         if request.POST.get("action"):
             services.task_transition(

@@ -79,6 +79,7 @@ def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 
 api.add_router("/me", "controlplane.accounts.api.router")
+api.add_router("/queue", "controlplane.workindex.api.router")
 api.add_router("/t/{tenant}/incidents", "modules.incidents.api.router")
 api.add_router("/t/{tenant}/cmdb", "modules.cmdb.api.router")
 api.add_router("/t/{tenant}/people", "modules.people.api.router")

@@ -19,6 +19,7 @@ app.autodiscover_tasks(
         "modules.mailin",
         "modules.sla",
         "controlplane.mailin",
+        "controlplane.workindex",
         "tenants",
     ]
 )

@@ -7,6 +7,7 @@ from controlplane.api import api
 
 urlpatterns = [
     path("", include("controlplane.console.urls")),
+    path("queue/", include("controlplane.workindex.urls")),
     path("t/<slug:tenant>/incidents/", include("modules.incidents.urls")),
     path("t/<slug:tenant>/cmdb/", include("modules.cmdb.urls")),
     path("t/<slug:tenant>/problems/", include("modules.problems.urls")),

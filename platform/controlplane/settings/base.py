@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from celery.schedules import crontab
 
 ROOT_DIR = Path(__file__).resolve().parents[3]
 
@@ -223,6 +224,10 @@ CELERY_BEAT_SCHEDULE = {
     "sla-escalation-sweep": {
         "task": "modules.sla.tasks.sla_escalation_sweep_task",
         "schedule": 60.0,
+    },
+    "workindex-rollup-nightly": {
+        "task": "controlplane.workindex.tasks.workindex_rollup_nightly_task",
+        "schedule": crontab(hour=2, minute=0),  # UTC (CELERY_TIMEZONE): one rebuild per tenant
     },
 }
 

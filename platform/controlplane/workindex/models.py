@@ -11,7 +11,19 @@ where no constraint can reach. Control-plane ids (tenant, provider, user) are re
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import models
+from django.db.models.functions import Coalesce
+
+# The queue orders by the next SLA deadline with rows without one last: ``COALESCE(sla_due_at,
+# NO_DEADLINE)``. The same expression leads the queue indexes, so a page is one index range scan.
+NO_DEADLINE = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
+
+
+def due_key() -> Coalesce:
+    """The queue's first sort key: ``sla_due_at`` (UTC), with no deadline last."""
+    return Coalesce(models.F("sla_due_at"), models.Value(NO_DEADLINE, output_field=models.DateTimeField()))
 
 
 class WorkItem(models.Model):
@@ -52,6 +64,33 @@ class WorkItem(models.Model):
                 fields=["next_escalation_at"],
                 name="work_escalation_due",
                 condition=models.Q(next_escalation_at__isnull=False),
+            ),
+            # The technician's queue (selectors.workindex_queue): by provider (all clients or grants),
+            # by tenant, by record type and by assignee (the filters), each in queue order.
+            models.Index(
+                models.F("provider"),
+                due_key(),
+                models.F("opened_at"),
+                models.F("id"),
+                name="work_queue_provider",
+            ),
+            models.Index(
+                models.F("tenant"), due_key(), models.F("opened_at"), models.F("id"), name="work_queue_tenant"
+            ),
+            models.Index(
+                models.F("provider"),
+                models.F("record_type"),
+                due_key(),
+                models.F("opened_at"),
+                models.F("id"),
+                name="work_queue_type",
+            ),
+            models.Index(
+                models.F("assigned_user_id"),
+                due_key(),
+                models.F("opened_at"),
+                models.F("id"),
+                name="work_queue_assignee",
             ),
         ]
 
