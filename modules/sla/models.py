@@ -191,11 +191,21 @@ class SLATimer(models.Model):
     target_seconds = models.BigIntegerField()
     due_at = models.DateTimeField(null=True)
     breached_at = models.DateTimeField(null=True)
+    # When this timer's next escalation level not yet run falls due (UTC; null: none left). The work
+    # index keeps the earliest per record for the cross-client sweep; this copy keeps the timer whole.
+    next_escalation_at = models.DateTimeField(null=True)
     computed_at = models.DateTimeField()
 
     class Meta:
         ordering = ["record_id", "kind"]
         constraints = [models.UniqueConstraint(fields=["record_id", "kind"], name="uniq_sla_timer")]
+        indexes = [
+            models.Index(
+                fields=["next_escalation_at"],
+                name="sla_timer_escalation_due",
+                condition=models.Q(next_escalation_at__isnull=False),
+            )
+        ]
 
     @property
     def breached(self) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -103,3 +104,23 @@ def timer_list(*, actor: Actor, record_id: uuid.UUID, now: dt.datetime | None = 
             elapsed += business_seconds_between(_calendar(timer.policy), timer.computed_at, now)
         views.append(TimerView(timer, elapsed, timer.target_seconds - elapsed))
     return views
+
+
+def sla_rollup_counts(*, since: dt.date, time_zone: str) -> dict[tuple[str, dt.date], dict[str, int]]:
+    """Resolution SLA outcomes of this tenant per (record type, local day the timer stopped) from ``since``
+    on, for the daily rollup's rebuild: ``{("incident", date): {"sla_met": n, "sla_breached": n}}``.
+    ``time_zone`` is the tenant's IANA zone. One grouped query over the timers (no actor: the rollup is
+    counts, read by the control plane's rebuild only)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT record_type, (stopped_at AT TIME ZONE %s)::date AS day,"
+            " count(*) FILTER (WHERE stage = 'met'), count(*) FILTER (WHERE stage = 'breached')"
+            " FROM sla_slatimer WHERE kind = 'resolution' AND stage IN ('met', 'breached')"
+            " AND stopped_at IS NOT NULL AND (stopped_at AT TIME ZONE %s)::date >= %s"
+            " GROUP BY 1, 2",
+            [time_zone, time_zone, since],
+        )
+        return {
+            (record_type, day): {"sla_met": met, "sla_breached": breached}
+            for record_type, day, met, breached in cursor.fetchall()
+        }

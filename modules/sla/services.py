@@ -20,7 +20,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from controlplane.problems import Conflict, DomainError, InvalidInput, PermissionDenied
-from controlplane.workindex.services import workindex_sla_set
+from controlplane.workindex.services import workindex_local_day, workindex_rollup_add, workindex_sla_set
 from modules.notifications.services import notification_emit
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
@@ -254,6 +254,17 @@ def _refresh(
     history = _history([record_id for record_id, chosen in policies.items() if chosen is not None])
     results: dict[uuid.UUID, _Refreshed] = {}
     rows: list[SLATimer] = []
+    runs: dict[tuple[uuid.UUID, str], set[int]] = defaultdict(set)
+    for run_record_id, kind, level_id in EscalationRun.objects.filter(
+        timer__record_id__in=list(found)
+    ).values_list("timer__record_id", "timer__kind", "level_id"):
+        runs[(run_record_id, kind)].add(level_id)
+    outcomes_before = {
+        record_id: (stage, stopped_at)
+        for record_id, stage, stopped_at in SLATimer.objects.filter(
+            record_id__in=list(found), kind=TimerKind.RESOLUTION, stage__in=FINAL_STAGES
+        ).values_list("record_id", "stage", "stopped_at")
+    }
     for record_id, (facts, record) in found.items():
         chosen = policies[record_id]
         states: list[engine.TimerState] = []
@@ -291,6 +302,14 @@ def _refresh(
                         target_seconds=state.target_seconds,
                         due_at=state.due_at,
                         breached_at=state.breached_at,
+                        next_escalation_at=min(
+                            (
+                                when
+                                for level_id, when in state.thresholds.items()
+                                if level_id not in runs[(record_id, kind)]
+                            ),
+                            default=None,
+                        ),
                         computed_at=now,
                     )
                 )
@@ -312,6 +331,7 @@ def _refresh(
                 "target_seconds",
                 "due_at",
                 "breached_at",
+                "next_escalation_at",
                 "computed_at",
             ],
         )
@@ -319,11 +339,7 @@ def _refresh(
         without = [rid for rid, r in results.items() if kind not in {s.kind for s in r.states}]
         if without:
             SLATimer.objects.filter(record_id__in=without, kind=kind).delete()
-    runs: dict[tuple[uuid.UUID, str], set[int]] = defaultdict(set)
-    for record_id, kind, level_id in EscalationRun.objects.filter(
-        timer__record_id__in=list(results)
-    ).values_list("timer__record_id", "timer__kind", "level_id"):
-        runs[(record_id, kind)].add(level_id)
+    _rollup_outcomes(record_type, outcomes_before, results)
     for record_id, result in results.items():
         if not index or not result.facts.is_open:
             continue  # closed records have no work index row
@@ -343,6 +359,38 @@ def _refresh(
             next_escalation_at=min(pending) if pending else None,
         )
     return results
+
+
+FINAL_STAGES = (SLATimer.Stage.MET, SLATimer.Stage.BREACHED)
+
+
+def _rollup_outcomes(
+    record_type: str,
+    before: dict[uuid.UUID, tuple[str, dt.datetime | None]],
+    results: dict[uuid.UUID, _Refreshed],
+) -> None:
+    """Keep the daily rollup's ``sla_met``/``sla_breached`` current: a resolution timer that reached met
+    or breached counts on the tenant's local day it stopped; one that leaves that outcome (a reopen, a
+    policy change) takes its count back. Only changes are written, so refreshing again adds nothing."""
+    for record_id, result in results.items():
+        after = next(
+            (
+                (s.stage, s.stopped_at)
+                for s in result.states
+                if s.kind == TimerKind.RESOLUTION and s.stage in FINAL_STAGES
+            ),
+            None,
+        )
+        old = before.get(record_id)
+        if old == after:
+            continue
+        for outcome, sign in ((old, -1), (after, 1)):
+            if outcome is not None and outcome[1] is not None:
+                workindex_rollup_add(
+                    record_type=record_type,
+                    day=workindex_local_day(outcome[1]),
+                    **{f"sla_{outcome[0]}": sign},
+                )
 
 
 def sla_refresh(*, record_type: str, record_id: uuid.UUID, now: dt.datetime | None = None) -> None:

@@ -279,14 +279,44 @@ def workindex_rollup_opened(*, record_type: str, opened_at: dt.datetime) -> None
 REBUILT_COUNTERS = ("opened", "resolved", "acknowledged", "acknowledge_seconds", "resolve_seconds")
 
 
+# Rollup counters another module owns, rebuilt by that module's function in the same transaction as the
+# rest: ``function(since=<local date>, time_zone=<IANA>) -> {(record_type, day): {counter: n}}``.
+ROLLUP_CONTRIBUTORS: dict[tuple[str, ...], str] = {
+    ("sla_met", "sla_breached"): "modules.sla.selectors.sla_rollup_counts",
+}
+
+
+def _rollup_replace(
+    tenant_id: int,
+    provider_id: int,
+    since: dt.date,
+    types: list[str],
+    columns: tuple[str, ...],
+    counts: dict[tuple[str, dt.date], dict[str, int]],
+) -> None:
+    """Set ``columns`` of the tenant's rollup rows from ``since`` on to ``counts`` (zero where absent)."""
+    TenantDailyRollup.objects.filter(tenant_id=tenant_id, record_type__in=types, day__gte=since).update(
+        **dict.fromkeys(columns, 0)
+    )
+    for (record_type, day), values in sorted(counts.items()):
+        if record_type not in types:
+            continue
+        TenantDailyRollup.objects.update_or_create(
+            tenant_id=tenant_id,
+            day=day,
+            record_type=record_type,
+            defaults={"provider_id": provider_id, **{c: values.get(c, 0) for c in columns}},
+        )
+
+
 @transaction.atomic
 def workindex_rollup_rebuild(
     *, days: int = 400, record_types: list[str] | None = None, now: dt.datetime | None = None
 ) -> int:
     """Recompute the tenant's rollup counters (REBUILT_COUNTERS) of the last ``days`` local days (today
     included) from its schema, for ``record_types`` (default: every ROLLUP_SOURCES type), in one
-    transaction. SLA and satisfaction counters are other modules' and are left as they are; rows left
-    all zero are deleted. Uses the connection's tenant (NoTenant in public). Returns the rows written."""
+    transaction. Counters other modules own are rebuilt by their ROLLUP_CONTRIBUTORS (SLA outcomes by
+    modules.sla); satisfaction is left as it is; rows left all zero are deleted. Uses the connection's tenant (NoTenant in public). Returns the rows written."""
     tenant_id, provider_id = current_tenant_ids()
     types = record_types or sorted(ROLLUP_SOURCES)
     since = workindex_local_day(now or timezone.now()) - dt.timedelta(days=days - 1)
@@ -312,6 +342,9 @@ def workindex_rollup_rebuild(
                 " acknowledge_seconds = EXCLUDED.acknowledge_seconds, resolve_seconds = EXCLUDED.resolve_seconds",
                 [tenant_id, provider_id, *(list(c) for c in columns)],
             )
+    for owned, path in ROLLUP_CONTRIBUTORS.items():
+        counts = import_string(path)(since=since, time_zone=_time_zone())
+        _rollup_replace(tenant_id, provider_id, since, types, owned, counts)
     window.filter(
         **dict.fromkeys(REBUILT_COUNTERS, 0),
         sla_met=0,

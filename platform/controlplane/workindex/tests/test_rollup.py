@@ -111,7 +111,9 @@ def test_seconds_are_exact_and_counted_on_the_tenant_s_local_day(tenant_b: Tenan
     assert rebuilt == {("incident", dt.date(2026, 1, 9), 1, 1, 1, 600, 7200, 0, 0, 0, 0)}
 
 
-def test_the_rebuild_leaves_sla_and_satisfaction_counters_alone(tenant_a: Tenant, tech_a: User) -> None:
+def test_the_rebuild_takes_sla_counts_from_the_timers_and_leaves_satisfaction_alone(
+    tenant_a: Tenant, tech_a: User
+) -> None:
     with tenant_context(tenant_a):
         incident = incident_create(actor=actor_in(tenant_a, tech_a), short_description="open")
         today = workindex_local_day(incident.opened_at)
@@ -122,10 +124,9 @@ def test_the_rebuild_leaves_sla_and_satisfaction_counters_alone(tenant_a: Tenant
         workindex_rollup_add(record_type="incident", day=quiet_day, opened=5, sla_breached=1)
         workindex_rollup_add(record_type="incident", day=quiet_day - dt.timedelta(days=1), opened=7)
         workindex_rollup_rebuild()
-    assert rollup(tenant_a) == {
-        ("incident", today, 1, 0, 0, 0, 0, 2, 0, 9, 2),
-        ("incident", quiet_day, 0, 0, 0, 0, 0, 0, 1, 0, 0),  # a stale count zeroed, the SLA count kept
-    }  # and the row left all zero is gone
+    # No SLA timer stopped (modules.sla owns those counts): stale SLA and opened counts are zeroed, the
+    # satisfaction counts kept, and the rows left all zero are gone.
+    assert rollup(tenant_a) == {("incident", today, 1, 0, 0, 0, 0, 0, 0, 9, 2)}
 
 
 def test_rollup_add_sums_atomically_and_never_goes_below_zero(tenant_a: Tenant) -> None:
