@@ -142,3 +142,8 @@ def _public_before_and_after() -> Iterator[None]:
     yield
     schema = getattr(connection, "schema_name", None)
     assert schema == "public", f"test left the connection on {schema}"
+
+
+@pytest.fixture
+def tenant_c(provider: Provider) -> Tenant:
+    return tenant_provision(provider=provider, name="Initech", slug="initech", time_zone="Asia/Tokyo")

@@ -289,3 +289,34 @@ def test_a_worker_killed_mid_task_leaves_nothing_and_the_redelivery_runs_once(
         except subprocess.TimeoutExpired:
             worker.kill()
         monitor.close()
+
+
+def test_one_sweep_message_carries_the_due_records_of_several_tenants(
+    tenant_a: Tenant, tenant_b: Tenant, tenant_c: Tenant
+) -> None:
+    """The tick reads every tenant's due records in one query and packs them into one message; the batch
+    task escalates each inside its own tenant, and skips a suspended one."""
+    from modules.sla.services import sla_refresh
+    from modules.sla.tasks import sla_escalation_sweep
+
+    incidents = {}
+    for tenant in (tenant_a, tenant_b, tenant_c):
+        with tenant_context(tenant):
+            incident, _, _ = escalating_incident(tenant)
+            Incident.objects.filter(pk=incident.pk).update(opened_at=timezone.now() - 50 * MINUTE)
+            sla_refresh(record_type="incident", record_id=incident.pk)  # 75 % (45 min) is due
+            incidents[tenant.slug] = incident
+    Tenant.objects.filter(pk=tenant_c.pk).update(status=Tenant.Status.SUSPENDED)
+    due = workindex_escalations_due(now=timezone.now(), limit=100)
+    assert {d.schema_name for d in due} == {tenant_a.schema_name, tenant_b.schema_name}
+
+    app.conf.task_always_eager = True  # the message runs here, in this test's transaction
+    try:
+        assert sla_escalation_sweep(now=timezone.now()) == 1
+    finally:
+        app.conf.task_always_eager = False
+    for tenant in (tenant_a, tenant_b):
+        with tenant_context(tenant):
+            assert escalated(incidents[tenant.slug]) == [75]
+    with tenant_context(tenant_c):
+        assert escalated(incidents[tenant_c.slug]) == []
