@@ -42,6 +42,12 @@ def sla_escalation_sweep(*, now: dt.datetime) -> int:
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
     for row in due:
         groups[(row.schema_name, row.record_type)].append(str(row.record_id))
+    return escalation_batches_send(groups)
+
+
+def escalation_batches_send(groups: dict[tuple[str, str], list[str]]) -> int:
+    """Send ``groups`` ((schema name, record type) -> record ids) as ``sla_escalate_batch_task`` messages
+    of at most ``BATCH`` ids each, tenants packed together. Returns how many messages were sent."""
     batch: list[list[Any]] = []
     size = sent = 0
     for (schema_name, record_type), ids in groups.items():
