@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django_tenants.utils import tenant_context
 
 from controlplane.accounts.models import ProviderMembership, TenantGrant, TenantMembership, User
+from controlplane.mailin.models import InboundAddress
 from modules.changes.models import Change
 from modules.cmdb.models import CIRelationship, ConfigurationItem
 from modules.cmdb.selectors import ci_impact_get
@@ -30,6 +31,7 @@ def snapshot() -> dict[str, object]:
         "tenants": sorted(Tenant.objects.values_list("slug", flat=True)),
         "grants": TenantGrant.objects.count(),
         "memberships": (ProviderMembership.objects.count(), TenantMembership.objects.count()),
+        "inbound": sorted(InboundAddress.objects.values_list("address", "tenant__slug")),
     }
     for tenant in Tenant.objects.all():
         with tenant_context(tenant):
@@ -60,6 +62,7 @@ def test_seed_demo_is_complete_and_idempotent(db: None, tmp_path: Path) -> None:
 
     assert snapshot() == first
     assert first["tenants"] == ["acme", "globex"]
+    assert first["inbound"] == [("support@acme.example", "acme"), ("support@globex.example", "globex")]
     assert "tech@northwind.example" in out.getvalue() and "demo-password-1" in out.getvalue()
     for tenant in Tenant.objects.all():
         with tenant_context(tenant):

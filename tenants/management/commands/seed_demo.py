@@ -26,6 +26,8 @@ from controlplane.accounts.services import (
     tenant_membership_set,
     user_create,
 )
+from controlplane.mailin.models import InboundAddress
+from controlplane.mailin.services import inbound_address_create
 from controlplane.providers.models import Provider
 from modules.changes.services import change_ci_add, change_create
 from modules.cmdb.models import CIClass, ConfigurationItem, RelType
@@ -109,9 +111,30 @@ class Command(BaseCommand):
                     self.stdout.write(f"{slug}: servicenow import {json.dumps(report.as_dict())}")
                 self.seed_work(tech, end_user)
                 self.seed_practices(tech)
+                inbound = self.seed_inbound_address(tenant, owner)
+            logins.append(
+                (
+                    f"email in ({slug})",
+                    inbound,
+                    f"SMTP {settings.MAILIN_SMTP_HOST}:{settings.MAILIN_SMTP_PORT}",
+                )
+            )
         self.stdout.write(f"\nDemo logins (password for all: {DEMO_PASSWORD})")
         for role, email, url in logins:
             self.stdout.write(f"  {role:28} {email:28} {url}")
+
+    def seed_inbound_address(self, tenant: Tenant, owner: User) -> str:
+        """``support@<slug>.example``: mail sent to it through the listener becomes an incident."""
+        address = f"support@{tenant.slug}.example"
+        if not InboundAddress.objects.filter(address=address).exists():
+            actor = Actor(
+                user_id=owner.pk,
+                person=person_for_user(user_id=owner.pk, display_name=owner.full_name, email=owner.email),
+                role="owner",
+                source="console",
+            )
+            inbound_address_create(actor=actor, tenant=tenant, address=address)
+        return address
 
     def seed_sla(self, zone: str) -> None:
         """A contract with a business calendar (the tenant's time zone, Mon-Fri 08:00-18:00, national
