@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections import defaultdict
 from typing import Any
 
 from django.utils import timezone
@@ -23,7 +22,7 @@ from controlplane.workindex.selectors import workindex_escalations_due
 
 from . import services
 
-BATCH = 500  # record ids per message, across tenants
+BATCH = 1000  # record ids per message, across tenants
 SWEEP_LIMIT = 50_000  # due records read per tick; the rest are read on the next tick
 
 log = logging.getLogger(__name__)
@@ -36,13 +35,9 @@ def sla_escalation_sweep(*, now: dt.datetime) -> int:
     schema of every id (``sla_escalate_batch_task``). Returns how many messages were sent.
 
     Packing tenants together keeps a tick at a few messages when many tenants have a little due (1 % of
-    1,000 x 1,000 records is 20 messages, not 1,000). Sending the same ids twice (a second scheduler, a
+    1,000 x 1,000 records is 10 messages, not 1,000). Sending the same ids twice (a second scheduler, a
     backlog) is harmless: each level of each record runs once (services.sla_escalate)."""
-    due = workindex_escalations_due(now=now, limit=SWEEP_LIMIT)
-    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for row in due:
-        groups[(row.schema_name, row.record_type)].append(str(row.record_id))
-    return escalation_batches_send(groups)
+    return escalation_batches_send(workindex_escalations_due(now=now, limit=SWEEP_LIMIT))
 
 
 def escalation_batches_send(groups: dict[tuple[str, str], list[str]]) -> int:
@@ -54,14 +49,21 @@ def escalation_batches_send(groups: dict[tuple[str, str], list[str]]) -> int:
         for index in range(0, len(ids), BATCH):
             part = ids[index : index + BATCH]
             if size + len(part) > BATCH:
-                sla_escalate_batch_task.apply_async(kwargs={"batch": batch})
+                _send(batch, size)
                 batch, size, sent = [], 0, sent + 1
             batch.append([schema_name, record_type, part])
             size += len(part)
     if batch:
-        sla_escalate_batch_task.apply_async(kwargs={"batch": batch})
+        _send(batch, size)
         sent += 1
     return sent
+
+
+def _send(batch: list[list[Any]], size: int) -> None:
+    # A short kwargsrepr: Celery would otherwise pretty-print every id into the message headers.
+    sla_escalate_batch_task.apply_async(
+        kwargs={"batch": batch}, argsrepr="()", kwargsrepr=f"{{batch: {size} records, {len(batch)} groups}}"
+    )
 
 
 @app.task(acks_late=True)

@@ -7,7 +7,7 @@ same ``next_escalation_at`` (what ``sla_refresh`` writes). Two states: none due 
 in the future) and 1 % due (10 records per tenant, in the timers and in the index alike).
 
 - ours: ``modules.sla.tasks.sla_escalation_sweep``: one query on the index's partial index, then the due
-  ids sent as ``sla_escalate_batch_task`` messages of 500 ids on the real broker;
+  ids sent as ``sla_escalate_batch_task`` messages of 1,000 ids on the real broker;
 - loop: what the sweep would be without the index: list the active tenants, then in each schema
   (``tenant_context``) read the timers due through their own partial index, then send the same messages
   (``escalation_batches_send``).
