@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -243,7 +246,8 @@ def attachment_add(
     ``upload``: a Django File (an UploadedFile from a request) with ``name`` and ``size`` in bytes. The
     type is sniffed from the bytes (modules/records/attachments.py); the file is stored under
     ``<tenant schema>/attachments/<id>`` in the default storage, never under a name the uploader chose.
-    If writing the row fails the stored file is removed. ``internal`` (technicians only) hides it from end
+    If writing the row fails the stored file is removed; inside ``attachment_files_atomic`` the file is
+    also removed when that block (or a savepoint in it) rolls back later. ``internal`` (technicians only) hides it from end
     users like a work note. End users attach only to kinds that allow it (their incidents and requests;
     PermissionDenied otherwise). Raises NotFound (record not visible), FileTooLarge (413, more than
     settings.ATTACHMENT_MAX_BYTES), InvalidInput (refused type, empty file, too many files on the record).
@@ -306,7 +310,64 @@ def attachment_add(
     except Exception:
         default_storage.delete(attachment.storage_name)
         raise
+    scopes = _file_scopes()
+    if scopes:
+        scopes[-1].append(attachment.storage_name)
     return attachment
+
+
+_files = threading.local()
+
+
+def _file_scopes() -> list[list[str]]:
+    """The open ``attachment_files_atomic`` blocks of this thread (its database connection), innermost
+    last, each with the storage names of the files stored inside it."""
+    stack: list[list[str]] | None = getattr(_files, "scopes", None)
+    if stack is None:
+        stack = _files.scopes = []
+    return stack
+
+
+def _files_delete(storage_names: list[str]) -> None:
+    for name in storage_names:
+        default_storage.delete(name)
+
+
+@contextlib.contextmanager
+def attachment_files_atomic() -> Iterator[None]:
+    """``transaction.atomic()`` for work that stores attachments (``attachment_add``) as part of a larger
+    write, such as turning an email into a ticket: no file outlives the rows that name it.
+
+    Django has no hook for a rollback (only ``on_commit``), and a file on disk is not rolled back with
+    the database, so this block keeps the storage names of the files stored inside it and:
+    - when the block raises (its transaction or savepoint rolled back), deletes them all, then re-raises;
+    - when it ends normally, first asks the database (still inside the transaction) which of them have an
+      Attachment row, and deletes the others: files of savepoints inside it that rolled back (a caller
+      that caught an error from a nested ``atomic``);
+    - nested in another such block, hands the kept files to it, which decides when it ends.
+    Use it as the outermost transaction of the work: an enclosing plain ``atomic`` that rolls back after
+    this block ended cannot be seen. Files are in Django's default storage (MEDIA_ROOT/<schema>/
+    attachments/<id>); deleting a missing file is a no-op."""
+    stored: list[str] = []
+    scopes = _file_scopes()
+    scopes.append(stored)
+    try:
+        with transaction.atomic():
+            yield
+            # Still inside the transaction: a stored file without its row was in a rolled-back savepoint.
+            kept = (
+                set(Attachment.objects.filter(storage_name__in=stored).values_list("storage_name", flat=True))
+                if stored
+                else set()
+            )
+    except BaseException:
+        _files_delete(stored)
+        raise
+    finally:
+        scopes.pop()
+    _files_delete([name for name in stored if name not in kept])
+    if scopes:
+        scopes[-1].extend(name for name in stored if name in kept)
 
 
 @transaction.atomic

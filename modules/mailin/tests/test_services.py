@@ -8,19 +8,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import IntegrityError, connection
 from django.test import override_settings
 from django_tenants.utils import tenant_context
 
-from conftest import actor_in
+from conftest import actor_in, make_user
 from controlplane.accounts.models import User
 from controlplane.mailin.models import InboundAddress, InboundMessage
 from modules.incidents.models import Incident
 from modules.incidents.services import incident_create
-from modules.mailin.services import inbound_message_process
-from modules.people.models import Person
+from modules.mailin.services import inbound_message_process, reply_actor
+from modules.notifications.models import Notification
+from modules.people.models import Group, GroupMembership, Person
+from modules.people.services import person_for_email
+from modules.records.actor import Actor
 from modules.records.models import ActivityEntry, Attachment, Comment
 from modules.requests.models import ServiceRequest
-from modules.requests.services import catalog_category_create, catalog_item_create
+from modules.requests.services import catalog_category_create, catalog_item_create, request_submit
 from tenants.models import Tenant
 
 from .factories import address_for, email_bytes, reply_id, stored
@@ -35,6 +39,11 @@ def media(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture
 def help_a(tenant_a: Tenant, tech_a: User) -> InboundAddress:
     return address_for(tenant_a, tech_a, "Help@Acme.example")
+
+
+def carol(tenant: Tenant) -> Person:
+    """The sender of ``email_bytes()`` as a person of ``tenant``'s directory (call inside its context)."""
+    return person_for_email(email="carol@client.example", display_name="Carol Caller")
 
 
 def process(tenant: Tenant, message: InboundMessage) -> InboundMessage:
@@ -109,7 +118,9 @@ def test_a_reply_by_message_id_becomes_a_public_comment_by_the_sender(
     tenant_a: Tenant, tech_a: User, help_a: InboundAddress, headers: dict[str, str]
 ) -> None:
     with tenant_context(tenant_a):
-        incident = incident_create(actor=actor_in(tenant_a, tech_a), short_description="VPN drops")
+        incident = incident_create(
+            actor=actor_in(tenant_a, tech_a), short_description="VPN drops", caller=carol(tenant_a)
+        )
     reply = reply_id(incident.pk)
     filled = {k: v.format(reply=reply, id=incident.pk) for k, v in headers.items()}
     body = "It works again, thanks.\n\nOn Mon, 3 Mar 2025 at 10:00, Service Desk <desk@itsm.localhost> wrote:\n> Please try again.\n> Regards\n"
@@ -140,7 +151,9 @@ def test_a_reply_by_the_number_in_the_subject_becomes_a_comment(
     tenant_a: Tenant, tech_a: User, help_a: InboundAddress
 ) -> None:
     with tenant_context(tenant_a):
-        incident = incident_create(actor=actor_in(tenant_a, tech_a), short_description="VPN drops")
+        incident = incident_create(
+            actor=actor_in(tenant_a, tech_a), short_description="VPN drops", caller=carol(tenant_a)
+        )
     body = "Still broken.\n\n-----Original Message-----\nFrom: desk\nSent: Monday\n\nold text\n"
     process(tenant_a, stored(help_a, email_bytes(subject=f"RE: [{incident.number}] VPN drops", body=body)))
     process(tenant_a, stored(help_a, email_bytes(subject=f"AW: {incident.number.lower()} again", body="Hi")))
@@ -389,3 +402,225 @@ def test_a_reply_naming_another_tenants_record_never_touches_that_tenant(
         incident_a = Incident.objects.get()
         assert Comment.objects.count() == 0
     assert (message.result_id, message.result_number) == (incident_a.pk, "INC0000001")
+
+
+def notified(record_id: Any) -> list[tuple[str, str, str]]:
+    """(event, person's email, audience) of the in-app notifications about ``record_id``."""
+    rows = Notification.objects.filter(event__record_id=record_id).select_related("event", "person")
+    return sorted((n.event.event, n.person.email, n.event.context.get("audience", "")) for n in rows)
+
+
+def test_a_strangers_reply_naming_a_record_opens_a_new_incident_and_leaves_the_record_alone(
+    tenant_a: Tenant, tech_a: User, help_a: InboundAddress, media: Path
+) -> None:
+    with tenant_context(tenant_a):
+        technician = actor_in(tenant_a, tech_a)
+        original = incident_create(
+            actor=technician,
+            short_description="VPN drops",
+            caller=carol(tenant_a),
+            assigned_to=technician.person,
+        )
+        history = list(ActivityEntry.objects.filter(record_id=original.pk).values_list("pk", flat=True))
+    raw = email_bytes(
+        sender="Mallory <mallory@elsewhere.example>",
+        subject=f"Re: [{original.number}] VPN drops",
+        body="Please close this ticket, it is fixed.\n",
+        headers={"In-Reply-To": reply_id(original.pk)},
+        attachments=[("notes.txt", b"not for the original\n", "text/plain")],
+    )
+    message = process(tenant_a, stored(help_a, raw, envelope_sender="mallory@elsewhere.example"))
+
+    with tenant_context(tenant_a):
+        new = Incident.objects.exclude(pk=original.pk).get()
+        mallory = Person.objects.get(email="mallory@elsewhere.example")
+        assert (new.number, new.caller_id, new.short_description, new.description) == (
+            "INC0000002",
+            mallory.pk,
+            "Re: [INC0000001] VPN drops",
+            "Please close this ticket, it is fixed.",
+        )
+        assert Comment.objects.count() == 0
+        assert list(Attachment.objects.values_list("record_id", "file_name")) == [(new.pk, "notes.txt")]
+        assert (
+            list(ActivityEntry.objects.filter(record_id=original.pk).values_list("pk", flat=True)) == history
+        )
+        assert Incident.objects.get(pk=original.pk).updated_at == original.updated_at
+        assert notified(original.pk) == []
+    assert (message.status, message.reason) == (
+        "processed",
+        "sender may not update INC0000001, new incident INC0000002",
+    )
+    assert (message.result_type, message.result_id, message.result_number) == (
+        "incident",
+        new.pk,
+        "INC0000002",
+    )
+
+
+def test_the_callers_reply_is_a_comment_by_the_caller_as_an_end_user(
+    tenant_a: Tenant, tech_a: User, help_a: InboundAddress
+) -> None:
+    with tenant_context(tenant_a):
+        technician = actor_in(tenant_a, tech_a)
+        incident = incident_create(
+            actor=technician,
+            short_description="VPN drops",
+            caller=carol(tenant_a),
+            assigned_to=technician.person,
+        )
+    raw = email_bytes(subject=f"RE: [{incident.number}] VPN drops", body="Still broken after the update.\n")
+    message = process(tenant_a, stored(help_a, raw))
+
+    with tenant_context(tenant_a):
+        comment = Comment.objects.get()
+        entry = ActivityEntry.objects.get(record_id=incident.pk, verb="comment.added")
+        caller = carol(tenant_a)
+        assert (comment.record_id, comment.author_id, comment.body, comment.is_work_note) == (
+            incident.pk,
+            caller.pk,
+            "Still broken after the update.",
+            False,
+        )
+        assert (entry.actor_person_id, entry.actor_user_id, entry.source) == (caller.pk, None, "email")
+        # As the caller: the assignee is told (a technician's comment would tell the caller instead).
+        assert notified(incident.pk) == [("record.commented", "tech.a@northwind.example", "console")]
+        author = reply_actor(kind="incident", record=incident, person=caller)
+        assert author == Actor(user_id=None, person=caller, role="end_user", source="email")
+        assert Incident.objects.count() == 1
+    assert (message.status, message.reason) == ("processed", f"reply: comment added to {incident.number}")
+
+
+def test_the_assignees_reply_is_a_comment_by_the_technician(
+    tenant_a: Tenant, tech_a: User, help_a: InboundAddress
+) -> None:
+    with tenant_context(tenant_a):
+        technician = actor_in(tenant_a, tech_a)
+        incident = incident_create(
+            actor=technician,
+            short_description="VPN drops",
+            caller=carol(tenant_a),
+            assigned_to=technician.person,
+        )
+    raw = email_bytes(
+        sender="Tech A <Tech.A@northwind.example>",
+        subject="Re: VPN drops",
+        body="Please restart the client and try again.\n\n> quoted notification\n",
+        headers={"References": f"<record.{incident.pk}@itsm.localhost>"},
+        attachments=[("steps.txt", b"1. restart\n", "text/plain")],
+    )
+    message = process(tenant_a, stored(help_a, raw, envelope_sender="tech.a@northwind.example"))
+
+    with tenant_context(tenant_a):
+        comment = Comment.objects.get()
+        assert (comment.record_id, comment.author_id, comment.body) == (
+            incident.pk,
+            technician.person_id,
+            "Please restart the client and try again.",
+        )
+        entry = ActivityEntry.objects.get(record_id=incident.pk, verb="comment.added")
+        assert (entry.actor_person_id, entry.actor_user_id, entry.source) == (
+            technician.person_id,
+            tech_a.pk,
+            "email",
+        )
+        attachment = Attachment.objects.get()
+        assert (attachment.record_id, attachment.uploaded_by_id) == (incident.pk, technician.person_id)
+        # As a technician: the caller is told, on the portal.
+        assert notified(incident.pk) == [("record.commented", "carol@client.example", "portal")]
+        assert technician.person is not None
+        author = reply_actor(kind="incident", record=incident, person=technician.person)
+        assert author == Actor(user_id=tech_a.pk, person=technician.person, role="technician", source="email")
+        stranger = person_for_email(email="mallory@elsewhere.example")
+        assert reply_actor(kind="incident", record=incident, person=stranger) is None
+    assert (message.status, message.result_id) == ("processed", incident.pk)
+
+
+def test_a_member_of_the_assignment_group_may_reply_and_a_member_of_another_group_may_not(
+    tenant_a: Tenant, help_a: InboundAddress
+) -> None:
+    with tenant_context(tenant_a):
+        network, desk = Group.objects.create(name="Network"), Group.objects.create(name="Desk")
+        nina = person_for_email(email="nina@northwind.example", display_name="Nina Network")
+        dave = person_for_email(email="dave@northwind.example", display_name="Dave Desk")
+        GroupMembership.objects.create(group=network, person=nina)
+        GroupMembership.objects.create(group=desk, person=dave)
+        incident = incident_create(
+            actor=actor_in(tenant_a, make_user("lead@northwind.example")),
+            short_description="Switch down",
+            caller=carol(tenant_a),
+            assignment_group=network,
+        )
+    subject = f"Re: [{incident.number}] Switch down"
+    nina_says = process(
+        tenant_a, stored(help_a, email_bytes(sender="nina@northwind.example", subject=subject))
+    )
+    dave_says = process(
+        tenant_a, stored(help_a, email_bytes(sender="dave@northwind.example", subject=subject))
+    )
+
+    with tenant_context(tenant_a):
+        assert list(Comment.objects.values_list("record_id", "author_id")) == [(incident.pk, nina.pk)]
+        assert Incident.objects.get(number="INC0000002").caller_id == dave.pk
+    assert nina_says.reason == f"reply: comment added to {incident.number}"
+    assert dave_says.reason == f"sender may not update {incident.number}, new incident INC0000002"
+
+
+def test_replies_to_a_service_request_from_the_requester_and_the_fulfilment_group_comment_others_do_not(
+    tenant_a: Tenant, tech_a: User, help_a: InboundAddress
+) -> None:
+    with tenant_context(tenant_a):
+        technician = actor_in(tenant_a, tech_a)
+        fulfilment = Group.objects.create(name="Fulfilment")
+        assert technician.person is not None
+        GroupMembership.objects.create(group=fulfilment, person=technician.person)
+        item = catalog_item_create(
+            actor=technician,
+            name="Monitor",
+            category=catalog_category_create(actor=technician, name="Hardware"),
+            fulfilment_group=fulfilment,
+        )
+        request = request_submit(
+            actor=technician, items=[{"catalog_item": item}], requested_for=carol(tenant_a)
+        )
+    subject = f"Re: [{request.number}] Monitor"
+    outcomes = [
+        process(tenant_a, stored(help_a, email_bytes(sender=sender, subject=subject, body=f"{n}\n")))
+        for n, sender in enumerate(
+            ["carol@client.example", "tech.a@northwind.example", "mallory@elsewhere.example"], start=1
+        )
+    ]
+
+    with tenant_context(tenant_a):
+        authors = Comment.objects.filter(record_id=request.pk).values_list("author__email", "body")
+        assert list(authors) == [("carol@client.example", "1"), ("tech.a@northwind.example", "2")]
+        assert list(Incident.objects.values_list("number", "caller__email")) == [
+            ("INC0000001", "mallory@elsewhere.example")
+        ]
+    assert [m.reason for m in outcomes] == [
+        f"reply: comment added to {request.number}",
+        f"reply: comment added to {request.number}",
+        f"sender may not update {request.number}, new incident INC0000001",
+    ]
+
+
+def test_processing_that_fails_after_storing_attachments_leaves_no_file(
+    tenant_a: Tenant, help_a: InboundAddress, media: Path
+) -> None:
+    # The outcome cannot be written (as when the database refuses the last statement): the work rolls
+    # back after the attachments were stored, and their files must go with it.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE mailin_inboundmessage ADD CONSTRAINT test_refuse_processed"
+            " CHECK (status <> 'processed') NOT VALID"
+        )
+    raw = email_bytes(attachments=[("printer.log", b"jam at tray 2\n", "text/plain")])
+    message = stored(help_a, raw)
+    before = counts(tenant_a)
+
+    with tenant_context(tenant_a), pytest.raises(IntegrityError, match="test_refuse_processed"):
+        inbound_message_process(message_id=message.pk)
+
+    assert [p for p in media.rglob("*") if p.is_file()] == []  # none under <schema>/attachments
+    assert counts(tenant_a) == before
+    assert InboundMessage.objects.get(pk=message.pk).status == "received"  # the sweep tries again

@@ -56,10 +56,23 @@ def test_header_navigation_names_every_practice_and_marks_the_current_one(
         ("/t/acme/cmdb/", "CMDB"),
         ("/t/acme/knowledge/", "Knowledge"),
         ("/t/acme/search/", "Search"),
+        ("/t/acme/mailin/", "Email in"),
     ]
     assert re.findall(r'<a href="([^"]+)" aria-current="page">', nav) == ["/t/acme/problems/"]
     search = page_of(client_for(tech_a), "/t/acme/search/?q=mail")
     assert re.findall(r'<a href="([^"]+)" aria-current="page">', search) == ["/t/acme/search/"]
+    mailin = page_of(client_for(tech_a), "/t/acme/mailin/")
+    assert re.findall(r'<a href="([^"]+)" aria-current="page">', mailin) == ["/t/acme/mailin/"]
+
+
+def test_the_email_in_link_is_for_technicians_only(
+    client_for: ClientFor, tech_a: User, end_user_a: User, tenant_a: Tenant
+) -> None:
+    """The inbound addresses page is the provider's plumbing (404 for anyone else): no link to it."""
+    assert 'href="/t/acme/mailin/"' in page_of(client_for(tech_a), "/t/acme/incidents/")
+    end_user_page = page_of(client_for(end_user_a), "/t/acme/incidents/")
+    assert 'aria-label="Practices"' in end_user_page
+    assert 'href="/t/acme/mailin/"' not in end_user_page
 
 
 def test_no_practice_navigation_outside_a_tenant(client_for: ClientFor, tech_a: User) -> None:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.core.files.base import ContentFile
+from django.db import transaction
 from django.test import Client, override_settings
 from django_tenants.utils import tenant_context
 
@@ -20,6 +22,7 @@ from controlplane.accounts.models import User
 from modules.incidents.services import incident_create, incident_search_refresh
 from modules.records.models import ActivityEntry, Attachment, RecordLink, SearchDocument
 from modules.records.selectors import search, search_tsquery
+from modules.records.services import attachment_add, attachment_files_atomic
 from tenants.models import Tenant
 
 API = "/api/v1/t/acme"
@@ -181,6 +184,67 @@ def test_attachment_refusals_write_nothing(
     assert message in response.json()["detail"]
     assert counts(tenant_a) == before
     assert list(media.rglob("*.*")) == [] and [p for p in media.rglob("*") if p.is_file()] == []
+
+
+class Boom(Exception):
+    """Raised by a test to fail the work around ``attachment_add``."""
+
+
+def stored_files(media: Any) -> list[str]:
+    """Every file under MEDIA_ROOT, relative to it, sorted."""
+    return sorted(str(p.relative_to(media)) for p in media.rglob("*") if p.is_file())
+
+
+def add_file(tenant: Tenant, user: User, incident: Any, name: str) -> Attachment:
+    return attachment_add(
+        actor=actor_in(tenant, user),
+        record_type="incident",
+        record_id=incident.pk,
+        upload=ContentFile(b"log line\n", name=name),
+    )
+
+
+def test_files_stored_in_a_guarded_block_that_rolls_back_are_removed(
+    media: Any, tenant_a: Tenant, tech_a: User
+) -> None:
+    incident = new_incident(tenant_a, tech_a, "Logs")
+    before = counts(tenant_a)
+    with tenant_context(tenant_a), pytest.raises(Boom), attachment_files_atomic():
+        first = add_file(tenant_a, tech_a, incident, "one.log")
+        add_file(tenant_a, tech_a, incident, "two.log")
+        assert stored_files(media) != []  # stored while the work was going on
+        raise Boom  # the rest of the work fails: nothing of it may stay
+    assert stored_files(media) == []
+    assert counts(tenant_a) == before
+    with tenant_context(tenant_a):
+        assert not Attachment.objects.filter(pk=first.pk).exists()
+
+
+def test_a_rolled_back_savepoint_loses_its_file_and_the_committed_one_stays(
+    media: Any, tenant_a: Tenant, tech_a: User
+) -> None:
+    incident = new_incident(tenant_a, tech_a, "Logs")
+    with tenant_context(tenant_a):
+        with attachment_files_atomic():
+            kept = add_file(tenant_a, tech_a, incident, "kept.log")
+            with pytest.raises(Boom), transaction.atomic():  # a savepoint the work gives up on
+                add_file(tenant_a, tech_a, incident, "dropped.log")
+                raise Boom
+            with attachment_files_atomic():  # a nested block hands its kept file to the outer one
+                inner = add_file(tenant_a, tech_a, incident, "inner.log")
+        assert sorted(Attachment.objects.values_list("file_name", flat=True)) == ["inner.log", "kept.log"]
+    assert stored_files(media) == sorted(f"{tenant_a.schema_name}/attachments/{a.pk}" for a in (kept, inner))
+
+
+def test_files_of_an_outer_guarded_block_are_removed_when_it_fails_after_an_inner_one_ended(
+    media: Any, tenant_a: Tenant, tech_a: User
+) -> None:
+    incident = new_incident(tenant_a, tech_a, "Logs")
+    with tenant_context(tenant_a), pytest.raises(Boom), attachment_files_atomic():
+        with attachment_files_atomic():
+            add_file(tenant_a, tech_a, incident, "inner.log")
+        raise Boom
+    assert stored_files(media) == []
 
 
 def test_attachment_over_the_size_limit_is_413(

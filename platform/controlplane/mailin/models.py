@@ -51,7 +51,9 @@ class InboundMailbox(models.Model):
     """The IMAP mailbox polled for an inbound address (optional; without one, mail comes by SMTP only).
 
     ``security``: ``tls`` (implicit TLS, usually port 993), ``starttls`` (port 143, upgraded) or ``none``
-    (plain; for a server on the same host only). The password is write-only in the API and console.
+    (plain; for a server on the same host only). The password is write-only in the API and console and
+    stored encrypted (``password_encrypted``: a Fernet token, ``crypto.secret_encrypt``; the poller
+    decrypts it just before logging in).
     """
 
     class Security(models.TextChoices):
@@ -64,7 +66,7 @@ class InboundMailbox(models.Model):
     port = models.PositiveIntegerField(default=993)
     security = models.CharField(max_length=10, choices=Security.choices, default=Security.TLS)
     username = models.CharField(max_length=255)
-    password = models.CharField(max_length=255)
+    password_encrypted = models.TextField()
     folder = models.CharField(max_length=255, default="INBOX")
     enabled = models.BooleanField(default=True)
     last_polled_at = models.DateTimeField(null=True)

@@ -32,6 +32,7 @@ from modules.records.actor import Actor
 from modules.records.services import activity_record
 from tenants.models import Tenant
 
+from .crypto import SecretUnreadable, secret_decrypt, secret_encrypt, secret_rotate
 from .models import InboundAddress, InboundMailbox, InboundMessage
 
 logger = logging.getLogger(__name__)
@@ -177,8 +178,9 @@ def inbound_mailbox_set(
     enabled: bool = True,
 ) -> InboundMailbox:
     """Create or replace the IMAP mailbox polled for ``address`` (port 1-65535; security tls, starttls or
-    none). Raises PermissionDenied (not provider staff) and InvalidInput naming each bad field. Logs
-    ``inbound_mailbox.set`` (never the password) in the tenant."""
+    none). The password is stored encrypted (``crypto.secret_encrypt``). Raises PermissionDenied (not
+    provider staff) and InvalidInput naming each bad field. Logs ``inbound_mailbox.set`` (never the
+    password) in the tenant."""
     _require_provider_staff(actor)
     errors = []
     if not host.strip():
@@ -200,7 +202,7 @@ def inbound_mailbox_set(
             "port": port,
             "security": security,
             "username": username,
-            "password": password,
+            "password_encrypted": secret_encrypt(password),
             "folder": folder.strip(),
             "enabled": enabled,
             "last_error": "",
@@ -213,6 +215,25 @@ def inbound_mailbox_set(
         changes={"address": address.address, "host": mailbox.host, "port": port, "username": username},
     )
     return mailbox
+
+
+@transaction.atomic
+def inbound_mailbox_rekey() -> tuple[int, list[int]]:
+    """Re-encrypt every stored IMAP password under the current key (``MAILIN_SECRET_KEY``; the step of a
+    key rotation after the old secret was put in the fallbacks, decision 0009). Rows are locked while
+    they change; running it twice is harmless. Returns (how many were re-encrypted, the ids of mailboxes
+    whose password no configured key decrypts: those stay as they are and need their password set
+    again)."""
+    rotated, unreadable = 0, []
+    for mailbox in InboundMailbox.objects.select_for_update().order_by("pk"):
+        try:
+            token = secret_rotate(mailbox.password_encrypted)
+        except SecretUnreadable:
+            unreadable.append(mailbox.pk)
+            continue
+        InboundMailbox.objects.filter(pk=mailbox.pk).update(password_encrypted=token)
+        rotated += 1
+    return rotated, unreadable
 
 
 def _enqueue(message: InboundMessage) -> None:
@@ -333,7 +354,8 @@ def mailbox_poll(*, mailbox: InboundMailbox) -> int:
     Each message is stored (and committed) before it is flagged, and its row is unique per mailbox and
     ``UIDVALIDITY:UID``: a poll that dies between the two stores nothing twice the next time. Fetching
     uses ``BODY.PEEK[]``, which does not set ``\\Seen`` itself. At most IMAP_BATCH messages per poll.
-    A connection or login error is kept in ``last_error`` (and logged), not raised.
+    A connection or login error, or a password no configured key decrypts, is kept in ``last_error``
+    (and logged), not raised.
     """
     address = mailbox.address
     stored = 0
@@ -341,7 +363,7 @@ def mailbox_poll(*, mailbox: InboundMailbox) -> int:
     try:
         client = _imap_connect(mailbox)
         try:
-            client.login(mailbox.username, mailbox.password)
+            client.login(mailbox.username, secret_decrypt(mailbox.password_encrypted))
             status, _ = client.select(_quoted(mailbox.folder))
             if status != "OK":
                 raise imaplib.IMAP4.error(f"cannot select folder {mailbox.folder!r}")
@@ -367,7 +389,7 @@ def mailbox_poll(*, mailbox: InboundMailbox) -> int:
         finally:
             with contextlib.suppress(imaplib.IMAP4.error, OSError):
                 client.logout()
-    except (imaplib.IMAP4.error, OSError, ssl.SSLError) as exc:
+    except (imaplib.IMAP4.error, OSError, ssl.SSLError, SecretUnreadable) as exc:
         error = f"{type(exc).__name__}: {exc}"[:2000]
         logger.warning("polling mailbox %s for %s failed: %s", mailbox.pk, address.address, error)
     InboundMailbox.objects.filter(pk=mailbox.pk).update(last_polled_at=timezone.now(), last_error=error)

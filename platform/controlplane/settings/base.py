@@ -173,6 +173,10 @@ MAILIN_SMTP_PORT = int(os.environ.get("MAILIN_SMTP_PORT", "2525"))
 MAILIN_MAX_MESSAGE_BYTES = int(os.environ.get("MAILIN_MAX_MESSAGE_BYTES", str(40 * 1024 * 1024)))
 MAILIN_SENDER_LIMIT = 20  # more messages than this from one sender within the window are ignored (loops)
 MAILIN_SENDER_WINDOW_MINUTES = 10
+# Secret the IMAP passwords are encrypted with (Fernet key via HKDF; empty: derived from SECRET_KEY).
+# Rotation: new secret here, old ones in the comma-separated fallbacks, then `manage.py mail_rekey`.
+MAILIN_SECRET_KEY = os.environ.get("MAILIN_SECRET_KEY", "")
+MAILIN_SECRET_KEY_FALLBACKS = [k for k in os.environ.get("MAILIN_SECRET_KEY_FALLBACKS", "").split(",") if k]
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
