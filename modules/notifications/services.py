@@ -626,6 +626,33 @@ def webhook_endpoint_create(
 
 
 @transaction.atomic
+def webhook_endpoint_set_active(
+    *, actor: Actor, endpoint: WebhookEndpoint, active: bool, now: dt.datetime | None = None
+) -> WebhookEndpoint:
+    """Disable (``active=False``) or re-enable an endpoint; admins only (PermissionDenied). A disabled
+    endpoint gets no new deliveries and its pending ones fail at their next attempt ("endpoint
+    inactive"); ``disabled_reason`` says who disabled it when (UTC), and is cleared on re-enabling.
+    No change when it is already so. Logs ``webhook_endpoint.disabled`` / ``webhook_endpoint.enabled``."""
+    _require_admin(actor)
+    if endpoint.active == active:
+        return endpoint
+    when = (now or timezone.now()).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    who = actor.person.display_name if actor.person is not None else "the system"
+    reason = "" if active else f"disabled by {who} on {when}"
+    changes = {"active": [endpoint.active, active], "disabled_reason": [endpoint.disabled_reason, reason]}
+    endpoint.active, endpoint.disabled_reason = active, reason
+    endpoint.save(update_fields=["active", "disabled_reason", "updated_at"])
+    activity_record(
+        actor=actor,
+        verb="webhook_endpoint.enabled" if active else "webhook_endpoint.disabled",
+        record_type="webhook_endpoint",
+        record_id=endpoint.pk,
+        changes=changes,
+    )
+    return endpoint
+
+
+@transaction.atomic
 def webhook_endpoint_delete(*, actor: Actor, endpoint: WebhookEndpoint) -> None:
     """Remove an endpoint and its delivery log (admins only). Logs ``webhook_endpoint.deleted``."""
     _require_admin(actor)
