@@ -10,8 +10,13 @@ How it fits together (docs/decisions/0008-notifications-outbox.md):
   (``SKIP LOCKED``: a second copy of the task running at the same time does nothing), sends only what
   is still pending and due, and records the outcome in the same transaction. A sent row is never sent
   again, however often its task is delivered.
-- ``notification_deliver_due`` (the per-tenant beat sweep) enqueues what is pending and due again, so
-  retries with backoff survive restarts and a lost enqueue is made good within a minute.
+- Every pending delivery is covered by the tenant's control-plane wake-up (``TenantWakeup``, kind
+  ``notifications``), written in the same transaction: a delivery handed to the broker is looked at
+  again ENQUEUE_LEASE later (in case the message was lost), a failed attempt at its ``next_attempt_at``.
+  Beat (``tasks.notification_sweep_task``) reads only the due wake-ups and wakes those tenants;
+  ``notification_deliver_due`` (the tenant's task) enqueues what is due and moves the wake-up to the
+  tenant's next due time, or deletes it when nothing is pending. Retries survive restarts, and a tenant
+  with nothing pending costs beat nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from controlplane.problems import InvalidInput, PermissionDenied
+from controlplane.workindex.services import workindex_wakeup_recompute, workindex_wakeup_set
 from modules.people.models import GroupMembership, Person
 from modules.records.actor import Actor
 from modules.records.services import activity_record
@@ -68,6 +74,11 @@ RESPONSE_SNIPPET_CHARS = 200
 WEBHOOK_CONTEXT_KEYS = ("state", "previous_state", "approval_id", "step", "level")
 SETTINGS_RECORD_ID = uuid.uuid5(uuid.NAMESPACE_URL, "msp-itsm:notification-settings")
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+# The tenant's control-plane wake-up (controlplane.workindex TenantWakeup) for pending deliveries.
+WAKEUP_KIND = "notifications"
+# A delivery handed to the broker is looked at again after this long, in case the message was lost (a
+# broker that was down, a worker that died); a copy sent meanwhile does nothing (the row is locked or sent).
+ENQUEUE_LEASE = dt.timedelta(minutes=5)
 
 
 def retry_delay(attempt: int) -> dt.timedelta:
@@ -210,6 +221,8 @@ def notification_emit(
     )
     email_ids, hook_ids, schema = [e.pk for e in emails], [str(h.pk) for h in hooks], _schema_name()
     if email_ids or hook_ids:
+        # Sent after commit; the wake-up (same transaction) makes good a lost message.
+        workindex_wakeup_set(kind=WAKEUP_KIND, due_at=timezone.now() + ENQUEUE_LEASE)
         transaction.on_commit(
             lambda: deliveries_enqueue(schema_name=schema, email_ids=email_ids, webhook_ids=hook_ids)
         )
@@ -271,6 +284,7 @@ def email_delivery_send(*, delivery_id: int, now: dt.datetime | None = None) -> 
                 delivery.state = DeliveryState.FAILED
             else:
                 delivery.next_attempt_at = now + retry_delay(delivery.attempts)
+                workindex_wakeup_set(kind=WAKEUP_KIND, due_at=delivery.next_attempt_at)
             delivery.save()
             return False
         delivery.state, delivery.sent_at, delivery.last_error = DeliveryState.SENT, now, ""
@@ -405,29 +419,56 @@ def webhook_delivery_attempt(*, delivery_id: uuid.UUID | str, now: dt.datetime |
             delivery.state, delivery.next_attempt_at = WebhookDelivery.State.FAILED, None
         else:
             delivery.next_attempt_at = now + retry_delay(delivery.attempt_count)
+            workindex_wakeup_set(kind=WAKEUP_KIND, due_at=delivery.next_attempt_at)
         delivery.save()
         return str(delivery.state)
 
 
-def notification_deliver_due(*, now: dt.datetime | None = None, limit: int = 500) -> int:
-    """Enqueue a send task for every pending email and webhook delivery of this tenant that is due
-    (``next_attempt_at`` <= ``now``, UTC), at most ``limit`` of each, oldest first. Returns how many were
-    enqueued. The per-tenant beat sweep; duplicates are harmless (the send services are idempotent)."""
-    now = now or timezone.now()
-    email_ids = list(
-        EmailDelivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now)
+def _pending_due(model: Any, now: dt.datetime, limit: int) -> list[Any]:
+    return list(
+        model.objects.filter(state="pending", next_attempt_at__lte=now)
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
-    hook_ids = [
-        str(pk)
-        for pk in WebhookDelivery.objects.filter(
-            state=WebhookDelivery.State.PENDING, next_attempt_at__lte=now
-        )
+
+
+def _next_unhandled_at(model: Any, handed: Sequence[Any], now: dt.datetime) -> dt.datetime | None:
+    """The earliest ``next_attempt_at`` of ``model``'s pending deliveries, leaving out those in
+    ``handed`` that are still due (they were just enqueued; ENQUEUE_LEASE covers them). A delivery
+    enqueued and already failed again counts with its retry time; one that was due but not enqueued
+    (over the limit, or committed after the due list was read) counts with its past time."""
+    return (
+        model.objects.filter(state="pending")
+        .exclude(pk__in=list(handed), next_attempt_at__lte=now)
         .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
-    ]
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+
+
+def notification_deliver_due(*, now: dt.datetime | None = None, limit: int = 500) -> int:
+    """The tenant's sweep, woken by beat: enqueue a send task for every pending email and webhook
+    delivery that is due (``next_attempt_at`` <= ``now``, UTC), at most ``limit`` of each, oldest first,
+    then move the tenant's wake-up (``workindex_wakeup_recompute``, kind WAKEUP_KIND) to the earliest
+    ``next_attempt_at`` of the pending deliveries it did not just enqueue (a past time when more than
+    ``limit`` were due: beat wakes the tenant again on its next tick), or ``now`` + ENQUEUE_LEASE when
+    it enqueued something (a failed attempt lowers the wake-up to its retry time; a lost message is
+    looked at again then). Nothing pending: the wake-up is deleted and beat leaves the tenant alone.
+    Returns how many were enqueued. Duplicates are harmless (the send services are idempotent)."""
+    now = now or timezone.now()
+    email_ids = _pending_due(EmailDelivery, now, limit)
+    hook_ids = [str(pk) for pk in _pending_due(WebhookDelivery, now, limit)]
     deliveries_enqueue(schema_name=_schema_name(), email_ids=email_ids, webhook_ids=hook_ids)
+
+    def earliest() -> dt.datetime | None:  # runs once the wake-up row is locked
+        candidates = [
+            _next_unhandled_at(EmailDelivery, email_ids, now),
+            _next_unhandled_at(WebhookDelivery, hook_ids, now),
+            now + ENQUEUE_LEASE if email_ids or hook_ids else None,
+        ]
+        return min((c for c in candidates if c is not None), default=None)
+
+    workindex_wakeup_recompute(kind=WAKEUP_KIND, earliest=earliest)
     return len(email_ids) + len(hook_ids)
 
 
@@ -582,6 +623,33 @@ def webhook_endpoint_create(
         changes={"url": [None, url], "event_types": [None, endpoint.event_types]},
     )
     return endpoint, secret
+
+
+@transaction.atomic
+def webhook_endpoint_set_active(
+    *, actor: Actor, endpoint: WebhookEndpoint, active: bool, now: dt.datetime | None = None
+) -> WebhookEndpoint:
+    """Disable (``active=False``) or re-enable an endpoint; admins only (PermissionDenied). A disabled
+    endpoint gets no new deliveries and its pending ones fail at their next attempt ("endpoint
+    inactive"); ``disabled_reason`` says who disabled it when (UTC), and is cleared on re-enabling.
+    No change when it is already so. Logs ``webhook_endpoint.disabled`` / ``webhook_endpoint.enabled``."""
+    _require_admin(actor)
+    if endpoint.active == active:
+        return endpoint
+    when = (now or timezone.now()).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    who = actor.person.display_name if actor.person is not None else "the system"
+    reason = "" if active else f"disabled by {who} on {when}"
+    changes = {"active": [endpoint.active, active], "disabled_reason": [endpoint.disabled_reason, reason]}
+    endpoint.active, endpoint.disabled_reason = active, reason
+    endpoint.save(update_fields=["active", "disabled_reason", "updated_at"])
+    activity_record(
+        actor=actor,
+        verb="webhook_endpoint.enabled" if active else "webhook_endpoint.disabled",
+        record_type="webhook_endpoint",
+        record_id=endpoint.pk,
+        changes=changes,
+    )
+    return endpoint
 
 
 @transaction.atomic

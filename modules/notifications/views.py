@@ -1,5 +1,7 @@
 """Console and portal pages of in-app notifications: the list, mark read (htmx, or a plain POST that
-redirects back) and the email preferences. Console: /t/<tenant>/notifications/; portal: /notifications/."""
+redirects back) and the email preferences. Console: /t/<tenant>/notifications/; portal: /notifications/.
+Console only: the tenant's notification settings (email branding) and webhook endpoints with their
+delivery logs, under /t/<tenant>/notifications/settings/ and .../webhooks/."""
 
 from __future__ import annotations
 
@@ -7,13 +9,13 @@ import uuid
 from typing import Any
 
 from django import forms
-from django.http import HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from controlplane.http import TenantRequest, form_errors_apply, request_actor
-from controlplane.problems import DomainError
+from controlplane.problems import DomainError, NotFound
 from modules.records.actor import Actor
 from modules.records.registry import kind_get
 
@@ -144,3 +146,143 @@ def notification_preferences(request: TenantRequest, tenant: str | None = None) 
         initial={"email_opt_out": current.email_opt_out, "muted_events": current.muted_events}
     )
     return _preferences_page(request, actor, form, saved=False)
+
+
+# Admin pages (console only): the tenant's email branding and its webhook endpoints. Technicians and
+# admins read them; admins (provider owners and admins, client admins) change them; end users are refused.
+
+
+def _denied(request: TenantRequest, exc: DomainError) -> HttpResponse:
+    return render(request, "notifications/denied.html", {"error": exc}, status=exc.status)
+
+
+class BrandingForm(forms.Form):
+    """Free text: the service checks each field and its errors are shown next to them."""
+
+    sender_name = forms.CharField(required=False, label="Sender name (empty: the client's name)")
+    reply_to = forms.CharField(required=False, label="Reply-to address")
+    accent_colour = forms.CharField(required=False, label="Accent colour (#rrggbb)")
+    logo_url = forms.CharField(required=False, label="Logo URL (https)")
+
+
+def notification_settings(request: TenantRequest, tenant: str) -> HttpResponse:
+    """The tenant's notification settings: email branding (admins change it with POST; technicians read
+    it), with links to the webhook endpoints and the actor's own email preferences. 403 for end users."""
+    actor = request_actor(request)
+    try:
+        current = selectors.notification_settings_get(actor=actor)
+    except DomainError as exc:
+        return _denied(request, exc)
+    initial = {f: getattr(current, f) for f in BrandingForm.base_fields}
+    form = BrandingForm(request.POST or None, initial=initial)
+    status, saved = 200, False
+    if request.method == "POST":
+        status = 422
+        if form.is_valid():
+            try:
+                current = services.notification_settings_set(actor=actor, **form.cleaned_data)
+            except DomainError as exc:
+                if exc.status == 403:
+                    return _denied(request, exc)
+                form_errors_apply(form, exc)
+                status = exc.status
+            else:
+                status, saved = 200, True
+                form = BrandingForm(initial={f: getattr(current, f) for f in BrandingForm.base_fields})
+    context = {"form": form, "branding": current, "admin": actor.is_admin, "saved": saved}
+    return render(request, "notifications/settings.html", context, status=status)
+
+
+class WebhookEndpointForm(forms.Form):
+    url = forms.CharField(label="URL (https, a public address)", max_length=500)
+    event_types = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        choices=[(e, e) for e in EVENT_TYPES],
+        label="Events",
+    )
+    description = forms.CharField(required=False, max_length=200)
+
+
+def webhook_list(request: TenantRequest, tenant: str) -> HttpResponse:
+    """The tenant's webhook endpoints; admins add one here (POST), after which the page shows its signing
+    secret, once. Technicians read; end users and technicians posting get 403 and nothing is written."""
+    actor = request_actor(request)
+    try:
+        endpoints = list(selectors.webhook_endpoint_list(actor=actor))
+    except DomainError as exc:
+        return _denied(request, exc)
+    form = WebhookEndpointForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.is_valid():
+            try:
+                endpoint, secret = services.webhook_endpoint_create(actor=actor, **form.cleaned_data)
+            except DomainError as exc:
+                if exc.status == 403:
+                    return _denied(request, exc)
+                form_errors_apply(form, exc)
+                status = exc.status
+            else:  # the only time the secret is shown: render it now, never store it in a session
+                context = {"endpoint": endpoint, "secret": secret}
+                return render(request, "notifications/webhook_created.html", context, status=201)
+    context = {"endpoints": endpoints, "form": form, "admin": actor.is_admin}
+    return render(request, "notifications/webhooks.html", context, status=status)
+
+
+def _endpoint(actor: Actor, endpoint_id: uuid.UUID) -> Any:
+    """The endpoint of this tenant; Http404 for a missing one or another tenant's, as for any id."""
+    try:
+        return selectors.webhook_endpoint_get(actor=actor, endpoint_id=endpoint_id)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+
+
+def webhook_detail(request: TenantRequest, tenant: str, endpoint_id: uuid.UUID) -> HttpResponse:
+    """One endpoint and its delivery log, newest first (100 at most): each delivery's event, state,
+    attempts (time, status code, response excerpt, error) and next attempt. htmx gets the log only."""
+    actor = request_actor(request)
+    try:
+        endpoint = _endpoint(actor, endpoint_id)
+        deliveries = list(selectors.webhook_delivery_list(actor=actor, endpoint=endpoint)[:PAGE_SIZE])
+    except DomainError as exc:
+        return _denied(request, exc)
+    context = {"endpoint": endpoint, "deliveries": deliveries, "admin": actor.is_admin}
+    template = (
+        "notifications/_deliveries.html"
+        if request.headers.get("HX-Request")
+        else "notifications/webhook.html"
+    )
+    return render(request, template, context)
+
+
+@require_POST
+def webhook_set_active(request: TenantRequest, tenant: str, endpoint_id: uuid.UUID) -> HttpResponse:
+    """Disable (``active=0``) or re-enable (``active=1``) an endpoint (admins). htmx gets the endpoint's
+    updated row; a plain POST goes back to the list."""
+    actor = request_actor(request)
+    try:
+        endpoint = _endpoint(actor, endpoint_id)
+        services.webhook_endpoint_set_active(
+            actor=actor, endpoint=endpoint, active=request.POST.get("active") == "1"
+        )
+    except DomainError as exc:
+        return _denied(request, exc)
+    if request.headers.get("HX-Request"):
+        return render(request, "notifications/_webhook_row.html", {"e": endpoint, "admin": actor.is_admin})
+    return redirect("notification_webhooks", tenant=tenant)
+
+
+@require_POST
+def webhook_delete(request: TenantRequest, tenant: str, endpoint_id: uuid.UUID) -> HttpResponse:
+    """Remove an endpoint and its delivery log (admins). htmx gets an empty answer (the row goes); a
+    plain POST goes back to the list."""
+    actor = request_actor(request)
+    try:
+        services.webhook_endpoint_delete(actor=actor, endpoint=_endpoint(actor, endpoint_id))
+    except DomainError as exc:
+        return _denied(request, exc)
+    if request.headers.get("HX-Request"):
+        return HttpResponse("")
+    return redirect("notification_webhooks", tenant=tenant)

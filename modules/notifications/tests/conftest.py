@@ -1,12 +1,14 @@
 """Real peers for notification tests: an SMTP server (aiosmtpd) and an HTTP server receiving webhooks,
-each on a free port of 127.0.0.1."""
+each on a free port of 127.0.0.1; a tenant committed for real (for workers and concurrent connections);
+the task messages a test publishes to the real broker."""
 
 from __future__ import annotations
 
 import json
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +16,14 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from celery.signals import before_task_publish
+from django.db import connection
+from psycopg import sql
+
+from controlplane.celery import app
+from controlplane.providers.models import Provider
+from tenants.models import Tenant
+from tenants.services import tenant_provision
 
 
 def free_port() -> int:
@@ -117,3 +127,38 @@ def receiver(settings: Any) -> Iterator[Any]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def committed_tenant(transactional_db: None) -> Iterator[Tenant]:
+    """A tenant committed for real (a worker or another thread has its own connection), dropped afterwards."""
+    provider = Provider.objects.create(name="Northwind MSP", slug="northwind")
+    tenant = tenant_provision(provider=provider, name="Acme Corp", slug="acme")
+    yield tenant
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(tenant.schema_name)))
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` every 0.2 s until it holds, at most 30 s (the caller asserts it afterwards)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not condition():
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def published() -> Iterator[list[tuple[str, str | None]]]:
+    """``(task name, tenant schema)`` of every task message published to the real broker during the
+    test (Celery's ``before_task_publish`` signal, the tenant from the ``_schema_name`` header). The test
+    queue is purged afterwards, so no later worker runs them."""
+    sent: list[tuple[str, str | None]] = []
+
+    def record(sender: str | None = None, headers: dict[str, Any] | None = None, **_: Any) -> None:
+        sent.append((str(sender), (headers or {}).get("_schema_name")))
+
+    before_task_publish.connect(record, weak=False)
+    try:
+        yield sent
+    finally:
+        before_task_publish.disconnect(record)
+        app.control.purge()

@@ -1,47 +1,26 @@
 """End to end through a real broker and worker: a committed change sends its email (real SMTP server)
-and webhook (real HTTP server) from the worker, in the right tenant; the beat sweep sends what is left."""
+and webhook (real HTTP server) from the worker, in the right tenant; the beat sweep, woken by the
+tenant's wake-up, sends what is left."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
-import pytest
 from celery.contrib.testing.worker import start_worker
-from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import tenant_context
-from psycopg import sql
 
 from conftest import actor_in, make_user
 from controlplane.celery import app
-from controlplane.providers.models import Provider
+from controlplane.workindex.models import TenantWakeup
 from modules.incidents.services import incident_create, incident_update
 from modules.notifications.models import EmailDelivery, WebhookDelivery
 from modules.notifications.services import webhook_endpoint_create
 from modules.notifications.tasks import notification_sweep_task
 from modules.people.models import Person
 from tenants.models import Tenant
-from tenants.services import tenant_provision
 
-from .conftest import Mailbox, free_port
-
-
-@pytest.fixture
-def committed_tenant(transactional_db: None) -> Iterator[Tenant]:
-    """A tenant committed for real (the worker thread has its own connection), dropped afterwards."""
-    provider = Provider.objects.create(name="Northwind MSP", slug="northwind")
-    tenant = tenant_provision(provider=provider, name="Acme Corp", slug="acme")
-    yield tenant
-    with connection.cursor() as cursor:
-        cursor.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(tenant.schema_name)))
-
-
-def wait_for(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not condition():
-        time.sleep(0.2)
+from .conftest import Mailbox, free_port, wait_for
 
 
 def attempts(tenant: Tenant, address: str) -> int:
@@ -91,8 +70,13 @@ def test_a_committed_assignment_is_mailed_and_posted_by_the_worker_and_the_sweep
         )
         assert states(committed_tenant) == (["sent", "pending"], ["delivered", "delivered"])
         settings.EMAIL_PORT = smtp_port
+        # The failed attempt moved the tenant's wake-up to its retry time; beat reads only that.
+        wakeup = TenantWakeup.objects.get(tenant=committed_tenant, kind="notifications")
         with tenant_context(committed_tenant):
-            EmailDelivery.objects.filter(state="pending").update(next_attempt_at=timezone.now())
+            pending = EmailDelivery.objects.get(state="pending")
+            assert wakeup.due_at == pending.next_attempt_at
+            EmailDelivery.objects.filter(pk=pending.pk).update(next_attempt_at=timezone.now())
+        TenantWakeup.objects.filter(pk=wakeup.pk).update(due_at=timezone.now())
         notification_sweep_task.delay()  # sent from public, like beat
         wait_for(lambda: states(committed_tenant)[0] == ["sent", "sent"])
 

@@ -57,6 +57,7 @@ def test_header_navigation_names_every_practice_and_marks_the_current_one(
         ("/t/acme/knowledge/", "Knowledge"),
         ("/t/acme/search/", "Search"),
         ("/t/acme/mailin/", "Email in"),
+        ("/t/acme/notifications/settings/", "Settings"),
     ]
     assert re.findall(r'<a href="([^"]+)" aria-current="page">', nav) == ["/t/acme/problems/"]
     search = page_of(client_for(tech_a), "/t/acme/search/?q=mail")

@@ -141,3 +141,26 @@ class TenantDailyRollup(models.Model):
             models.UniqueConstraint(fields=["tenant", "day", "record_type"], name="uniq_rollup_day")
         ]
         indexes = [models.Index(fields=["provider", "day"], name="rollup_provider_day")]
+
+
+class TenantWakeup(models.Model):
+    """When a tenant next has background work of one ``kind`` (``notifications``: a pending delivery's
+    retry): one row per (tenant, kind), absent when the tenant has nothing pending of that kind.
+
+    Beat reads the due rows (``due_at`` <= now, UTC) in one indexed query and sends a task to those
+    tenants only, so an idle tenant costs nothing (../shared/ARCHITECTURE.md, "Seeing across tenants").
+    Tenant services lower ``due_at`` in the transaction that creates the work
+    (``services.workindex_wakeup_set``); the tenant's own task moves it to its next due time or deletes
+    the row afterwards (``services.workindex_wakeup_recompute``).
+    """
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=40)
+    due_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "kind"], name="uniq_tenant_wakeup")]
+        indexes = [models.Index(fields=["kind", "due_at"], name="tenant_wakeup_due")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.tenant_id} at {self.due_at.isoformat()}"

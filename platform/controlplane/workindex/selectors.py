@@ -26,7 +26,7 @@ from controlplane.problems import InvalidInput, PermissionDenied
 from modules.records.registry import kind_get
 from tenants.models import Tenant
 
-from .models import NO_DEADLINE, WorkItem, due_key
+from .models import NO_DEADLINE, TenantWakeup, WorkItem, due_key
 
 MAX_LIMIT = 200
 MAX_DUE_WITHIN_HOURS = 24 * 366
@@ -229,3 +229,15 @@ def workindex_escalations_due(*, now: dt.datetime, limit: int) -> dict[tuple[str
     for schema_name, record_type, record_id in rows:
         grouped[(schema_name, record_type)].append(record_id)
     return dict(grouped)
+
+
+def workindex_wakeups_due(*, kind: str, now: dt.datetime, limit: int) -> list[str]:
+    """Schema names of the active tenants whose wake-up of ``kind`` is due (``due_at`` <= ``now``, UTC),
+    earliest first, at most ``limit``. One query on the ``tenant_wakeup_due`` index (kind, due_at): a
+    tenant with nothing pending has no row and is never read, so a tick costs the number of due tenants,
+    not the number of tenants (../shared/ARCHITECTURE.md, "Seeing across tenants")."""
+    return list(
+        TenantWakeup.objects.filter(kind=kind, due_at__lte=now, tenant__status=Tenant.Status.ACTIVE)
+        .order_by("due_at", "id")
+        .values_list("tenant__schema_name", flat=True)[:limit]
+    )

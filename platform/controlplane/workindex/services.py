@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_tenants.utils import tenant_context
 
-from .models import TenantDailyRollup, WorkGroupMember, WorkItem
+from .models import TenantDailyRollup, TenantWakeup, WorkGroupMember, WorkItem
 from .rollup import ROLLUP_SOURCES, acknowledged_sql, rebuild_sql
 
 if TYPE_CHECKING:
@@ -170,6 +170,57 @@ def workindex_group_member_set(*, group_id: uuid.UUID, user_id: int, member: boo
         WorkGroupMember.objects.get_or_create(tenant_id=tenant_id, group_id=group_id, user_id=user_id)
     else:
         WorkGroupMember.objects.filter(tenant_id=tenant_id, group_id=group_id, user_id=user_id).delete()
+
+
+# Wake-ups: when a tenant next has background work of a kind (``TenantWakeup``)
+
+
+def workindex_wakeup_set(*, kind: str, due_at: dt.datetime) -> None:
+    """Make sure the connection's tenant is woken for ``kind`` (``notifications``...) at ``due_at`` (UTC)
+    at the latest: inserts the tenant's row, or keeps the earlier of its time and ``due_at``
+    (``INSERT ... ON CONFLICT DO UPDATE SET due_at = LEAST(existing, new)``, one atomic statement, so
+    concurrent writers never move a wake-up later). Call it in the transaction that creates the work,
+    so the wake-up commits or rolls back with it. Raises NoTenant in public or the template schema."""
+    tenant_id, _ = current_tenant_ids()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO workindex_tenantwakeup (tenant_id, kind, due_at) VALUES (%s, %s, %s)"
+            " ON CONFLICT (tenant_id, kind)"
+            " DO UPDATE SET due_at = LEAST(workindex_tenantwakeup.due_at, EXCLUDED.due_at)",
+            [tenant_id, kind, due_at],
+        )
+
+
+def workindex_wakeup_recompute(
+    *, kind: str, earliest: Callable[[], dt.datetime | None]
+) -> dt.datetime | None:
+    """Set the connection's tenant's wake-up of ``kind`` to ``earliest()`` (UTC; the tenant's next due
+    work, read from its schema), or delete it when that is None (nothing pending). Returns that time.
+
+    Runs in one transaction that first locks the tenant's row (``SELECT ... FOR UPDATE``) and only then
+    calls ``earliest``. A concurrent writer of new work (``workindex_wakeup_set`` in its own
+    transaction) either committed before the lock was granted, so ``earliest`` (a new statement under
+    READ COMMITTED, Django's default) sees its work, or waits for this transaction and then lowers the
+    time again with LEAST (or re-inserts the deleted row). Without a row to lock, a time is written with
+    ``workindex_wakeup_set`` (LEAST with a concurrent insert) and nothing is deleted. So no pending work
+    is ever left without a wake-up. Raises NoTenant in public or the template schema."""
+    tenant_id, _ = current_tenant_ids()
+    with transaction.atomic():
+        held = (
+            TenantWakeup.objects.select_for_update()
+            .filter(tenant_id=tenant_id, kind=kind)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        due_at = earliest()
+        if held is None:
+            if due_at is not None:
+                workindex_wakeup_set(kind=kind, due_at=due_at)
+        elif due_at is None:
+            TenantWakeup.objects.filter(pk=held).delete()
+        else:
+            TenantWakeup.objects.filter(pk=held).update(due_at=due_at)
+    return due_at
 
 
 # The daily rollup
