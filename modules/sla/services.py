@@ -458,9 +458,15 @@ def _send_recompute(task: Any, schema: str) -> None:
 
 
 def _notify(
-    *, run: EscalationRun, event: str, facts: RecordFacts, persons: Sequence[Person], groups: Sequence[Group]
+    *,
+    run: EscalationRun,
+    level: EscalationLevel,
+    event: str,
+    facts: RecordFacts,
+    persons: Sequence[Person],
+    groups: Sequence[Group],
 ) -> dict[str, Any]:
-    """Record who an escalation notifies on its run (``run.notified``) and emit ``event`` (sla.warning
+    """Say who an escalation notifies (the caller stores it on the run) and emit ``event`` (sla.warning
     below 100 %, sla.breached at 100 % and above; breaches are critical, so opting out does not stop
     them) through ``notification_emit`` in the escalation's transaction. The key is the (timer, level)
     pair, so a second run of the same level could not notify twice even if it got this far."""
@@ -471,8 +477,6 @@ def _notify(
         "groups": sorted(str(g.pk) for g in groups),
         "key": key,
     }
-    run.notified = notified
-    run.save(update_fields=["notified"])
     notification_emit(
         event=event,
         record_type=facts.record_type,
@@ -483,7 +487,7 @@ def _notify(
         groups=groups,
         critical=event == "sla.breached",
         key=key,
-        context={"percent": run.level.percent, "timer": run.timer.kind},
+        context={"percent": level.percent, "timer": level.kind},
     )
     log.info("%s %s %s key=%s", event, facts.record_type, facts.number, key)
     return notified
@@ -590,6 +594,11 @@ def _escalate_record(record_type: str, record_id: uuid.UUID, now: dt.datetime) -
         )
         ran = 0
         for _, level, timer in due:
+            if ran and not SLATimer.objects.filter(pk=timer.pk).exists():
+                # An earlier level's action (a raised priority) moved the record out of this policy: its
+                # timers were replaced (or removed) by the refresh inside that action. The new policy's
+                # levels are the next sweep's business.
+                break
             run = _insert_run(timer.pk, level.pk, now)
             if run is None:
                 continue  # done before (another sweep, a redelivery)
@@ -605,9 +614,9 @@ def _escalate_record(record_type: str, record_id: uuid.UUID, now: dt.datetime) -
             if actions.get("notify_group") and facts.assignment_group_id:
                 groups += list(Group.objects.filter(pk=facts.assignment_group_id))
             event = "sla.breached" if level.percent >= 100 else "sla.warning"
-            notified = _notify(run=run, event=event, facts=facts, persons=persons, groups=groups)
-            run.done = done
-            run.save(update_fields=["done"])
+            notified = _notify(run=run, level=level, event=event, facts=facts, persons=persons, groups=groups)
+            # An update, not a save: the run is gone if the action's refresh replaced its timer.
+            EscalationRun.objects.filter(pk=run.pk).update(notified=notified, done=done)
             activity_record(
                 actor=_system(),
                 verb="sla.escalated",

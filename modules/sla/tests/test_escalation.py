@@ -36,7 +36,7 @@ from modules.incidents.models import Incident
 from modules.incidents.services import incident_create
 from modules.people.models import Group, Person
 from modules.records.models import ActivityEntry
-from modules.sla.models import EscalationRun
+from modules.sla.models import EscalationRun, SLATimer
 from modules.sla.services import LevelSpec, sla_escalate
 from modules.sla.tasks import sla_escalate_task, sla_escalation_sweep_task
 from tenants.models import Tenant
@@ -322,3 +322,34 @@ def test_one_sweep_message_carries_the_due_records_of_several_tenants(
             assert escalated(incidents[tenant.slug]) == [75]
     with tenant_context(tenant_c):
         assert escalated(incidents[tenant_c.slug]) == []
+
+
+def test_raising_the_priority_out_of_the_policy_ends_its_escalation_cleanly(tenant_a: Tenant) -> None:
+    """A P3-only policy whose 75 % level raises the priority: the raised incident (P2) matches no policy,
+    so the refresh inside the action removes its timers. The escalation still commits (the level ran
+    once, the change is recorded) and nothing stays due."""
+    with tenant_context(tenant_a):
+        tech = actor_in(tenant_a, make_user("tech@acme.example"))
+        policy(
+            contract(london_calendar()),
+            priorities=[3],
+            resolution_target_minutes=60,
+            business_time=False,
+            levels=[
+                LevelSpec("resolution", 75, {"raise_priority": True}),
+                LevelSpec("resolution", 90, {"notify_assignee": True}),
+            ],
+        )
+        incident = incident_create(actor=tech, short_description="Disk filling up", assigned_to=tech.person)
+        indexed(incident)
+        from modules.sla.services import sla_refresh
+
+        sla_refresh(record_type="incident", record_id=incident.pk)
+        opened = incident.opened_at
+        assert sla_escalate(record_type="incident", record_ids=[incident.pk], now=opened + 95 * MINUTE) == 1
+        incident.refresh_from_db()
+        assert incident.priority == 2
+        assert escalated(incident) == [75]
+        assert not SLATimer.objects.filter(record_id=incident.pk).exists()
+        assert WorkItem.objects.get(record_id=incident.pk).next_escalation_at is None
+        assert sla_escalate(record_type="incident", record_ids=[incident.pk], now=opened + 99 * MINUTE) == 0
