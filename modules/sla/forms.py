@@ -126,8 +126,13 @@ class CalendarForm(forms.Form):
 
 
 class ClosedDayForm(forms.Form):
+    """A closed day to add; its ids (``id_closed_date``) differ from the calendar form's on the same page."""
+
     date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
     name = forms.CharField(max_length=120, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, auto_id="id_closed_%s", **kwargs)
 
 
 class ContractForm(forms.Form):
@@ -170,9 +175,13 @@ class PolicyForm(forms.Form):
         max_length=20, required=False, label="Service or CI number", help_text="Empty: any CI."
     )
     response_target = forms.IntegerField(required=False, label="Response target")
-    response_unit = forms.ChoiceField(choices=UNITS, initial="minutes", label="Response target unit")
+    response_unit = forms.ChoiceField(
+        choices=UNITS, initial="minutes", required=False, label="Response target unit"
+    )
     resolution_target = forms.IntegerField(required=False, label="Resolution target")
-    resolution_unit = forms.ChoiceField(choices=UNITS, initial="hours", label="Resolution target unit")
+    resolution_unit = forms.ChoiceField(
+        choices=UNITS, initial="hours", required=False, label="Resolution target unit"
+    )
     business_time = forms.TypedChoiceField(
         choices=[("business", "Business hours (the calendar)"), ("24x7", "Calendar time (24x7)")],
         coerce=lambda value: value == "business",
@@ -207,7 +216,7 @@ class PolicyForm(forms.Form):
         ci = data.pop("ci_number")
         data["configuration_item_id"] = ci.pk if ci is not None else None
         for kind in ("response", "resolution"):
-            value, unit = data.pop(f"{kind}_target"), data.pop(f"{kind}_unit")
+            value, unit = data.pop(f"{kind}_target"), data.pop(f"{kind}_unit")  # no unit: minutes
             data[f"{kind}_target_minutes"] = value * 60 if value is not None and unit == "hours" else value
         return data
 
@@ -236,7 +245,9 @@ class LevelForm(forms.Form):
     def actions(self) -> dict[str, Any]:
         """The ticked actions as EscalationLevel.actions (unset ones left out)."""
         data = self.cleaned_data
-        actions: dict[str, Any] = {k: True for k in ("notify_assignee", "notify_group", "raise_priority") if data[k]}
+        actions: dict[str, Any] = {
+            k: True for k in ("notify_assignee", "notify_group", "raise_priority") if data[k]
+        }
         for key in ("notify_persons", "notify_groups"):
             if data[key]:
                 actions[key] = sorted(str(x.pk) for x in data[key])

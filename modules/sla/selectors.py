@@ -138,7 +138,9 @@ def _run_said(notified: dict[str, Any], done: dict[str, Any]) -> tuple[str, ...]
     said: list[str] = []
     if notified.get("event"):
         persons, groups = len(notified.get("persons") or []), len(notified.get("groups") or [])
-        whom = [f"{n} {word}{'' if n == 1 else 's'}" for n, word in ((persons, "person"), (groups, "group")) if n]
+        whom = [
+            f"{n} {word}{'' if n == 1 else 's'}" for n, word in ((persons, "person"), (groups, "group")) if n
+        ]
         said.append(f"{notified['event']} to {' and '.join(whom) if whom else 'nobody'}")
     for key, what in (("assignment_group", "reassigned to another group"), ("assigned_to", "reassigned")):
         value = done.get(key)

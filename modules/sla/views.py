@@ -106,7 +106,9 @@ def _calendar_page(
     country = form["holiday_country"].value() or ""
     form.fields["holiday_country"].widget.attrs.update(
         {
-            "hx-get": reverse("sla_subdivisions", kwargs={"tenant": request.tenant.slug if request.tenant else ""}),
+            "hx-get": reverse(
+                "sla_subdivisions", kwargs={"tenant": request.tenant.slug if request.tenant else ""}
+            ),
             "hx-target": "#subdivisions",
             "hx-swap": "outerHTML",
         }
@@ -376,5 +378,11 @@ def policy_edit(
         for each in [form, *formset.forms]:
             for field in each.fields.values():
                 field.disabled = True
-    context = {"form": form, "formset": formset, "policy": policy, "contract": contract, "admin": actor.is_admin}
+    context = {
+        "form": form,
+        "formset": formset,
+        "policy": policy,
+        "contract": contract,
+        "admin": actor.is_admin,
+    }
     return render(request, "sla/policy_form.html", context, status=status)

@@ -59,7 +59,9 @@ def sla_panel(context: dict[str, Any], record_type: str, record: Any) -> dict[st
     tenant = getattr(request, "tenant", None)
     zone_name, zone = tenant_zone(tenant)
     now = timezone.now()
-    timers = selectors.sla_panel_get(actor=request.actor, record_type=record_type, record_id=record.pk, now=now)
+    timers = selectors.sla_panel_get(
+        actor=request.actor, record_type=record_type, record_id=record.pk, now=now
+    )
     rows = []
     for view in timers:
         timer = view.timer
