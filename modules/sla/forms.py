@@ -132,7 +132,8 @@ class ClosedDayForm(forms.Form):
     name = forms.CharField(max_length=120, required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, auto_id="id_closed_%s", **kwargs)
+        kwargs.setdefault("auto_id", "id_closed_%s")
+        super().__init__(*args, **kwargs)
 
 
 class ContractForm(forms.Form):

@@ -95,6 +95,11 @@ def test_admin_creates_and_edits_a_calendar_as_the_api_would(
     assert '<option value="GB">GB · United Kingdom</option>' in form
     assert 'hx-get="/t/acme/sla/calendars/subdivisions/"' in form
     assert 'name="working_hours_6"' in form
+    options = console.get(f"{BASE}calendars/subdivisions/?holiday_country=GB").content.decode()
+    assert options == (
+        '<datalist id="subdivisions"><option value="ENG"><option value="NIR">'
+        '<option value="SCT"><option value="WLS"></datalist>'
+    )
     fields = {"name": "London office", "time_zone": "Europe/London", "holiday_country": "GB"}
     created = console.post(f"{BASE}calendars/new/", {**fields, "holiday_subdivision": "ENG", **OFFICE})
     assert created.status_code == 302

@@ -154,6 +154,7 @@ def test_request_detail_page_shows_its_resolution_timer(
     assert (timer.kind, timer.stage, timer.target_seconds) == ("resolution", "running", 2 * 86400)
     body = client_for(tech_a).get(f"/t/acme/requests/{request.number}/").content.decode()
     panel = body[body.index('id="sla-panel"') :]
+    assert timer.due_at is not None
     due = timer.due_at.astimezone(zoneinfo.ZoneInfo("Europe/London"))
     assert "<td>Requests 24x7</td>" in panel and '<span class="badge">Running</span>' in panel
     assert f"<th>Due</th><td><time>{due:%Y-%m-%d %H:%M %Z}</time> · in " in panel
