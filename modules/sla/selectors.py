@@ -124,3 +124,135 @@ def sla_rollup_counts(*, since: dt.date, time_zone: str) -> dict[tuple[str, dt.d
             (record_type, day): {"sla_met": met, "sla_breached": breached}
             for record_type, day, met, breached in cursor.fetchall()
         }
+
+
+# The SLA panel of a record's detail page.
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One escalation level already run on a timer: when (UTC), the level (percent of the target) and
+    what it did, as short sentences (``EscalationRun.notified`` and ``.done`` put into words)."""
+
+    ran_at: dt.datetime
+    percent: int
+    did: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PanelTimer:
+    """A timer as the SLA panel shows it at ``now`` (UTC): the stored row, elapsed and remaining business
+    seconds (as ``TimerView``; remaining negative once the target is used up), the wall-clock seconds
+    until ``due_at`` (negative once it has passed; None without a due time, e.g. while paused) and the
+    escalation levels run so far (oldest first)."""
+
+    timer: SLATimer
+    policy_name: str
+    elapsed_seconds: int
+    remaining_seconds: int
+    due_in_seconds: int | None
+    runs: tuple[RunView, ...]
+
+
+def _run_said(notified: dict[str, Any], done: dict[str, Any]) -> tuple[str, ...]:
+    """What an escalation run did, from its ``notified`` and ``done`` JSON (see EscalationRun)."""
+    said: list[str] = []
+    if notified.get("event"):
+        persons, groups = len(notified.get("persons") or []), len(notified.get("groups") or [])
+        whom = [
+            f"{n} {word}{'' if n == 1 else 's'}" for n, word in ((persons, "person"), (groups, "group")) if n
+        ]
+        said.append(f"{notified['event']} to {' and '.join(whom) if whom else 'nobody'}")
+    for key, what in (("assignment_group", "reassigned to another group"), ("assigned_to", "reassigned")):
+        value = done.get(key)
+        if isinstance(value, str) and value.startswith("skipped"):
+            said.append(f"reassignment {value}")
+        elif value:
+            said.append(what)
+    priority = done.get("priority")
+    if isinstance(priority, list) and len(priority) == 2:
+        said.append(f"priority raised from {priority[0]} to {priority[1]}")
+    elif priority:
+        said.append(f"priority {priority}")
+    if done.get("reassign"):
+        said.append(str(done["reassign"]))
+    if done.get("error"):
+        said.append(f"failed: {done['error']}")
+    return tuple(said)
+
+
+def sla_panel_get(
+    *, actor: Actor, record_type: str, record_id: uuid.UUID, now: dt.datetime | None = None
+) -> list[PanelTimer]:
+    """The SLA timers of one incident or service request for its console detail page (response first),
+    in two queries whatever the number of timers: the timers with their policy and calendar (working
+    hours and closed days aggregated into the same row), then their escalation runs with their levels.
+
+    The caller has already read the record through its module's selector with the same ``actor``; this
+    answers for technicians and admins only (an empty list for anyone else: the panel is staff data).
+    ``now`` is UTC (default now); a running timer's business time counts on from ``computed_at`` to
+    ``now`` in its calendar (24x7 policies: calendar time), as ``timer_list`` does.
+    """
+    from django.contrib.postgres.expressions import ArraySubquery
+    from django.db.models import F, OuterRef
+    from django.db.models.functions import Coalesce, JSONObject
+
+    from .models import ClosedDay, EscalationRun, WorkingHours
+
+    if not (actor.is_technician or actor.is_admin):
+        return []
+    now = now or timezone.now()
+    calendar_ref = Coalesce(OuterRef("policy__calendar_id"), OuterRef("policy__contract__calendar_id"))
+    hours = WorkingHours.objects.filter(calendar_id=calendar_ref).values(
+        json=JSONObject(weekday=F("weekday"), start=F("start"), end=F("end"))
+    )
+    closed = ClosedDay.objects.filter(calendar_id=calendar_ref).values("date")
+    timers = list(
+        SLATimer.objects.filter(record_type=record_type, record_id=record_id)
+        .select_related("policy__calendar", "policy__contract__calendar")
+        .annotate(calendar_hours=ArraySubquery(hours), calendar_closed=ArraySubquery(closed))
+    )
+    runs: dict[int, list[RunView]] = {}
+    if timers:
+        for run in EscalationRun.objects.filter(timer__in=timers).select_related("level"):
+            said = _run_said(run.notified or {}, run.done or {})
+            runs.setdefault(run.timer_id, []).append(RunView(run.ran_at, run.level.percent, said))
+    shown = []
+    for timer in sorted(timers, key=lambda t: t.kind != "response"):
+        elapsed = timer.elapsed_business_seconds
+        if timer.stage == SLATimer.Stage.RUNNING:
+            elapsed += business_seconds_between(_panel_calendar(timer), timer.computed_at, now)
+        due_in = int((timer.due_at - now).total_seconds()) if timer.due_at is not None else None
+        shown.append(
+            PanelTimer(
+                timer=timer,
+                policy_name=timer.policy.name,
+                elapsed_seconds=elapsed,
+                remaining_seconds=timer.target_seconds - elapsed,
+                due_in_seconds=due_in,
+                runs=tuple(runs.get(timer.pk, ())),
+            )
+        )
+    return shown
+
+
+def _panel_calendar(timer: Any) -> Calendar:
+    """The arithmetic calendar of a timer loaded by ``sla_panel_get`` (no further query)."""
+    policy = timer.policy
+    if not policy.business_time:
+        return Calendar.twenty_four_seven()
+    stored = policy.calendar or policy.contract.calendar
+
+    def minutes(text: str) -> int:
+        hours, mins = text.split(":")[:2]
+        return int(hours) * 60 + int(mins)
+
+    return Calendar.build(
+        time_zone=stored.time_zone,
+        intervals=[
+            (h["weekday"], minutes(h["start"]), minutes(h["end"]) or 1440) for h in timer.calendar_hours or []
+        ],
+        holiday_country=stored.holiday_country,
+        holiday_subdivision=stored.holiday_subdivision,
+        closed_days=list(timer.calendar_closed or []),
+    )

@@ -14,6 +14,7 @@ urlpatterns = [
     path("t/<slug:tenant>/changes/", include("modules.changes.urls")),
     path("t/<slug:tenant>/knowledge/", include("modules.knowledge.urls")),
     path("t/<slug:tenant>/requests/", include("modules.requests.urls")),
+    path("t/<slug:tenant>/sla/", include("modules.sla.urls")),
     path("t/<slug:tenant>/notifications/", include("modules.notifications.urls")),
     path("t/<slug:tenant>/mailin/", include("controlplane.mailin.urls")),
     # Shared parts (search, attachments, links) last: they match only their own sub-paths.

@@ -54,6 +54,7 @@ def test_header_navigation_names_every_practice_and_marks_the_current_one(
         ("/t/acme/problems/", "Problems"),
         ("/t/acme/changes/", "Changes"),
         ("/t/acme/cmdb/", "CMDB"),
+        ("/t/acme/sla/", "SLAs"),
         ("/t/acme/knowledge/", "Knowledge"),
         ("/t/acme/search/", "Search"),
         ("/t/acme/mailin/", "Email in"),
