@@ -62,29 +62,10 @@ def current_tenant_ids() -> tuple[int, int]:
 
 
 def workindex_upsert(*, entry: WorkEntry) -> None:
-    """Write the record's row (open) or delete it (no longer open). SLA columns are left as they are;
-    ``modules.sla`` sets them with ``workindex_sla_set`` after it recomputes the record's timers."""
-    tenant_id, provider_id = current_tenant_ids()
-    if not entry.is_open:
-        WorkItem.objects.filter(record_id=entry.record_id).delete()
-        return
-    WorkItem.objects.update_or_create(
-        record_id=entry.record_id,
-        defaults={
-            "tenant_id": tenant_id,
-            "provider_id": provider_id,
-            "record_type": entry.record_type,
-            "number": entry.number,
-            "title": entry.title[:160],
-            "state": entry.state,
-            "priority": entry.priority,
-            "assigned_person_id": entry.assigned_person_id,
-            "assigned_user_id": entry.assigned_user_id,
-            "assignment_group_id": entry.assignment_group_id,
-            "opened_at": entry.opened_at,
-            "updated_at": timezone.now(),
-        },
-    )
+    """Write the record's row (open) or delete it (no longer open), in one statement. SLA columns are left
+    as they are; ``modules.sla`` sets them with ``workindex_sla_set`` after it recomputes the record's
+    timers. Uses the connection's tenant (NoTenant in public)."""
+    workindex_upsert_many(entries=[entry])
 
 
 def workindex_sla_set(
