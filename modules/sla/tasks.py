@@ -2,9 +2,9 @@
 
 ``sla_escalation_sweep_task`` runs from beat every 60 s in the public schema: it reads what is due from
 the cross-client work index (one indexed query, never a loop over schemas) and sends the record ids in
-batches that name each id's tenant. ``sla_escalate_batch_task`` escalates each group inside its tenant,
-and ``sla_escalate_task`` (a tenant task) does the same for one tenant's records; each record is its own
-transaction, and every level runs once however often a message is delivered (services.sla_escalate).
+batches that name each id's tenant. ``sla_escalate_batch_task`` escalates each group inside its tenant;
+each record is its own transaction, and every level runs once however often a message is delivered
+(services.sla_escalate).
 """
 
 from __future__ import annotations
@@ -96,14 +96,6 @@ def sla_escalate_batch_task(*, batch: list[list[Any]]) -> int:
         except Exception:
             log.exception("escalation failed in %s for %d %s records", schema_name, len(ids), record_type)
     return ran
-
-
-@app.task(acks_late=True)
-def sla_escalate_task(*, record_type: str, record_ids: list[str]) -> int:
-    """Tenant task: run the due escalation levels of these records (each record one transaction).
-    Returns how many levels ran (0 on a redelivery of work already done)."""
-    require_tenant()
-    return services.sla_escalate(record_type=record_type, record_ids=[uuid.UUID(i) for i in record_ids])
 
 
 @app.task(acks_late=True)

@@ -28,7 +28,7 @@ from django_tenants.utils import tenant_context
 from psycopg import sql
 
 from conftest import actor_in, make_user
-from controlplane.celery import app, send_to_tenant
+from controlplane.celery import app
 from controlplane.providers.models import Provider
 from controlplane.workindex.models import WorkItem
 from controlplane.workindex.selectors import workindex_escalations_due
@@ -38,7 +38,7 @@ from modules.people.models import Group, Person
 from modules.records.models import ActivityEntry
 from modules.sla.models import EscalationRun, SLATimer
 from modules.sla.services import LevelSpec, sla_escalate
-from modules.sla.tasks import sla_escalate_task, sla_escalation_sweep_task
+from modules.sla.tasks import sla_escalate_batch_task, sla_escalation_sweep_task
 from tenants.models import Tenant
 from tenants.services import tenant_provision
 
@@ -208,13 +208,8 @@ def test_a_task_delivered_twice_runs_each_level_once_on_a_real_worker(committed_
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
         sla_escalation_sweep_task.delay()  # from public, like beat
         sla_escalation_sweep_task.delay()  # a second scheduler's tick
-        ids = [str(incident.pk)]
-        send_to_tenant(
-            sla_escalate_task,
-            schema_name=committed_tenant.schema_name,
-            record_type="incident",
-            record_ids=ids,
-        )
+        # The same ids once more, as a redelivered message.
+        sla_escalate_batch_task.delay(batch=[[committed_tenant.schema_name, "incident", [str(incident.pk)]]])
         wait_for(lambda: len(outcome(committed_tenant, incident)[1]) >= 3)
         # Let the remaining deliveries run too (each finds its levels done).
         time.sleep(2)
@@ -256,12 +251,7 @@ def test_a_worker_killed_mid_task_leaves_nothing_and_the_redelivery_runs_once(
     worker = subprocess.Popen([sys.executable, str(script), db["NAME"]], env=env)  # noqa: S603
     monitor = psycopg.connect(dsn, autocommit=True)
     try:
-        send_to_tenant(
-            sla_escalate_task,
-            schema_name=committed_tenant.schema_name,
-            record_type="incident",
-            record_ids=[str(incident.pk)],
-        )
+        sla_escalate_batch_task.delay(batch=[[committed_tenant.schema_name, "incident", [str(incident.pk)]]])
 
         def waiting() -> bool:
             row = monitor.execute(
