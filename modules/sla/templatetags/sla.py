@@ -1,7 +1,8 @@
 """``{% sla_panel "incident" incident %}``: the SLA timers of a record on its console detail page.
 
-Each timer (response, resolution) with its policy, stage, due time in the tenant's time zone
-(``Tenant.time_zone``, named on the panel) and relative to now ("in 2 h 10 min", "overdue by 35 min"),
+Each timer (response, resolution) with its policy, stage, due time in the viewer's active time zone
+(``controlplane.console.middleware.ViewerTimeZoneMiddleware``: the user's own zone, else the browser's,
+else the tenant's ``Tenant.time_zone``, else UTC; named on the panel) and relative to now ("in 2 h 10 min", "overdue by 35 min"),
 elapsed and remaining business time, and the escalation levels already run. Built from
 ``selectors.sla_panel_get`` (two queries whatever the number of timers); shown to technicians and admins.
 """
@@ -42,6 +43,11 @@ def local_text(value: dt.datetime | None, zone: dt.tzinfo) -> str:
     return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
+def active_zone() -> tuple[str, dt.tzinfo]:
+    """The active time zone's name and tzinfo (the viewer's, activated per request)."""
+    return timezone.get_current_timezone_name(), timezone.get_current_timezone()
+
+
 def tenant_zone(tenant: Any) -> tuple[str, dt.tzinfo]:
     """The tenant's IANA time zone name and ZoneInfo (UTC when it has none or an unknown one)."""
     name = str(getattr(tenant, "time_zone", "") or "UTC")
@@ -57,7 +63,7 @@ def sla_panel(context: dict[str, Any], record_type: str, record: Any) -> dict[st
     ``record_type`` is "incident" or "service_request"."""
     request = context["request"]
     tenant = getattr(request, "tenant", None)
-    zone_name, zone = tenant_zone(tenant)
+    zone_name, zone = active_zone()
     now = timezone.now()
     timers = selectors.sla_panel_get(
         actor=request.actor, record_type=record_type, record_id=record.pk, now=now

@@ -34,6 +34,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
+    # The viewer's IANA time zone ("Europe/Berlin"); blank = unset: pages then use the browser's zone
+    # (the `tz` cookie), else the tenant's, else UTC (controlplane.console.middleware.ViewerTimeZone).
+    time_zone = models.CharField(max_length=64, blank=True, default="")
 
     objects: ClassVar[UserManager] = UserManager()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import zoneinfo
 
 from django.db import transaction
 from django.utils import timezone
@@ -95,3 +96,19 @@ def api_token_create(*, user: User, name: str, expires_in_days: int | None = Non
 def api_token_revoke(*, user: User, token_id: int) -> None:
     """Revoke one of the user's tokens; another user's token id answers like a missing one."""
     ApiToken.objects.filter(user=user, pk=token_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+@transaction.atomic
+def user_time_zone_set(*, user: User, time_zone: str) -> User:
+    """Set the zone ``user`` sees dates in: an IANA name known to zoneinfo ("Europe/Berlin"), or ""
+    to unset it (pages then use the browser's zone, else the tenant's, else UTC). Raises InvalidInput
+    (field ``time_zone``) for an unknown name. Control plane; no tenant data changes."""
+    time_zone = time_zone.strip()
+    if time_zone and time_zone not in zoneinfo.available_timezones():
+        raise InvalidInput(
+            f"unknown time zone {time_zone!r}",
+            errors=[{"field": "time_zone", "message": "Choose a time zone from the list."}],
+        )
+    user.time_zone = time_zone
+    user.save(update_fields=["time_zone"])
+    return user

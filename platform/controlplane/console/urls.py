@@ -4,6 +4,8 @@ from . import views
 
 urlpatterns = [
     path("", views.home, name="console_home"),
+    path("switch/", views.switch, name="console_switch"),
     path("t/<slug:tenant>/", views.tenant_home, name="tenant_home"),
+    path("me/profile/", views.profile, name="console_profile"),
     path("me/tokens/", views.tokens, name="console_tokens"),
 ]

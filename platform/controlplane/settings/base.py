@@ -68,11 +68,16 @@ TENANT_TEMPLATE_SCHEMA = "tenant_template"
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (app.css, app.js) answered before sessions, routing and the database are touched.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "tenants.routing.TenantRoutingMiddleware",
+    # Inside the routing middleware: sees request.tenant (console path or portal host) and the token user.
+    "controlplane.console.middleware.ViewerTimeZoneMiddleware",
+    "controlplane.console.middleware.RecentTenantsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -191,6 +196,10 @@ ATTACHMENTS_PER_RECORD = 100
 
 STATIC_URL = "/static/"
 STATIC_ROOT = ROOT_DIR / "staticfiles"
+STATICFILES_DIRS = [ROOT_DIR / "platform" / "controlplane" / "static"]
+# WhiteNoise serves STATIC_ROOT (filled by `collectstatic` on deploy, see production.py). Development and
+# tests serve straight from the finders instead, so no collectstatic is needed there (local.py, test.py).
+WHITENOISE_USE_FINDERS = False
 
 # Celery: JSON only; late acks with tasks safe to run twice; tenant carried by tenant-schemas-celery.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL", "")

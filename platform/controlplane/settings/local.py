@@ -17,3 +17,8 @@ CELERY_BROKER_URL = devstack.broker_url(DATABASE_URL)
 CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL)
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 LOGGING["root"]["level"] = "INFO"  # noqa: F405
+# `make run`: WhiteNoise serves from the finders and rereads changed files (no collectstatic), and
+# runserver leaves static files to it so development serves them as production does.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+INSTALLED_APPS = ["whitenoise.runserver_nostatic", *INSTALLED_APPS]  # noqa: F405

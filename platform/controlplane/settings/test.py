@@ -20,3 +20,6 @@ CONSOLE_HOSTS = [*CONSOLE_HOSTS, "testserver"]  # noqa: F405 - Django's test cli
 # A tenant app that exists only in tests, to prove new migrations reach new tenants.
 TENANT_APPS = [*TENANT_APPS, "tests.probe"]  # noqa: F405
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.probe"]  # noqa: F405
+# Static files straight from the app and STATICFILES_DIRS folders (no collectstatic in tests).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
