@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Case, Count, IntegerField, Max, Q, Value, When
 from django.urls import Resolver404, resolve
@@ -70,7 +71,7 @@ def client_overview(*, user: User, now: dt.datetime, q: str = "", sort: str = "n
     )
     rows = []
     for tenant in tenant_rows:
-        c = counts.get(tenant.pk, {})
+        c: dict[str, Any] = dict(counts.get(tenant.pk) or {})
         rows.append(
             ClientRow(
                 tenant=tenant,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest
 from django.template import Context, Template
 from django.test import Client, RequestFactory
 from django.utils import timezone
@@ -21,9 +22,9 @@ from tenants.models import Tenant
 NOW = dt.datetime(2025, 6, 2, 8, 30, tzinfo=dt.UTC)
 
 
-def request_with(*, user: object = None, cookie: str | None = None, tenant: object = None) -> object:
+def request_with(*, user: object = None, cookie: str | None = None, tenant: object = None) -> HttpRequest:
     request = RequestFactory().get("/")
-    request.user = user or AnonymousUser()
+    request.user = user or AnonymousUser()  # type: ignore[assignment]
     if cookie is not None:
         request.COOKIES["tz"] = cookie
     request.tenant = tenant  # type: ignore[attr-defined]
