@@ -197,11 +197,18 @@ def test_recent_clients_come_first_and_keep_five(
 
 
 def test_api_token_requests_and_portal_do_not_touch_recent(
-    api_for: Callable[[User], Client], tenant_a: Tenant, tech_a: User
+    api_for: Callable[[User], Client],
+    client_for: Callable[..., Client],
+    tenant_a: Tenant,
+    tech_a: User,
+    end_user_a: User,
 ) -> None:
     response = api_for(tech_a).get("/api/v1/t/acme/incidents/")
     assert response.status_code == 200
     assert "sessionid" not in response.cookies
+    portal = client_for(end_user_a, host="acme.localhost")
+    assert portal.get("/").status_code == 200
+    assert RECENT_SESSION_KEY not in portal.session
 
 
 def test_profile_sets_and_validates_the_time_zone(client_for: Callable[..., Client], tech_a: User) -> None:
