@@ -118,6 +118,14 @@
     input.removeAttribute("aria-activedescendant");
   });
 
+  // Focus leaving the switcher (Tab away) closes its list; a click on one of its links keeps it.
+  document.addEventListener("focusout", function (event) {
+    var form = document.querySelector("[data-switcher]");
+    if (form && form.contains(event.target) && !(event.relatedTarget && form.contains(event.relatedTarget))) {
+      closeSwitcher();
+    }
+  });
+
   document.addEventListener("click", function (event) {
     var form = document.querySelector("[data-switcher]");
     if (form && !form.contains(event.target)) closeSwitcher();
