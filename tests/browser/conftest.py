@@ -94,7 +94,9 @@ def site(live_server: Any) -> Iterator[Site]:
 def _drop_schemas(tenants: list[Tenant]) -> None:
     with connection.cursor() as cursor:
         for tenant in tenants:
-            cursor.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(tenant.schema_name)))
+            cursor.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(tenant.schema_name))
+            )
 
 
 @pytest.fixture
