@@ -319,12 +319,12 @@ def test_pages_benchmark(pages_data: PagesData) -> None:
         "target_p95_ms": TARGET_MS,
         "pages": rows,
     }
-    path = write_result("pages", result)
+    out = write_result("pages", result)
     built = "reused" if pages_data.build_seconds is None else f"built in {pages_data.build_seconds} s"
     print(f"\npages with {INCIDENTS:,} incidents (data {built}); {REQUESTS} requests each, ms")
     print(f"  {'page':28} {'status':>6} {'queries':>7} {'p50':>7} {'p95':>7}  over target")
     for name, r in rows.items():
         over = "  *" if r["p95_ms"] > TARGET_MS else ""
         print(f"  {name:28} {r['status']:6} {r['queries']:7} {r['p50_ms']:7} {r['p95_ms']:7}{over}")
-    print(f"  target: p95 <= {TARGET_MS:.0f} ms per page; PostgreSQL {result['postgresql']}; {path}")
+    print(f"  target: p95 <= {TARGET_MS:.0f} ms per page; PostgreSQL {result['postgresql']}; {out}")
     print(json.dumps({name: r["p95_ms"] for name, r in rows.items()}))

@@ -1,7 +1,7 @@
 """Browser-test fixtures: Debian's Chromium driven by Playwright against a live server on the real test
 database, with data committed for real (the server answers from its own threads and connections).
 
-- ``chromium``: one headless Chromium for the session (``/usr/bin/chromium``; ``make test`` installs it
+- ``chromium``: one headless Chromium for this package (stopped after it, with Playwright's loop) (``/usr/bin/chromium``; ``make test`` installs it
   from Debian when missing; ``playwright install`` is never used).
 - ``site``: pytest-django's live server (a threaded WSGI server on 127.0.0.1, a free port) plus two
   committed tenants of one provider, Acme (``acme.localhost``) and Globex (``globex.localhost``), a
@@ -31,18 +31,24 @@ from tenants.services import tenant_provision
 
 from .helpers import CHROMIUM, Site
 
-# Playwright's sync API keeps an asyncio loop on the test's thread; Django refuses ORM calls when it sees
-# one. The test thread only reads what the browser wrote (the server runs in its own threads).
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+@pytest.fixture(scope="package", autouse=True)
+def _orm_beside_playwright() -> Iterator[None]:
+    """While this package runs: Playwright's sync API keeps an asyncio loop running on the test's thread,
+    and Django refuses ORM calls when it sees one. The test thread only sets up data and reads what the
+    browser wrote (the server runs in its own threads), so the check is lifted here and restored after."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright_driver() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium(playwright_driver: Playwright) -> Iterator[Browser]:
     """Headless Debian Chromium (as root Playwright passes --no-sandbox itself)."""
     if not os.access(CHROMIUM, os.X_OK):
