@@ -13,7 +13,8 @@ bench end user is the caller of 1 incident in 500.
 
 Each page is requested through Django's test client on its real host (console ``localhost``, portal
 ``bench-pages.localhost``): 3 warm-up requests, then BENCH_PAGES_REQUESTS (default 30) timed ones;
-p50/p95 in ms and the number of queries of one request. Target (issue 5): p95 <= 100 ms per page.
+p50/p95 in ms, the number of queries of one request, the mean time spent in SQL per request and the
+slowest statement (in the JSON). Target (issue 5): p95 <= 100 ms per page.
 Written to .data/bench/pages.json. The page list (PAGES) is the one place to add a page.
 """
 
@@ -297,6 +298,24 @@ def _client(data: PagesData, host: str) -> Client:
     return client
 
 
+class SqlTimer:
+    """A connection execute wrapper adding up the time spent in SQL and keeping the slowest statement."""
+
+    def __init__(self) -> None:
+        self.total_ms = 0.0
+        self.slowest: tuple[float, str] = (0.0, "")
+
+    def __call__(self, execute: Any, sql_text: str, params: Any, many: bool, context: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return execute(sql_text, params, many, context)
+        finally:
+            elapsed = (time.perf_counter() - start) * 1000.0
+            self.total_ms += elapsed
+            if elapsed > self.slowest[0]:
+                self.slowest = (elapsed, str(sql_text))
+
+
 @pytest.mark.django_db  # the requests run in a transaction rolled back afterwards; the data is committed
 def test_pages_benchmark(pages_data: PagesData) -> None:
     rows: dict[str, dict[str, Any]] = {}
@@ -310,8 +329,18 @@ def test_pages_benchmark(pages_data: PagesData) -> None:
         with CaptureQueriesContext(connection) as queries:
             client.get(path)
         query_count = len(queries)  # now: later requests clear the connection's query log
-        samples = [timed(lambda: client.get(path)) for _ in range(REQUESTS)]  # noqa: B023
-        rows[name] = {"path": path, "status": status, "queries": query_count, **summary(samples)}
+        sql_timer = SqlTimer()
+        with connection.execute_wrapper(sql_timer):
+            samples = [timed(lambda: client.get(path)) for _ in range(REQUESTS)]  # noqa: B023
+        rows[name] = {
+            "path": path,
+            "status": status,
+            "queries": query_count,
+            **summary(samples),
+            "sql_mean_ms": round(sql_timer.total_ms / REQUESTS, 1),
+            "slowest_sql_ms": round(sql_timer.slowest[0], 1),
+            "slowest_sql": sql_timer.slowest[1][:300],
+        }
         assert status == 200, f"{name}: {path} answered {status}"
     result: dict[str, Any] = {
         "incidents": INCIDENTS,
@@ -322,9 +351,13 @@ def test_pages_benchmark(pages_data: PagesData) -> None:
     out = write_result("pages", result)
     built = "reused" if pages_data.build_seconds is None else f"built in {pages_data.build_seconds} s"
     print(f"\npages with {INCIDENTS:,} incidents (data {built}); {REQUESTS} requests each, ms")
-    print(f"  {'page':28} {'status':>6} {'queries':>7} {'p50':>7} {'p95':>7}  over target")
+    print(f"  {'page':28} {'status':>6} {'queries':>7} {'p50':>7} {'p95':>7} {'sql':>7}  (* over target)")
     for name, r in rows.items():
         over = "  *" if r["p95_ms"] > TARGET_MS else ""
-        print(f"  {name:28} {r['status']:6} {r['queries']:7} {r['p50_ms']:7} {r['p95_ms']:7}{over}")
+        print(
+            f"  {name:28} {r['status']:6} {r['queries']:7} {r['p50_ms']:7} {r['p95_ms']:7}"
+            f" {r['sql_mean_ms']:7}{over}"
+        )
+    print("  sql: mean time in SQL per request (the rest is Python and templates); slowest query in the JSON")
     print(f"  target: p95 <= {TARGET_MS:.0f} ms per page; PostgreSQL {result['postgresql']}; {out}")
     print(json.dumps({name: r["p95_ms"] for name, r in rows.items()}))
