@@ -58,6 +58,11 @@ def test_technician_works_two_clients_in_two_tabs(site: Site, browser_context: B
     tab_a = browser_context.new_page()
     sign_in(tab_a, site.console(), site.users["tech"].email, PASSWORD)
     screenshot(tab_a, scenario, "provider-home")
+    tab_a.goto(site.console("/queue/"))
+    screenshot(tab_a, scenario, "queue")
+    tab_a.goto(site.console("/t/acme/incidents/"))
+    expect(tab_a.locator("main")).to_contain_text("printer on floor 2")
+    screenshot(tab_a, scenario, "acme-incident-list")
 
     acme_number = site.incidents["acme"][0]
     globex_number = site.incidents["globex"][0]
