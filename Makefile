@@ -4,8 +4,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The browser tests (tests/browser) drive Debian's Chromium through Playwright; `playwright install` is never used.
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,8 +28,21 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
-test: lint
+test: lint chromium
 	$(PY) -m controlplane.devstack test
+
+# Install Debian's Chromium when it is missing (as root, else through passwordless sudo; else say how).
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "The browser tests need Debian's Chromium at $(CHROMIUM). Install it as root:" \
+	    "apt-get update && apt-get install -y chromium" >&2; exit 1; fi; \
+	  echo "Installing Debian's Chromium for the browser tests (apt-get install chromium)..."; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium && \
+	  test -x "$(CHROMIUM)" || { echo "apt-get installed chromium but $(CHROMIUM) is missing" >&2; exit 1; }; \
+	fi
 
 bench: $(STAMP)
 	$(PY) -m controlplane.devstack bench

@@ -1,0 +1,117 @@
+"""Browser-test fixtures: Debian's Chromium driven by Playwright against a live server on the real test
+database, with data committed for real (the server answers from its own threads and connections).
+
+- ``chromium``: one headless Chromium for this package (stopped after it, with Playwright's loop) (``/usr/bin/chromium``; ``make test`` installs it
+  from Debian when missing; ``playwright install`` is never used).
+- ``site``: pytest-django's live server (a threaded WSGI server on 127.0.0.1, a free port) plus two
+  committed tenants of one provider, Acme (``acme.localhost``) and Globex (``globex.localhost``), a
+  technician with grants for both, an end user of each, and a few incidents. Public rows are flushed by
+  ``transactional_db`` afterwards; the tenant schemas are dropped here.
+- ``browser_context``: a fresh browser context (its own cookies) per test, closed before the data goes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import connection
+from django_tenants.utils import tenant_context
+from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+from psycopg import sql
+
+from conftest import PASSWORD, actor_in, make_user
+from controlplane.accounts.services import provider_membership_set, tenant_grant, tenant_membership_set
+from controlplane.providers.models import Provider
+from modules.incidents.services import incident_create
+from tenants.models import Tenant
+from tenants.services import tenant_provision
+
+from .helpers import CHROMIUM, Site
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _orm_beside_playwright() -> Iterator[None]:
+    """While this package runs: Playwright's sync API keeps an asyncio loop running on the test's thread,
+    and Django refuses ORM calls when it sees one. The test thread only sets up data and reads what the
+    browser wrote (the server runs in its own threads), so the check is lifted here and restored after."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield
+
+
+@pytest.fixture(scope="package")
+def playwright_driver() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="package")
+def chromium(playwright_driver: Playwright) -> Iterator[Browser]:
+    """Headless Debian Chromium (as root Playwright passes --no-sandbox itself)."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)", False)
+    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, headless=True)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def site(live_server: Any) -> Iterator[Site]:
+    """The live server and its committed data (see the module docstring); schemas dropped afterwards."""
+    provider = Provider.objects.create(name="Northwind MSP", slug="northwind")
+    acme = tenant_provision(provider=provider, name="Acme Corp", slug="acme", time_zone="Europe/London")
+    globex = tenant_provision(provider=provider, name="Globex", slug="globex", time_zone="America/New_York")
+    tenants = {"acme": acme, "globex": globex}
+    tech = make_user("tech@northwind.example")
+    membership = provider_membership_set(user=tech, provider=provider, role="technician")
+    tenant_grant(membership=membership, tenant=acme)
+    tenant_grant(membership=membership, tenant=globex)
+    alice = make_user("alice@acme.example")
+    tenant_membership_set(user=alice, tenant=acme, role="end_user")
+    bob = make_user("bob@globex.example")
+    tenant_membership_set(user=bob, tenant=globex, role="end_user")
+    titles = {
+        "acme": ["Acme: printer on floor 2 jams"],
+        "globex": ["Globex: VPN drops every hour", "Globex: payroll export fails"],
+    }
+    callers = {"acme": alice, "globex": bob}
+    incidents: dict[str, list[str]] = {}
+    for slug, tenant in tenants.items():
+        with tenant_context(tenant):
+            caller = actor_in(tenant, callers[slug], role="end_user").person
+            actor = actor_in(tenant, tech)
+            incidents[slug] = [
+                incident_create(actor=actor, short_description=title, caller=caller).number
+                for title in titles[slug]
+            ]
+    port = int(live_server.thread.port)
+    yield Site(
+        port=port,
+        tenants=tenants,
+        users={"tech": tech, "alice": alice, "bob": bob},
+        incidents=incidents,
+    )
+    _drop_schemas(list(tenants.values()))
+
+
+def _drop_schemas(tenants: list[Tenant]) -> None:
+    with connection.cursor() as cursor:
+        for tenant in tenants:
+            cursor.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(tenant.schema_name))
+            )
+
+
+@pytest.fixture
+def browser_context(chromium: Browser, site: Site) -> Iterator[BrowserContext]:
+    """A fresh context (no cookies) at a laptop's size; closed before ``site`` drops the data."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    yield context
+    context.close()
+
+
+__all__ = ["PASSWORD", "Site"]
