@@ -40,6 +40,22 @@ PICKER_LIMIT = 500
 Condition = list[dict[str, Any]]
 
 
+def schema_properties(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The form's fields ``(name, property schema)`` in the order to show them: by each property's
+    ``x-order`` (an integer; fields without one come after), then as stored. PostgreSQL's ``jsonb``
+    keeps object keys sorted by length, not as written, so a form that cares about order says so with
+    ``x-order`` (an annotation JSON Schema validators ignore)."""
+    properties = [(n, s) for n, s in (schema.get("properties") or {}).items() if isinstance(s, dict)]
+    last = len(properties)
+
+    def position(entry: tuple[int, tuple[str, dict[str, Any]]]) -> tuple[int, int]:
+        index, (_, spec) = entry
+        order = spec.get("x-order")
+        return (order if isinstance(order, int) and not isinstance(order, bool) else last + index, index)
+
+    return [prop for _, prop in sorted(enumerate(properties), key=position)]
+
+
 def _js_value(value: Any) -> str:
     """A schema constant as the string a form control's value holds (``true`` for a checked box)."""
     if isinstance(value, bool):
@@ -169,9 +185,8 @@ def order_form_class(item: CatalogItem, actor: Actor, *, on_behalf: bool | None 
         fields["requested_for"] = forms.ModelChoiceField(
             queryset=Person.objects.filter(is_active=True), label="Requested for"
         )
-    for name, spec in (schema.get("properties") or {}).items():
-        if isinstance(spec, dict):
-            fields[f"var_{name}"] = _form_field(name, spec, actor, rules[name])
+    for name, spec in schema_properties(schema):
+        fields[f"var_{name}"] = _form_field(name, spec, actor, rules[name])
     fields["quantity"] = forms.IntegerField(min_value=1, max_value=services.MAX_QUANTITY, initial=1)
     return type("OrderForm", (forms.Form,), fields)
 
@@ -237,8 +252,9 @@ def answers_display(
     )
     out: dict[uuid.UUID, list[tuple[str, str]]] = {}
     for ritm in items:
-        properties = (ritm.catalog_item.form_schema or {}).get("properties") or {}
-        order = {name: index for index, name in enumerate(properties)}
+        schema = ritm.catalog_item.form_schema or {}
+        properties = schema.get("properties") or {}
+        order = {name: index for index, (name, _) in enumerate(schema_properties(schema))}
         rows = []
         for name in sorted(ritm.variables or {}, key=lambda n: (order.get(n, len(order)), n)):
             spec = properties.get(name) or {}

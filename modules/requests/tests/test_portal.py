@@ -21,6 +21,7 @@ from modules.people.models import Person
 from modules.records.actor import Actor
 from modules.records.models import ActivityEntry, Comment
 from modules.requests.models import Approval, CatalogItem, ServiceRequest
+from modules.requests.orderform import schema_conditions, schema_properties
 from modules.requests.services import (
     StepSpec,
     approval_decide,
@@ -414,3 +415,38 @@ def test_query_counts_do_not_grow_with_rows(scene: Scene) -> None:
     assert alice.get("/requests/").content.decode().count("<tr>") == 1 + 25  # header and a full page
     thirty = (_queries(alice, "/requests/"), _queries(morgan, "/approvals/"))
     assert one == thirty
+
+
+def test_form_rules_and_field_order_from_the_schema() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "notes": {"type": "string"},
+            "kind": {"type": "string", "enum": ["a", "b"], "x-order": 1},
+            "why": {"type": "string", "x-order": 2},
+            "count": {"type": "integer"},
+            "size": {"type": "string"},
+            "odd": {"type": "string"},
+        },
+        "required": ["kind"],
+        "allOf": [
+            {
+                "if": {"properties": {"kind": {"const": "b"}}, "required": ["kind"]},
+                "then": {"required": ["why"]},
+            },
+            {"if": {"properties": {"count": {"minimum": 3}}}, "then": {"required": ["odd"]}},
+        ],
+        "dependentRequired": {"count": ["size"]},
+    }
+    assert [name for name, _ in schema_properties(schema)] == ["kind", "why", "notes", "count", "size", "odd"]
+    rules = schema_conditions(schema)
+    assert rules["kind"] == {"always_required": True, "required_when": [], "visible_when": []}
+    why = [[{"field": "var_kind", "in": ["b"]}]]
+    assert rules["why"] == {"always_required": False, "required_when": why, "visible_when": why}
+    assert rules["size"] == {
+        "always_required": False,
+        "required_when": [[{"field": "var_count", "filled": True}]],
+        "visible_when": [],
+    }
+    # A condition the browser cannot evaluate leaves the field shown and unmarked: the server decides.
+    assert rules["odd"] == {"always_required": False, "required_when": [], "visible_when": []}
