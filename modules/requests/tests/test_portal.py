@@ -31,7 +31,7 @@ from modules.requests.services import (
 )
 from tenants.models import Tenant
 
-from .factories import LAPTOP_SCHEMA, group, item
+from .factories import LAPTOP_SCHEMA, ci, group, item
 
 HOST = "acme.localhost"
 
@@ -108,6 +108,9 @@ def field_error(page: str, name: str) -> str:
 
 
 def test_ordering_an_item_with_a_conditional_field(scene: Scene) -> None:
+    with tenant_context(scene.tenant):
+        own = ci("Alice's laptop", owner=scene.alice, number="CI0000001")
+        other = ci("Payroll server", owner=scene.morgan, number="CI0000002")
     alice = portal(scene.alice_user)
     catalog = alice.get("/catalog/").content.decode()
     url = f"/catalog/{scene.laptop.pk}/"
@@ -126,6 +129,9 @@ def test_ordering_an_item_with_a_conditional_field(scene: Scene) -> None:
     assert re.search(r'name="var_reason"[^>]*required', form)
     assert 'src="/static/requests/conditional.js"' in form
     assert 'type="date"' in form and 'name="requested_for"' not in form
+    # Pickers: people of the directory; only the CIs Alice may see (her own).
+    assert f'<option value="{scene.morgan.pk}">Morgan</option>' in form
+    assert f'<option value="{own.pk}">' in form and f'value="{other.pk}"' not in form
     base = {"var_reason": "new starter", "quantity": 1}
 
     # Condition off (a standard laptop): justification is not required.
