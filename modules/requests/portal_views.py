@@ -134,7 +134,7 @@ STATE_LABELS = {"incident": dict(Incident.State.choices), "request": dict(Servic
 @portal_page
 def portal_my(request: TenantRequest) -> HttpResponse:
     """ "My requests and incidents": one list of the signed-in person's incidents and requests (state,
-    updated, number, title), 25 a page; ``?scope=organisation`` lists the organisation's (client admins,
+    updated, number, title), 25 a page (htmx requests get the table only); ``?scope=organisation`` lists the organisation's (client admins,
     ``Actor.sees_organisation``; others get their own list)."""
     actor = request_actor(request)
     scope = SCOPE_ORGANISATION if request.GET.get("scope") == SCOPE_ORGANISATION else SCOPE_MINE
@@ -146,7 +146,9 @@ def portal_my(request: TenantRequest) -> HttpResponse:
         for row in page
     ]
     context = {"page": page, "rows": rows, "scope": scope, "may_see_organisation": actor.sees_organisation}
-    return render(request, "service_requests/portal_my.html", context)
+    htmx = getattr(request, "htmx", False)  # paging with htmx swaps the table only
+    template = "service_requests/portal_my_table.html" if htmx else "service_requests/portal_my.html"
+    return render(request, template, context)
 
 
 class ReplyForm(forms.Form):
