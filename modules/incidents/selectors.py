@@ -1,5 +1,6 @@
 """Incident reads, always scoped to what the actor may see: technicians see every incident of the
-tenant they entered; everyone else sees only incidents where they are the caller."""
+tenant they entered; the tenant's client admins see every incident of their organisation (the tenant);
+everyone else sees only incidents where they are the caller."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ def incident_visible(*, actor: Actor) -> QuerySet[Incident]:
     qs = Incident.objects.select_related(
         "caller", "assigned_to", "assignment_group", "configuration_item", "problem"
     )
-    return qs if actor.is_technician else qs.filter(caller_id=actor.person_id)
+    if actor.is_technician or actor.sees_organisation:  # client admins see their organisation's
+        return qs
+    return qs.filter(caller_id=actor.person_id)
 
 
 def incident_list(

@@ -19,7 +19,7 @@ from controlplane.problems import DomainError, NotFound
 from modules.cmdb import selectors as cmdb_selectors
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
-from modules.records.selectors import activity_list, comment_list
+from modules.records.selectors import activity_list, comment_list, timeline_public
 
 from . import selectors, services
 from .models import Impact, Incident, Priority, ResolutionCode
@@ -245,7 +245,18 @@ def portal_report(request: TenantRequest) -> HttpResponse:
     return render(request, "incidents/portal_report.html", {"form": form})
 
 
+class PortalReplyForm(forms.Form):
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="Reply")
+
+
+PORTAL_NO_REPLY = (Incident.State.CLOSED, Incident.State.CANCELED)
+
+
 def portal_incident(request: TenantRequest, number: str) -> HttpResponse:
+    """An incident the actor may see (their own; a client admin's organisation's): its state, its public
+    timeline (comments and state changes; never work notes, assignment or other technicians' fields)
+    and a reply box (a public comment; on a resolved incident, "not fixed" reopens it with the reply)
+    until it is closed. An empty reply comes back as 422 with the error next to the box."""
     if (refused := _portal_gate(request)) is not None:
         return refused
     actor = request_actor(request)
@@ -253,18 +264,28 @@ def portal_incident(request: TenantRequest, number: str) -> HttpResponse:
         incident = selectors.incident_get_by_number(actor=actor, number=number)
     except NotFound as exc:
         raise Http404(str(exc)) from exc
-    form = CommentForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        if request.POST.get("reopen") and incident.state == Incident.State.RESOLVED:
-            services.incident_transition(
-                actor=actor, incident=incident, action="reopen", comment=form.cleaned_data["body"]
-            )
+    form = PortalReplyForm(request.POST or None)
+    status = 422 if request.method == "POST" else 200
+    if request.method == "POST" and form.is_valid() and incident.state not in PORTAL_NO_REPLY:
+        body = form.cleaned_data["body"]
+        try:
+            if request.POST.get("reopen") and incident.state == Incident.State.RESOLVED:
+                services.incident_transition(actor=actor, incident=incident, action="reopen", comment=body)
+            else:
+                services.incident_comment(actor=actor, incident=incident, body=body)
+        except DomainError as exc:
+            form.add_error("body", exc.detail)
+            status = exc.status
         else:
-            services.incident_comment(actor=actor, incident=incident, body=form.cleaned_data["body"])
-        return redirect("portal_incident", number=incident.number)
-    context = {
-        "incident": incident,
-        "comments": comment_list(actor=actor, record_id=incident.pk),
-        "form": form,
-    }
-    return render(request, "incidents/portal_detail.html", context)
+            return redirect("portal_incident", number=incident.number)
+    states = dict(Incident.State.choices)
+    timeline = [
+        (
+            entry,
+            states.get(entry.old_state or "", entry.old_state),
+            states.get(entry.new_state or "", entry.new_state),
+        )
+        for entry in timeline_public(actor=actor, record_id=incident.pk, state_verb_prefix="incident.")
+    ]
+    context = {"incident": incident, "timeline": timeline, "form": form}
+    return render(request, "incidents/portal_detail.html", context, status=status)

@@ -35,6 +35,13 @@ class Actor:
         return self.role in ADMIN_ROLES
 
     @property
+    def sees_organisation(self) -> bool:
+        """Whether the actor sees every incident and request of their organisation (this tenant), not
+        only their own: the tenant's client admins. No finer right exists yet (issue 5 names one as
+        "people with that right"); technicians see everything anyway."""
+        return self.role == "client_admin"
+
+    @property
     def person_id(self) -> uuid.UUID | None:
         return self.person.pk if self.person is not None else None
 

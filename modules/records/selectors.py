@@ -48,6 +48,39 @@ def activity_list(*, actor: Actor, record_id: uuid.UUID) -> QuerySet[ActivityEnt
     )
 
 
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of a record's public timeline: a comment (``body``) or a state change (``old_state`` ->
+    ``new_state``, raw state values; the page names them). ``at`` is UTC; ``who`` the person or None."""
+
+    at: Any
+    who: Any
+    body: str = ""
+    old_state: str | None = None
+    new_state: str | None = None
+
+
+def timeline_public(*, actor: Actor, record_id: uuid.UUID, state_verb_prefix: str) -> list[TimelineEntry]:
+    """What the requester may read of a record's life, oldest first: public comments (never work notes,
+    whoever asks) and the record's own state changes (activity entries whose verb starts with
+    ``state_verb_prefix``, e.g. ``"incident."``, and that record ``{"state": [old, new]}``; no other
+    field of them). Two queries. The caller checked access to the record."""
+    comments = Comment.objects.filter(record_id=record_id, is_work_note=False).select_related("author")
+    changes = (
+        ActivityEntry.objects.filter(
+            record_id=record_id, verb__startswith=state_verb_prefix, changes__has_key="state"
+        )
+        .exclude(verb__in=TECHNICIAN_VERBS)
+        .select_related("actor_person")
+    )
+    entries = [TimelineEntry(at=c.created_at, who=c.author, body=c.body) for c in comments]
+    for e in changes:
+        state = e.changes.get("state")
+        if isinstance(state, list) and len(state) == 2 and state[0] != state[1]:
+            entries.append(TimelineEntry(at=e.at, who=e.actor_person, old_state=state[0], new_state=state[1]))
+    return sorted(entries, key=lambda entry: entry.at)
+
+
 def link_list(*, actor: Actor, record_id: uuid.UUID) -> QuerySet[RecordLink]:
     """Links from and to a record, oldest first. Links are technicians' working data: end users see none.
     The caller checked access to the record itself."""

@@ -1,7 +1,8 @@
 """Reads of the catalog and of service requests, always scoped to what the actor may see.
 
 - The catalog: technicians and admins see every category and item; everyone else sees active items.
-- Requests: technicians see every request of the tenant they entered; everyone else sees the requests
+- Requests: technicians see every request of the tenant they entered, client admins every request of
+  their organisation (the tenant); everyone else sees the requests
   they are requested for or opened, and the requests where an approval is waiting for them (or was
   decided by them), as on ServiceNow's portal ("My requests", "My approvals").
 """
@@ -95,7 +96,7 @@ def _approval_waits_for(actor: Actor) -> Q:
 
 def service_request_visible(*, actor: Actor) -> QuerySet[ServiceRequest]:
     qs = ServiceRequest.objects.select_related("requested_for", "opened_by")
-    if actor.is_technician:
+    if actor.is_technician or actor.sees_organisation:  # client admins see their organisation's
         return qs
     approvals = Approval.objects.filter(_approval_waits_for(actor), request=OuterRef("pk")).exclude(
         state=Approval.State.NOT_REQUESTED
@@ -114,10 +115,14 @@ def service_request_list(
     q: str = "",
     opened_after: dt.datetime | None = None,
     opened_before: dt.datetime | None = None,
+    own_only: bool = False,
 ) -> QuerySet[ServiceRequest]:
     """Requests the actor may see, filtered. ``q`` matches the number (exact, case-insensitive) or words
-    of the short description. Unordered; callers order (pagination does)."""
+    of the short description; ``own_only`` keeps the actor's own (requested for or opened by them, not
+    those they only approve or see as client admin). Unordered; callers order (pagination does)."""
     qs = service_request_visible(actor=actor)
+    if own_only:
+        qs = qs.filter(Q(requested_for_id=actor.person_id) | Q(opened_by_id=actor.person_id))
     if state:
         qs = qs.filter(state__in=list(state))
     if open_only:
@@ -166,9 +171,40 @@ def approval_list_for(*, actor: Actor) -> QuerySet[Approval]:
     steps of their tenant role. Technicians get theirs too; nobody gets anyone else's."""
     return (
         Approval.objects.filter(_approval_waits_for(actor), state=Approval.State.PENDING)
-        .select_related("approver", "request", "request__requested_for", "requested_item")
+        .select_related("approver", "request", "request__requested_for", "requested_item__catalog_item")
         .order_by("created_at", "id")
     )
+
+
+def approval_decided_list(*, actor: Actor) -> QuerySet[Approval]:
+    """Approvals the actor decided (approved or rejected), latest decision first, with their request and
+    item loaded. Nobody gets anyone else's."""
+    if actor.person_id is None:
+        return Approval.objects.none()
+    return (
+        Approval.objects.filter(
+            decided_by_id=actor.person_id, state__in=(Approval.State.APPROVED, Approval.State.REJECTED)
+        )
+        .select_related("approver", "request", "request__requested_for", "requested_item__catalog_item")
+        .order_by("-decided_at", "-id")
+    )
+
+
+def approval_get_mine(*, actor: Actor, approval_id: uuid.UUID | str) -> Approval:
+    """One approval that is the actor's to decide (waiting for them by person, delegation or tenant role)
+    or that they decided. Raises NotFound for any other (another person's approval answers as a missing
+    id: the portal's approvals page shows the actor's own only). No access rule of the request applies
+    beyond this: being its approver is what lets the actor see it."""
+    decided = Q(decided_by_id=actor.person_id) if actor.person_id else Q(pk__in=[])
+    try:
+        return (
+            Approval.objects.filter(_approval_waits_for(actor) | decided)
+            .exclude(state=Approval.State.NOT_REQUESTED)
+            .select_related("approver", "request", "request__requested_for", "requested_item__catalog_item")
+            .get(pk=approval_id)
+        )
+    except (Approval.DoesNotExist, *MISSING) as exc:
+        raise NotFound("no such approval") from exc
 
 
 def approval_get(*, actor: Actor, approval_id: uuid.UUID | str) -> Approval:

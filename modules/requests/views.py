@@ -18,13 +18,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from controlplane.http import TenantRequest, form_errors_apply, request_actor
 from controlplane.problems import DomainError, NotFound
-from modules.cmdb.selectors import ci_visible
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
 from modules.records.selectors import activity_list, comment_list
 
 from . import selectors, services
 from .models import ApprovalMode, ApproverRole, CatalogCategory, CatalogItem, ServiceRequest
+from .orderform import order_form_class, order_submit
 
 
 class RequestFilterForm(forms.Form):
@@ -393,52 +393,6 @@ def catalog_item_edit(request: TenantRequest, tenant: str, item_id: uuid.UUID | 
     return render(request, "service_requests/item_form.html", context, status=status)
 
 
-def _form_field(name: str, spec: dict[str, Any], actor: Actor, required: bool) -> forms.Field:
-    """A basic form field for one property of a form schema (validation stays with the schema)."""
-    label = str(spec.get("title") or name.replace("_", " ").capitalize())
-    help_text = str(spec.get("description", ""))
-    common: dict[str, Any] = {"label": label, "help_text": help_text, "required": False}
-    widget_required = {"required": True} if required else {}
-    if "enum" in spec:
-        choices = [("", "—"), *((str(v), str(v)) for v in spec["enum"])]
-        return forms.ChoiceField(choices=choices, **common)
-    kind, fmt = spec.get("type"), spec.get("format")
-    if kind == "integer":
-        return forms.IntegerField(widget=forms.NumberInput(attrs=widget_required), **common)
-    if kind == "number":
-        return forms.FloatField(widget=forms.NumberInput(attrs=widget_required), **common)
-    if kind == "boolean":
-        return forms.BooleanField(**common)
-    if fmt == "date":
-        return forms.CharField(widget=forms.DateInput(attrs={"type": "date", **widget_required}), **common)
-    if fmt == "person":
-        people = Person.objects.filter(is_active=True)[:500]
-        return forms.ChoiceField(choices=[("", "—"), *((str(p.pk), str(p)) for p in people)], **common)
-    if fmt == "ci":
-        cis = ci_visible(actor=actor)[:500]
-        return forms.ChoiceField(choices=[("", "—"), *((str(c.pk), str(c)) for c in cis)], **common)
-    if spec.get("maxLength", 0) > 200 or spec.get("x-widget") == "textarea":
-        return forms.CharField(widget=forms.Textarea(attrs={"rows": 3, **widget_required}), **common)
-    return forms.CharField(widget=forms.TextInput(attrs=widget_required), **common)
-
-
-def order_form_class(item: CatalogItem, actor: Actor) -> type[forms.Form]:
-    """A Django form with one field per property of the item's schema, plus quantity and (technicians)
-    requested for."""
-    schema = item.form_schema or {}
-    required = set(schema.get("required", []))
-    fields: dict[str, forms.Field] = {}
-    if actor.is_technician:
-        fields["requested_for"] = forms.ModelChoiceField(
-            queryset=Person.objects.filter(is_active=True), label="Requested for"
-        )
-    for name, spec in (schema.get("properties") or {}).items():
-        if isinstance(spec, dict):
-            fields[f"var_{name}"] = _form_field(name, spec, actor, name in required)
-    fields["quantity"] = forms.IntegerField(min_value=1, max_value=services.MAX_QUANTITY, initial=1)
-    return type("OrderForm", (forms.Form,), fields)
-
-
 def catalog_order(request: TenantRequest, tenant: str, item_id: uuid.UUID) -> HttpResponse:
     """Order one catalog item (for oneself, or, for technicians, for someone else) from a form built from
     the item's schema. The answers are validated by the service against the schema."""
@@ -451,25 +405,7 @@ def catalog_order(request: TenantRequest, tenant: str, item_id: uuid.UUID) -> Ht
     status = 200
     if request.method == "POST":
         status = 422
-        if form.is_valid():
-            data = form.cleaned_data
-            variables = {
-                key.removeprefix("var_"): value
-                for key, value in data.items()
-                if key.startswith("var_") and value not in ("", None, False)
-            }
-            try:
-                created = services.request_submit(
-                    actor=actor,
-                    requested_for=data.get("requested_for"),
-                    items=[{"catalog_item": item, "variables": variables, "quantity": data["quantity"]}],
-                )
-            except DomainError as exc:
-                for error in exc.extra.get("errors") or [{"field": None, "message": exc.detail}]:
-                    field = (error.get("field") or "").replace("variables.", "var_", 1)
-                    form.add_error(field if field in form.fields else None, error["message"])
-                status = exc.status
-            else:
-                return redirect("request_detail", tenant=tenant, number=created.number)
+        if form.is_valid() and (created := order_submit(actor=actor, item=item, form=form)) is not None:
+            return redirect("request_detail", tenant=tenant, number=created.number)
     context = {"form": form, "item": item}
     return render(request, "service_requests/order.html", context, status=status)

@@ -4,6 +4,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("modules.incidents.portal_urls")),
+    path("", include("modules.requests.portal_urls")),
     path("", include("modules.records.portal_urls")),
     path("notifications/", include("modules.notifications.portal_urls")),
     path("accounts/", include("allauth.urls")),
