@@ -13,7 +13,9 @@ database, with data committed for real (the server answers from its own threads 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -23,9 +25,13 @@ from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwr
 from psycopg import sql
 
 from conftest import PASSWORD, actor_in, make_user
+from controlplane.accounts.models import User
 from controlplane.accounts.services import provider_membership_set, tenant_grant, tenant_membership_set
 from controlplane.providers.models import Provider
 from modules.incidents.services import incident_create
+from modules.records.actor import Actor
+from modules.requests.models import ApproverRole
+from modules.requests.services import StepSpec, catalog_category_create, catalog_item_create, request_submit
 from tenants.models import Tenant
 from tenants.services import tenant_provision
 
@@ -114,4 +120,85 @@ def browser_context(chromium: Browser, site: Site) -> Iterator[BrowserContext]:
     context.close()
 
 
-__all__ = ["PASSWORD", "Site"]
+# The catalog (fixture ``catalog``)
+
+# Acme's "Laptop": the justification is asked (and required) only for a developer laptop (an if/then of
+# the JSON Schema; `x-order` keeps the fields in this order, jsonb does not keep the keys' order).
+LAPTOP_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "model": {"type": "string", "title": "Model", "enum": ["standard", "developer"], "x-order": 1},
+        "reason": {"type": "string", "title": "Reason", "minLength": 3, "x-order": 2},
+        "justification": {"type": "string", "title": "Why a developer laptop", "x-order": 3},
+    },
+    "required": ["model", "reason"],
+    "if": {"properties": {"model": {"const": "developer"}}, "required": ["model"]},
+    "then": {"required": ["justification"]},
+    "additionalProperties": False,
+}
+
+
+@dataclass
+class Catalog:
+    """The catalog data of ``catalog``: Acme's conditional laptop and its approver; Globex's item, its two
+    requests by Bob and their approvals (pending, for Globex's tenant role ``approver``)."""
+
+    laptop_id: uuid.UUID  # Acme's item; one approval step: Morgan, by person
+    morgan: User  # approver of Acme (tenant role ``approver``), the laptop's approver
+    globex_item_id: uuid.UUID
+    globex_requests: list[str]  # request numbers, in creation order
+    globex_approvals: list[uuid.UUID]  # one pending approval per Globex request, same order
+
+
+@pytest.fixture
+def catalog(site: Site) -> Catalog:
+    """Committed catalog data on top of ``site`` (through the requests services): in Acme, a category
+    "Hardware" with the item "Laptop" (``LAPTOP_SCHEMA``, approved by Morgan, an Acme user with the tenant
+    role ``approver``); in Globex, the item "Globex VPN token" approved by Globex's tenant approvers and
+    two requests Bob ordered, each waiting for that approval. Dropped with the tenants' schemas."""
+    acme, globex = site.tenants["acme"], site.tenants["globex"]
+    morgan = make_user("morgan@acme.example")
+    tenant_membership_set(user=morgan, tenant=acme, role="approver")
+    with tenant_context(acme):
+        approver = actor_in(acme, morgan, role="approver").person
+        tech = actor_in(acme, site.users["tech"])
+        laptop = catalog_item_create(
+            actor=tech,
+            name="Laptop",
+            short_description="A laptop for work, standard or developer.",
+            category=catalog_category_create(actor=tech, name="Hardware", order=10),
+            form_schema=LAPTOP_SCHEMA,
+            expected_delivery_hours=48,
+            approval_required=True,
+            approval_steps=[StepSpec(order=1, approver_person=approver)],
+        )
+    with tenant_context(globex):
+        tech = actor_in(globex, site.users["tech"])
+        bob = actor_in(globex, site.users["bob"], role="end_user")
+        token = catalog_item_create(
+            actor=tech,
+            name="Globex VPN token",
+            short_description="Globex: a hardware token for the VPN.",
+            category=catalog_category_create(actor=tech, name="Globex access", order=10),
+            form_schema={"type": "object", "properties": {"site": {"type": "string", "title": "Site"}}},
+            approval_required=True,
+            approval_steps=[StepSpec(order=1, approver_role=ApproverRole.APPROVER)],
+        )
+        ordered = [
+            request_submit(
+                actor=Actor(user_id=bob.user_id, person=bob.person, role="end_user", source="portal"),
+                items=[{"catalog_item": token, "variables": {"site": site_name}, "quantity": 1}],
+            )
+            for site_name in ("Globex HQ", "Globex lab")
+        ]
+        approvals = [request.approvals.get() for request in ordered]
+    return Catalog(
+        laptop_id=laptop.pk,
+        morgan=morgan,
+        globex_item_id=token.pk,
+        globex_requests=[request.number for request in ordered],
+        globex_approvals=[approval.pk for approval in approvals],
+    )
+
+
+__all__ = ["PASSWORD", "Catalog", "Site"]
