@@ -8,6 +8,8 @@ database, with data committed for real (the server answers from its own threads 
   technician with grants for both, an end user of each, and a few incidents. Public rows are flushed by
   ``transactional_db`` afterwards; the tenant schemas are dropped here.
 - ``browser_context``: a fresh browser context (its own cookies) per test, closed before the data goes.
+- ``catalog``: on top of ``site``, Acme's catalog item with a conditional field and its approver, and
+  Globex's item with two requests waiting for approval (``Catalog``).
 """
 
 from __future__ import annotations

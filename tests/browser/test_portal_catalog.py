@@ -13,11 +13,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 from django_tenants.utils import tenant_context
-from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Request, expect
 
 from conftest import PASSWORD, actor_in
 from modules.records.actor import Actor
@@ -48,7 +47,8 @@ def acme_writes(tenant: Tenant) -> tuple[int, int]:
         return ServiceRequest.objects.count(), ActivityEntry.objects.count()
 
 
-def field_box(page: Page, name: str) -> Any:
+def field_box(page: Page, name: str) -> Locator:
+    """The box of order-form field ``var_<name>``: its label, control, help and error."""
     return page.locator(f".order-field[data-field=var_{name}]")
 
 
@@ -126,7 +126,7 @@ def test_conditional_order_goes_through_approval(
         expect(justification).to_be_visible()
         expect(model).to_have_value("developer")  # the answers come back with the error
         screenshot(page, scenario, "order-refused-error-next-to-field")
-        assert order_posts == [item_url], "exactly one post: the one that skipped the browser's check"
+        assert order_posts == [item_url], "one post only (with JavaScript: the one skipping its check)"
         assert acme_writes(acme) == before, "a refused order writes nothing"
 
         justification.fill(JUSTIFICATION)
