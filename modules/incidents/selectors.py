@@ -10,12 +10,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import F, Q, QuerySet
 
 from controlplane.problems import NotFound
 from modules.records.actor import Actor
 
-from .models import Incident, IncidentSettings, PriorityRule, ResolutionCode
+from .models import Incident, IncidentSettings, PriorityRule, ResolutionCode, SatisfactionResponse
 
 
 def incident_visible(*, actor: Actor) -> QuerySet[Incident]:
@@ -140,3 +141,42 @@ def incident_known_error_list(*, actor: Actor, incident: Incident, limit: int = 
     if not q:
         return qs.none()
     return qs.order_by(F("rank").desc(nulls_last=True), "-updated_at", "-id")[:limit]
+
+
+def incident_survey_pending_list(*, actor: Actor) -> QuerySet[Incident]:
+    """The actor's own resolved or closed incidents (as caller) whose satisfaction survey is unanswered,
+    most recently resolved first: what the portal offers to rate. Empty for an actor without a person."""
+    if actor.person_id is None:
+        return Incident.objects.none()
+    return (
+        Incident.objects.filter(
+            caller_id=actor.person_id,
+            state__in=(Incident.State.RESOLVED, Incident.State.CLOSED),
+            satisfaction__isnull=True,
+        )
+        .order_by("-resolved_at", "-id")
+    )
+
+
+def incident_survey_get(*, actor: Actor, incident: Incident) -> SatisfactionResponse | None:
+    """The survey response of an incident the actor may see (callers see their own incidents only, so
+    only theirs), or None when unanswered."""
+    return SatisfactionResponse.objects.filter(incident=incident).select_related("person").first()
+
+
+def satisfaction_rollup_counts(*, since: dt.date, time_zone: str) -> dict[tuple[str, dt.date], dict[str, int]]:
+    """The daily rollup's satisfaction counters recomputed from the survey table, for days on or after
+    ``since`` (local dates in the IANA ``time_zone``): ``{("incident", day): {"satisfaction_sum": n,
+    "satisfaction_count": m}}``, the day being the local date of ``answered_at``. Registered in
+    ``controlplane.workindex.services.ROLLUP_CONTRIBUTORS``, so the nightly rebuild recomputes it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (answered_at AT TIME ZONE %(tz)s)::date AS day, sum(score), count(*)"
+            f" FROM {SatisfactionResponse._meta.db_table}"  # noqa: S608 - the model's own table name
+            " WHERE (answered_at AT TIME ZONE %(tz)s)::date >= %(since)s GROUP BY 1",
+            {"tz": time_zone, "since": since},
+        )
+        return {
+            ("incident", day): {"satisfaction_sum": int(total), "satisfaction_count": int(count)}
+            for day, total, count in cursor.fetchall()
+        }
