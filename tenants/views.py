@@ -69,6 +69,7 @@ def _branding_page(request: TenantRequest, template: str) -> HttpResponse:
         "accent_color": branding.accent_color,
     }
     form = BrandingForm(request.POST or None, request.FILES or None, initial=initial)
+    status = 422 if request.method == "POST" else 200
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         upload = data.get("logo")
@@ -88,10 +89,10 @@ def _branding_page(request: TenantRequest, template: str) -> HttpResponse:
             )
         except DomainError as exc:
             form_errors_apply(form, exc)
+            status = exc.status
         else:
             messages.success(request, "Branding saved.")
             return redirect(request.path)
-    status = 422 if request.method == "POST" else 200
     context = {"form": form, "branding": branding}
     return render(request, template, context, status=status)
 
@@ -141,11 +142,13 @@ def console_domains(request: TenantRequest, tenant: str) -> HttpResponse:
     actor = request_actor(request)
     owner = _tenant(request)
     form = DomainForm(request.POST or None)
+    status = 422 if request.method == "POST" else 200
     if request.method == "POST" and form.is_valid():
         try:
             services.domain_add(actor=actor, tenant=owner, hostname=form.cleaned_data["hostname"])
         except DomainError as exc:
             form_errors_apply(form, exc)
+            status = exc.status
         else:
             messages.success(request, "Domain added: publish the TXT record below, then verify.")
             return redirect("tenant_domains", tenant=owner.slug)
@@ -164,7 +167,6 @@ def console_domains(request: TenantRequest, tenant: str) -> HttpResponse:
         "may_read": actor.role in selectors.DOMAIN_READ_ROLES,
         "cname_target": f"{owner.slug}.{settings.PORTAL_BASE_DOMAIN}",
     }
-    status = 422 if request.method == "POST" else 200
     if not context["may_read"]:
         raise Http404("no such page")
     return render(request, "tenants/domains.html", context, status=status)
