@@ -20,7 +20,6 @@ from modules.knowledge import selectors as knowledge_selectors
 from modules.knowledge import services as knowledge_services
 from modules.knowledge.models import Article
 from modules.requests import selectors as request_selectors
-from tenants.selectors import branding_get
 
 SNIPPET_CHARS = 180
 RESULTS = 20
@@ -74,8 +73,6 @@ def home(request: TenantRequest) -> HttpResponse:
     if (refused := _gate(request)) is not None:
         return refused
     actor = request_actor(request)
-    tenant = request.portal_tenant
-    assert tenant is not None
     articles = knowledge_selectors.article_portal_list(actor=actor)
     popular = list(articles.order_by("-view_count", "-published_at", "-id")[:5])
     recent = list(articles.order_by("-published_at", "-id")[:5])
@@ -86,7 +83,6 @@ def home(request: TenantRequest) -> HttpResponse:
     )
     open_incidents = list(my_incidents.order_by("-opened_at", "-id")[:5])
     context = {
-        "branding": branding_get(tenant=tenant),
         "popular": popular,
         "recent": recent,
         "open_incidents": open_incidents,
