@@ -343,7 +343,12 @@ def domain_verify(*, actor: Actor, domain: Domain) -> Domain:
     with transaction.atomic():
         domain.verified_at = timezone.now()
         domain.save(update_fields=["verified_at"])
-        _audit(actor=actor, tenant=domain.tenant, verb="domain.verified", changes={"domain": [None, domain.domain]})
+        _audit(
+            actor=actor,
+            tenant=domain.tenant,
+            verb="domain.verified",
+            changes={"domain": [None, domain.domain]},
+        )
     return domain
 
 
@@ -356,5 +361,10 @@ def domain_remove(*, actor: Actor, domain: Domain) -> None:
     if domain.is_primary:
         raise InvalidInput("the platform's own portal hostname cannot be removed")
     with transaction.atomic():
-        _audit(actor=actor, tenant=domain.tenant, verb="domain.removed", changes={"domain": [domain.domain, None]})
+        _audit(
+            actor=actor,
+            tenant=domain.tenant,
+            verb="domain.removed",
+            changes={"domain": [domain.domain, None]},
+        )
         domain.delete()

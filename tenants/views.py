@@ -34,15 +34,20 @@ class BrandingForm(forms.Form):
         max_length=2000, required=False, label="Welcome text", widget=forms.Textarea(attrs={"rows": 4})
     )
     primary_color = forms.CharField(
-        max_length=7, label="Primary colour (header)", help_text=COLOUR_HELP,
+        max_length=7,
+        label="Primary colour (header)",
+        help_text=COLOUR_HELP,
         widget=forms.TextInput(attrs={"pattern": "#[0-9a-fA-F]{6}", "size": 8}),
     )
     accent_color = forms.CharField(
-        max_length=7, label="Accent colour (buttons and links)", help_text=COLOUR_HELP,
+        max_length=7,
+        label="Accent colour (buttons and links)",
+        help_text=COLOUR_HELP,
         widget=forms.TextInput(attrs={"pattern": "#[0-9a-fA-F]{6}", "size": 8}),
     )
     logo = forms.FileField(
-        required=False, label="Logo",
+        required=False,
+        label="Logo",
         help_text=f"PNG, JPEG, GIF or WebP, at most {LOGO_MAX_BYTES // 1024} KiB.",
         widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/gif,image/webp"}),
     )

@@ -174,7 +174,9 @@ class SatisfactionResponse(models.Model):
         ordering = ["-answered_at", "-id"]
         indexes = [models.Index(fields=["answered_at"], name="satisfaction_answered")]
         constraints = [
-            models.CheckConstraint(condition=models.Q(score__gte=1, score__lte=5), name="satisfaction_score_1_5"),
+            models.CheckConstraint(
+                condition=models.Q(score__gte=1, score__lte=5), name="satisfaction_score_1_5"
+            ),
         ]
 
     def __str__(self) -> str:

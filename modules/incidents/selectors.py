@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+import zoneinfo
 from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
 
 from controlplane.problems import NotFound
 from modules.records.actor import Actor
@@ -148,14 +149,11 @@ def incident_survey_pending_list(*, actor: Actor) -> QuerySet[Incident]:
     most recently resolved first: what the portal offers to rate. Empty for an actor without a person."""
     if actor.person_id is None:
         return Incident.objects.none()
-    return (
-        Incident.objects.filter(
-            caller_id=actor.person_id,
-            state__in=(Incident.State.RESOLVED, Incident.State.CLOSED),
-            satisfaction__isnull=True,
-        )
-        .order_by("-resolved_at", "-id")
-    )
+    return Incident.objects.filter(
+        caller_id=actor.person_id,
+        state__in=(Incident.State.RESOLVED, Incident.State.CLOSED),
+        satisfaction__isnull=True,
+    ).order_by("-resolved_at", "-id")
 
 
 def incident_survey_get(*, actor: Actor, incident: Incident) -> SatisfactionResponse | None:
@@ -164,19 +162,22 @@ def incident_survey_get(*, actor: Actor, incident: Incident) -> SatisfactionResp
     return SatisfactionResponse.objects.filter(incident=incident).select_related("person").first()
 
 
-def satisfaction_rollup_counts(*, since: dt.date, time_zone: str) -> dict[tuple[str, dt.date], dict[str, int]]:
+def satisfaction_rollup_counts(
+    *, since: dt.date, time_zone: str
+) -> dict[tuple[str, dt.date], dict[str, int]]:
     """The daily rollup's satisfaction counters recomputed from the survey table, for days on or after
     ``since`` (local dates in the IANA ``time_zone``): ``{("incident", day): {"satisfaction_sum": n,
     "satisfaction_count": m}}``, the day being the local date of ``answered_at``. Registered in
     ``controlplane.workindex.services.ROLLUP_CONTRIBUTORS``, so the nightly rebuild recomputes it."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT (answered_at AT TIME ZONE %(tz)s)::date AS day, sum(score), count(*)"
-            f" FROM {SatisfactionResponse._meta.db_table}"  # noqa: S608 - the model's own table name
-            " WHERE (answered_at AT TIME ZONE %(tz)s)::date >= %(since)s GROUP BY 1",
-            {"tz": time_zone, "since": since},
-        )
-        return {
-            ("incident", day): {"satisfaction_sum": int(total), "satisfaction_count": int(count)}
-            for day, total, count in cursor.fetchall()
-        }
+    zone = zoneinfo.ZoneInfo(time_zone)
+    rows = (
+        SatisfactionResponse.objects.annotate(day=TruncDate("answered_at", tzinfo=zone))
+        .filter(day__gte=since)
+        .values("day")
+        .annotate(total=Sum("score"), answers=Count("id"))
+        .order_by("day")
+    )
+    return {
+        ("incident", row["day"]): {"satisfaction_sum": row["total"], "satisfaction_count": row["answers"]}
+        for row in rows
+    }

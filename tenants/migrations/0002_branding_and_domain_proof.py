@@ -12,56 +12,79 @@ def verify_existing(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenants', '0001_initial'),
+        ("tenants", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='domain',
-            name='challenge_token',
+            model_name="domain",
+            name="challenge_token",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AddField(
-            model_name='domain',
-            name='created_at',
+            model_name="domain",
+            name="created_at",
             field=models.DateTimeField(default=django.utils.timezone.now),
         ),
         migrations.AddField(
-            model_name='domain',
-            name='verified_at',
+            model_name="domain",
+            name="verified_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.CreateModel(
-            name='TenantBranding',
+            name="TenantBranding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('portal_title', models.CharField(blank=True, max_length=80)),
-                ('welcome_text', models.TextField(blank=True, max_length=2000)),
-                ('primary_color', models.CharField(default='#1f3a5f', max_length=7)),
-                ('accent_color', models.CharField(default='#0b5cad', max_length=7)),
-                ('logo_name', models.CharField(blank=True, max_length=200)),
-                ('logo_type', models.CharField(blank=True, max_length=40)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('tenant', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='branding', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("portal_title", models.CharField(blank=True, max_length=80)),
+                ("welcome_text", models.TextField(blank=True, max_length=2000)),
+                ("primary_color", models.CharField(default="#1f3a5f", max_length=7)),
+                ("accent_color", models.CharField(default="#0b5cad", max_length=7)),
+                ("logo_name", models.CharField(blank=True, max_length=200)),
+                ("logo_type", models.CharField(blank=True, max_length=40)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "tenant",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="branding",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='TenantAuditEntry',
+            name="TenantAuditEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('verb', models.CharField(max_length=60)),
-                ('actor_user_id', models.BigIntegerField(null=True)),
-                ('actor_role', models.CharField(blank=True, max_length=20)),
-                ('source', models.CharField(blank=True, max_length=20)),
-                ('changes', models.JSONField(default=dict)),
-                ('at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='audit_entries', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("verb", models.CharField(max_length=60)),
+                ("actor_user_id", models.BigIntegerField(null=True)),
+                ("actor_role", models.CharField(blank=True, max_length=20)),
+                ("source", models.CharField(blank=True, max_length=20)),
+                ("changes", models.JSONField(default=dict)),
+                ("at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="audit_entries",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'id'],
-                'indexes': [models.Index(fields=['tenant', 'at'], name='tenant_audit_at')],
+                "ordering": ["at", "id"],
+                "indexes": [models.Index(fields=["tenant", "at"], name="tenant_audit_at")],
             },
         ),
         migrations.RunPython(verify_existing, migrations.RunPython.noop),

@@ -29,7 +29,12 @@ def png(width: int = 2, height: int = 1) -> bytes:
 
     rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture
@@ -149,7 +154,9 @@ def test_the_msp_brands_in_the_console_and_each_host_shows_its_own(
     console = signed_in(tech_ab, "testserver")
     assert console.get("/t/acme/branding/").status_code == 200
     for slug, title, colour in (("acme", "Acme IT", "#7a1f5c"), ("globex", "Globex Service Desk", "#0f5132")):
-        response = console.post(f"/t/{slug}/branding/", {**FORM, "portal_title": title, "primary_color": colour})
+        response = console.post(
+            f"/t/{slug}/branding/", {**FORM, "portal_title": title, "primary_color": colour}
+        )
         assert response.status_code == 302
     assert TenantAuditEntry.objects.filter(actor_role="technician", source="console").count() == 2
 

@@ -6,27 +6,59 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('incidents', '0005_incident_change'),
-        ('people', '0002_person_manager'),
+        ("incidents", "0005_incident_change"),
+        ("people", "0002_person_manager"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SatisfactionResponse',
+            name="SatisfactionResponse",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('score', models.PositiveSmallIntegerField(choices=[(1, '1 - Very dissatisfied'), (2, '2 - Dissatisfied'), (3, '3 - Neither satisfied nor dissatisfied'), (4, '4 - Satisfied'), (5, '5 - Very satisfied')])),
-                ('comment', models.TextField(blank=True, max_length=2000)),
-                ('answered_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('incident', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='satisfaction', to='incidents.incident')),
-                ('person', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='people.person')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "score",
+                    models.PositiveSmallIntegerField(
+                        choices=[
+                            (1, "1 - Very dissatisfied"),
+                            (2, "2 - Dissatisfied"),
+                            (3, "3 - Neither satisfied nor dissatisfied"),
+                            (4, "4 - Satisfied"),
+                            (5, "5 - Very satisfied"),
+                        ]
+                    ),
+                ),
+                ("comment", models.TextField(blank=True, max_length=2000)),
+                ("answered_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "incident",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="satisfaction",
+                        to="incidents.incident",
+                    ),
+                ),
+                (
+                    "person",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="people.person"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-answered_at', '-id'],
-                'indexes': [models.Index(fields=['answered_at'], name='satisfaction_answered')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('score__gte', 1), ('score__lte', 5)), name='satisfaction_score_1_5')],
+                "ordering": ["-answered_at", "-id"],
+                "indexes": [models.Index(fields=["answered_at"], name="satisfaction_answered")],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("score__gte", 1), ("score__lte", 5)),
+                        name="satisfaction_score_1_5",
+                    )
+                ],
             },
         ),
     ]

@@ -75,7 +75,9 @@ def test_the_caller_answers_on_the_portal_and_the_rollup_counts_it(
     with tenant_context(tenant_a):
         response = SatisfactionResponse.objects.get(incident=incident)
         assert (response.score, response.comment, response.person.user_id) == (4, "quick fix", end_user_a.pk)
-        assert ActivityEntry.objects.filter(record_id=incident.pk, verb="incident.survey_answered").count() == 1
+        assert (
+            ActivityEntry.objects.filter(record_id=incident.pk, verb="incident.survey_answered").count() == 1
+        )
         day = workindex_local_day(response.answered_at)
     assert satisfaction(tenant_a) == {(day, 4, 1)}
     shown = client.get(f"/incidents/{incident.number}/survey/").content.decode()
@@ -149,9 +151,14 @@ def test_the_nightly_rebuild_recomputes_satisfaction_from_the_surveys(
 def test_the_console_include_shows_the_answer(tenant_a: Tenant, tech_a: User, end_user_a: User) -> None:
     incident = resolved_incident(tenant_a, tech_a, end_user_a)
     with tenant_context(tenant_a):
-        before = render_to_string("incidents/_survey.html", {"incident": Incident.objects.get(pk=incident.pk)})
+        before = render_to_string(
+            "incidents/_survey.html", {"incident": Incident.objects.get(pk=incident.pk)}
+        )
         incident_survey_answer(
-            actor=actor_in(tenant_a, end_user_a, role="end_user"), incident=incident, score=3, comment="ok <b>"
+            actor=actor_in(tenant_a, end_user_a, role="end_user"),
+            incident=incident,
+            score=3,
+            comment="ok <b>",
         )
         after = render_to_string("incidents/_survey.html", {"incident": Incident.objects.get(pk=incident.pk)})
     assert "not answered the survey yet" in before

@@ -104,9 +104,7 @@ def knowledge_search(request: TenantRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()[:200]
     qs = knowledge_selectors.article_portal_list(actor=actor, q=q)
     rows: list[Article] = list(qs.order_by("-view_count", "-published_at", "-id")[:RESULTS])
-    results = [
-        (a, snippet(a.published_version.body if a.published_version else "", q)) for a in rows
-    ]
+    results = [(a, snippet(a.published_version.body if a.published_version else "", q)) for a in rows]
     template = "portal/_results.html" if getattr(request, "htmx", False) else "portal/knowledge.html"
     return render(request, template, {"q": q, "results": results})
 

@@ -18,7 +18,9 @@ from tenants.models import Tenant
 from tenants.services import branding_update
 
 
-def publish(tenant: Tenant, tech: User, title: str, body: str, *, audience: str = "portal", live: bool = True) -> Article:
+def publish(
+    tenant: Tenant, tech: User, title: str, body: str, *, audience: str = "portal", live: bool = True
+) -> Article:
     with tenant_context(tenant):
         actor = actor_in(tenant, tech, role="admin")
         article = article_create(actor=actor, title=title, body=body, audience=audience)
@@ -65,7 +67,9 @@ def test_home_shows_welcome_links_articles_and_open_count(
 def test_search_finds_published_portal_articles_with_a_snippet(
     tenant_a: Tenant, tech_a: User, end_user_a: User
 ) -> None:
-    body = "Printers on floor 3. " * 20 + "To fix a paper jam, open tray 2 and pull gently. " + "Thanks. " * 30
+    body = (
+        "Printers on floor 3. " * 20 + "To fix a paper jam, open tray 2 and pull gently. " + "Thanks. " * 30
+    )
     article = publish(tenant_a, tech_a, "Printer help", body)
     publish(tenant_a, tech_a, "Jam runbook", "paper jam internal", audience="technicians")
     publish(tenant_a, tech_a, "Jam draft", "paper jam draft", live=False)
