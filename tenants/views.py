@@ -115,7 +115,7 @@ def portal_branding(request: TenantRequest) -> HttpResponse:
 
 
 @require_GET
-def logo(request: TenantRequest, tenant: str | None = None) -> HttpResponse:
+def logo(request: TenantRequest, tenant: str | None = None) -> FileResponse:
     """The tenant's logo bytes, with the type sniffed at upload and ``nosniff``. Public on the tenant's
     own host (it shows on the sign-in page); on the console, behind the routing middleware's access
     check. 404 when there is none."""

@@ -144,7 +144,14 @@ def test_a_service_cannot_brand_another_tenant_than_the_actors(
     tenant_a: Tenant, tenant_b: Tenant, tech_ab: User
 ) -> None:
     with tenant_context(tenant_a), pytest.raises(PermissionDenied):
-        branding_update(actor=actor_in(tenant_a, tech_ab), tenant=tenant_b, **{**FORM, "portal_title": "x"})
+        branding_update(
+            actor=actor_in(tenant_a, tech_ab),
+            tenant=tenant_b,
+            portal_title="x",
+            welcome_text="",
+            primary_color="#1f3a5f",
+            accent_color="#0b5cad",
+        )
     assert not TenantBranding.objects.exists()
 
 

@@ -31,7 +31,7 @@ from tenants.services import (
 from tenants.validation import hostname_normalise
 
 
-class Zone(BaseResolver):  # type: ignore[misc]
+class Zone(BaseResolver):
     """Answers TXT questions from ``records`` (lower-case name without the final dot -> strings);
     NXDOMAIN for any other name."""
 

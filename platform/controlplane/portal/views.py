@@ -82,16 +82,17 @@ def home(request: TenantRequest) -> HttpResponse:
         Q(requested_for_id=person) | Q(opened_by_id=person)
     )
     open_incidents = list(my_incidents.order_by("-opened_at", "-id")[:5])
+    open_incident_count, open_request_count = my_incidents.count(), my_requests.count()
     context = {
         "popular": popular,
         "recent": recent,
         "open_incidents": open_incidents,
-        "open_incident_count": my_incidents.count(),
-        "open_request_count": my_requests.count(),
+        "open_incident_count": open_incident_count,
+        "open_request_count": open_request_count,
+        "open_count": open_incident_count + open_request_count,
         "approval_count": request_selectors.approval_list_for(actor=actor).count(),
         "surveys": incident_selectors.incident_survey_pending_list(actor=actor)[:5],
     }
-    context["open_count"] = context["open_incident_count"] + context["open_request_count"]
     return render(request, "portal/home.html", context)
 
 
