@@ -42,7 +42,7 @@ class Tenant(TenantMixin):
 class Domain(DomainMixin):
     """A hostname routing to a tenant's branded portal (``<slug>.<PORTAL_BASE_DOMAIN>`` or a custom one)."""
 
-    # Pending until the TXT proof is found (tenants.domains.domain_verify); only verified rows route.
+    # Pending until the TXT proof is found (tenants.services.domain_verify); only verified rows route.
     # Rows made at provisioning (``<slug>.<PORTAL_BASE_DOMAIN>``) are created verified.
     verified_at = models.DateTimeField(null=True, blank=True)
     # Random value the client publishes in TXT ``_itsm-challenge.<domain>`` to prove they control it.

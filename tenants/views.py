@@ -53,6 +53,12 @@ class BrandingForm(forms.Form):
     )
     logo_remove = forms.BooleanField(required=False, label="Remove the current logo")
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            if field.help_text:  # the template renders it with this id, next to the field
+                field.widget.attrs["aria-describedby"] = f"id_{name}_help"
+
 
 def _tenant(request: TenantRequest) -> Tenant:
     tenant = request.tenant
