@@ -18,7 +18,6 @@ from controlplane.problems import NotFound
 from modules.incidents import selectors as incident_selectors
 from modules.knowledge import selectors as knowledge_selectors
 from modules.knowledge import services as knowledge_services
-from modules.knowledge.models import Article
 from modules.requests import selectors as request_selectors
 
 SNIPPET_CHARS = 180
@@ -98,13 +97,13 @@ def home(request: TenantRequest) -> HttpResponse:
 
 def knowledge_search(request: TenantRequest) -> HttpResponse:
     """Search the tenant's published portal articles (``?q=``); results with a snippet around the first
-    word found. Without ``q``: the most recent articles. At most 20 results."""
+    word found; most viewed first, then most recently published. At most 20 results."""
     if (refused := _gate(request)) is not None:
         return refused
     actor = request_actor(request)
     q = request.GET.get("q", "").strip()[:200]
     qs = knowledge_selectors.article_portal_list(actor=actor, q=q)
-    rows: list[Article] = list(qs.order_by("-view_count", "-published_at", "-id")[:RESULTS])
+    rows = list(qs.order_by("-view_count", "-published_at", "-id")[:RESULTS])
     results = [(a, snippet(a.published_version.body if a.published_version else "", q)) for a in rows]
     template = "portal/_results.html" if getattr(request, "htmx", False) else "portal/knowledge.html"
     return render(request, template, {"q": q, "results": results})
