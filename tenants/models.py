@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 from django_tenants.models import DomainMixin, TenantMixin
 
 
@@ -40,3 +41,54 @@ class Tenant(TenantMixin):
 
 class Domain(DomainMixin):
     """A hostname routing to a tenant's branded portal (``<slug>.<PORTAL_BASE_DOMAIN>`` or a custom one)."""
+
+    # Pending until the TXT proof is found (tenants.services.domain_verify); only verified rows route.
+    # Rows made at provisioning (``<slug>.<PORTAL_BASE_DOMAIN>``) are created verified.
+    verified_at = models.DateTimeField(null=True, blank=True)
+    # Random value the client publishes in TXT ``_itsm-challenge.<domain>`` to prove they control it.
+    challenge_token = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verified_at is not None
+
+
+class TenantBranding(models.Model):
+    """How a tenant's portal looks: title, welcome text, two colours and a logo. One row per tenant,
+    created on the first change (``tenants.branding.branding_get`` answers defaults until then).
+
+    Colours are ``#rrggbb`` (lower case) that pass WCAG 2.x AA contrast (4.5:1) with white text, as the
+    portal draws white text on the primary colour and uses the accent for buttons and links. The logo's
+    bytes live in the default storage under ``<schema>/branding/`` (``logo_name``), never under a URL of
+    their own: ``tenants.views.logo`` serves them.
+    """
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="branding")
+    portal_title = models.CharField(max_length=80, blank=True)
+    welcome_text = models.TextField(max_length=2000, blank=True)
+    primary_color = models.CharField(max_length=7, default="#1f3a5f")
+    accent_color = models.CharField(max_length=7, default="#0b5cad")
+    logo_name = models.CharField(max_length=200, blank=True)
+    logo_type = models.CharField(max_length=40, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"branding of {self.tenant_id}"
+
+
+class TenantAuditEntry(models.Model):
+    """Append-only audit of control-plane changes made to a tenant (branding, domains): who (user id and
+    role at the time), from which entrance, what changed (``changes``: field -> [old, new]), when (UTC)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="audit_entries")
+    verb = models.CharField(max_length=60)
+    actor_user_id = models.BigIntegerField(null=True)
+    actor_role = models.CharField(max_length=20, blank=True)
+    source = models.CharField(max_length=20, blank=True)
+    changes = models.JSONField(default=dict)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["tenant", "at"], name="tenant_audit_at")]

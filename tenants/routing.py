@@ -99,7 +99,11 @@ class TenantRoutingMiddleware:
         session_host_check(request, hostname)
         if hostname in settings.CONSOLE_HOSTS:
             return self.console(request)
-        domain = Domain.objects.select_related("tenant").filter(domain=hostname).first()
+        # Only a verified domain routes: a custom domain is pending until its DNS TXT proof was found
+        # (tenants.services.domain_verify), so a dangling CNAME cannot bind a stranger's host to a tenant.
+        domain = (
+            Domain.objects.select_related("tenant").filter(domain=hostname, verified_at__isnull=False).first()
+        )
         if domain is None or domain.tenant.status != Tenant.Status.ACTIVE:
             raise Http404("unknown host")
         return self.portal(request, domain.tenant)

@@ -7,6 +7,7 @@ Resolved, Closed, Canceled), which is also the model of the real data this proje
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 from modules.records.models import Record
 
@@ -148,3 +149,35 @@ class IncidentSettings(models.Model):
     reopen_window_days = models.PositiveIntegerField(default=14)
     # Resolved incidents close automatically after this many days (ServiceNow's default auto-close: 7).
     autoclose_after_days = models.PositiveIntegerField(default=7)
+
+
+class SatisfactionResponse(models.Model):
+    """The caller's answer to the satisfaction survey of a resolved incident (bigint key): a score from 1
+    (very dissatisfied) to 5 (very satisfied) and an optional comment. One per incident (unique), given
+    once. ``answered_at`` is UTC; the daily rollup counts the score on the tenant's local day of it
+    (``controlplane.workindex`` satisfaction_sum / satisfaction_count)."""
+
+    class Score(models.IntegerChoices):
+        VERY_DISSATISFIED = 1, "1 - Very dissatisfied"
+        DISSATISFIED = 2, "2 - Dissatisfied"
+        NEUTRAL = 3, "3 - Neither satisfied nor dissatisfied"
+        SATISFIED = 4, "4 - Satisfied"
+        VERY_SATISFIED = 5, "5 - Very satisfied"
+
+    incident = models.OneToOneField(Incident, on_delete=models.PROTECT, related_name="satisfaction")
+    person = models.ForeignKey("people.Person", on_delete=models.PROTECT, related_name="+")
+    score = models.PositiveSmallIntegerField(choices=Score.choices)
+    comment = models.TextField(blank=True, max_length=2000)
+    answered_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-answered_at", "-id"]
+        indexes = [models.Index(fields=["answered_at"], name="satisfaction_answered")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(score__gte=1, score__lte=5), name="satisfaction_score_1_5"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.score} for {self.incident_id}"

@@ -5,7 +5,7 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
-    path("", views.portal_home, name="portal_home"),
     path("report/", views.portal_report, name="portal_report"),
     path("incidents/<str:number>/", views.portal_incident, name="portal_incident"),
+    path("incidents/<str:number>/survey/", views.portal_survey, name="portal_survey"),
 ]

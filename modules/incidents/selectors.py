@@ -7,16 +7,18 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+import zoneinfo
 from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
 
 from controlplane.problems import NotFound
 from modules.records.actor import Actor
 
-from .models import Incident, IncidentSettings, PriorityRule, ResolutionCode
+from .models import Incident, IncidentSettings, PriorityRule, ResolutionCode, SatisfactionResponse
 
 
 def incident_visible(*, actor: Actor) -> QuerySet[Incident]:
@@ -143,3 +145,42 @@ def incident_known_error_list(*, actor: Actor, incident: Incident, limit: int = 
     if not q:
         return qs.none()
     return qs.order_by(F("rank").desc(nulls_last=True), "-updated_at", "-id")[:limit]
+
+
+def incident_survey_pending_list(*, actor: Actor) -> QuerySet[Incident]:
+    """The actor's own resolved or closed incidents (as caller) whose satisfaction survey is unanswered,
+    most recently resolved first: what the portal offers to rate. Empty for an actor without a person."""
+    if actor.person_id is None:
+        return Incident.objects.none()
+    return Incident.objects.filter(
+        caller_id=actor.person_id,
+        state__in=(Incident.State.RESOLVED, Incident.State.CLOSED),
+        satisfaction__isnull=True,
+    ).order_by("-resolved_at", "-id")
+
+
+def incident_survey_get(*, actor: Actor, incident: Incident) -> SatisfactionResponse | None:
+    """The survey response of an incident the actor may see (callers see their own incidents only, so
+    only theirs), or None when unanswered."""
+    return SatisfactionResponse.objects.filter(incident=incident).select_related("person").first()
+
+
+def satisfaction_rollup_counts(
+    *, since: dt.date, time_zone: str
+) -> dict[tuple[str, dt.date], dict[str, int]]:
+    """The daily rollup's satisfaction counters recomputed from the survey table, for days on or after
+    ``since`` (local dates in the IANA ``time_zone``): ``{("incident", day): {"satisfaction_sum": n,
+    "satisfaction_count": m}}``, the day being the local date of ``answered_at``. Registered in
+    ``controlplane.workindex.services.ROLLUP_CONTRIBUTORS``, so the nightly rebuild recomputes it."""
+    zone = zoneinfo.ZoneInfo(time_zone)
+    rows = (
+        SatisfactionResponse.objects.annotate(day=TruncDate("answered_at", tzinfo=zone))
+        .filter(day__gte=since)
+        .values("day")
+        .annotate(total=Sum("score"), answers=Count("id"))
+        .order_by("day")
+    )
+    return {
+        ("incident", row["day"]): {"satisfaction_sum": row["total"], "satisfaction_count": row["answers"]}
+        for row in rows
+    }

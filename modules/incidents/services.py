@@ -15,11 +15,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
-from controlplane.workindex.services import workindex_rollup_opened, workindex_rollup_record, workindex_upsert
+from controlplane.workindex.services import (
+    workindex_local_day,
+    workindex_rollup_add,
+    workindex_rollup_opened,
+    workindex_rollup_record,
+    workindex_upsert,
+)
 from modules.notifications.services import notification_emit
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
@@ -31,7 +37,7 @@ from modules.records.services import (
     search_document_set,
 )
 
-from .models import Impact, Incident, IncidentSettings, PriorityRule, ResolutionCode
+from .models import Impact, Incident, IncidentSettings, PriorityRule, ResolutionCode, SatisfactionResponse
 from .workindex import incident_work_entry
 
 
@@ -608,3 +614,63 @@ def _notify_comment(actor: Actor, incident: Incident, comment: Any) -> None:
         actor=actor,
         context={"comment": comment.body, "audience": audience},
     )
+
+
+class SurveyAlreadyAnswered(Conflict):
+    slug = "survey-answered"
+    title = "This survey was already answered"
+
+
+SURVEY_STATES = (Incident.State.RESOLVED, Incident.State.CLOSED)
+
+
+def incident_survey_answer(
+    *, actor: Actor, incident: Incident, score: int, comment: str = ""
+) -> SatisfactionResponse:
+    """Record the caller's satisfaction with a resolved or closed incident: ``score`` 1-5 (1 very
+    dissatisfied .. 5 very satisfied, the CSAT scale of ServiceNow's and Jira Service Management's
+    resolution surveys) and an optional comment (at most 2000 characters).
+
+    Only the incident's caller answers (PermissionDenied for anyone else, technicians included: the
+    survey is the customer's voice), only while the incident is resolved or closed (InvalidTransition),
+    and once per incident (SurveyAlreadyAnswered; the unique constraint on the incident settles a race).
+    Adds the score to the tenant's daily rollup (satisfaction_sum / satisfaction_count, record type
+    ``incident``) on the tenant's local day of the answer, and records ``incident.survey_answered``. On
+    any error nothing is written.
+    """
+    if actor.person_id is None or incident.caller_id != actor.person_id:
+        raise PermissionDenied("only the caller answers the satisfaction survey")
+    if incident.state not in SURVEY_STATES:
+        raise InvalidTransition(f"{incident.number} is not resolved; the survey opens once it is")
+    errors = []
+    if not isinstance(score, int) or not 1 <= score <= 5:
+        errors.append({"field": "score", "message": "choose a score from 1 to 5"})
+    if len(comment) > 2000:
+        errors.append({"field": "comment", "message": "at most 2000 characters"})
+    if errors:
+        raise InvalidInput("; ".join(e["message"] for e in errors), errors=errors)
+    assert actor.person is not None
+    if SatisfactionResponse.objects.filter(incident=incident).exists():
+        raise SurveyAlreadyAnswered(f"the survey of {incident.number} was already answered")
+    try:
+        with transaction.atomic():
+            response = SatisfactionResponse.objects.create(
+                incident=incident, person=actor.person, score=score, comment=comment.strip()
+            )
+            activity_record(
+                actor=actor,
+                verb="incident.survey_answered",
+                record_type=RECORD_TYPE,
+                record_id=incident.pk,
+                changes={"satisfaction_score": [None, score]},
+                at=response.answered_at,
+            )
+            workindex_rollup_add(
+                record_type=RECORD_TYPE,
+                day=workindex_local_day(response.answered_at),
+                satisfaction_sum=score,
+                satisfaction_count=1,
+            )
+    except IntegrityError as exc:
+        raise SurveyAlreadyAnswered(f"the survey of {incident.number} was already answered") from exc
+    return response

@@ -22,7 +22,7 @@ from modules.records.actor import Actor
 from modules.records.selectors import activity_list, comment_list, timeline_public
 
 from . import selectors, services
-from .models import Impact, Incident, Priority, ResolutionCode
+from .models import Impact, Incident, Priority, ResolutionCode, SatisfactionResponse
 
 
 class IncidentFilterForm(forms.Form):
@@ -219,15 +219,6 @@ def _portal_gate(request: TenantRequest) -> HttpResponse | None:
     return redirect(f"/accounts/login/?next={request.path}")
 
 
-def portal_home(request: TenantRequest) -> HttpResponse:
-    """My incidents. Signed-out visitors (or users without a role here) are sent to sign in."""
-    if (refused := _portal_gate(request)) is not None:
-        return refused
-    actor = request_actor(request)
-    incidents = selectors.incident_list(actor=actor).order_by("-opened_at", "-id")[:200]
-    return render(request, "incidents/portal_list.html", {"incidents": incidents})
-
-
 class ReportForm(forms.Form):
     short_description = forms.CharField(max_length=160, label="What is wrong?")
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False, label="Details")
@@ -289,3 +280,49 @@ def portal_incident(request: TenantRequest, number: str) -> HttpResponse:
     ]
     context = {"incident": incident, "timeline": timeline, "form": form}
     return render(request, "incidents/portal_detail.html", context, status=status)
+
+
+class SurveyForm(forms.Form):
+    score = forms.TypedChoiceField(
+        choices=SatisfactionResponse.Score.choices,
+        coerce=int,
+        widget=forms.RadioSelect,
+        label="How satisfied are you with how this was handled?",
+    )
+    comment = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), required=False, max_length=2000, label="Comment (optional)"
+    )
+
+
+def portal_survey(request: TenantRequest, number: str) -> HttpResponse:
+    """The satisfaction survey of one of the caller's resolved incidents: score 1-5 and a comment. Shows
+    the answer once given; refuses (403) anyone but the caller and (409) an incident not resolved."""
+    if (refused := _portal_gate(request)) is not None:
+        return refused
+    actor = request_actor(request)
+    try:
+        incident = selectors.incident_get_by_number(actor=actor, number=number)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    response = selectors.incident_survey_get(actor=actor, incident=incident)
+    form = SurveyForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and response is None and form.is_valid():
+        try:
+            services.incident_survey_answer(actor=actor, incident=incident, **form.cleaned_data)
+        except DomainError as exc:
+            form_errors_apply(form, exc)
+            status = exc.status
+        else:
+            return redirect("portal_survey", number=incident.number)
+    elif request.method == "POST":
+        status = 409 if response is not None else 422
+    is_caller = actor.person_id is not None and incident.caller_id == actor.person_id
+    context = {
+        "incident": incident,
+        "response": response,
+        "form": form,
+        "is_caller": is_caller,
+        "open": incident.state in services.SURVEY_STATES,
+    }
+    return render(request, "incidents/portal_survey.html", context, status=status)

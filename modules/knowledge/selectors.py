@@ -239,3 +239,29 @@ def article_link_list(*, actor: Actor, article: Article) -> list[ArticleLink]:
             )
         )
     return out
+
+
+def article_portal_list(*, actor: Actor, q: str = "") -> QuerySet[Article]:
+    """Live portal articles, as the branded portal lists them to anyone in the tenant (client admins
+    included: the portal shows only published text, never a draft). Each row has ``published_version``
+    joined. ``q`` is split into words; every word must appear in the published title or body
+    (case-insensitive), or ``q`` equals the number. Unordered."""
+    qs = Article.objects.filter(audience=Audience.PORTAL, published_version__isnull=False).select_related(
+        "published_version"
+    )
+    words = q.split()
+    if words:
+        match = Q()
+        for word in words[:8]:
+            match &= Q(published_version__title__icontains=word) | Q(published_version__body__icontains=word)
+        qs = qs.filter(match | Q(number__iexact=q.strip()))
+    return qs
+
+
+def article_portal_get(*, actor: Actor, number: str) -> Article:
+    """One live portal article by number, as the portal shows it (published version joined). NotFound
+    for a missing, technician-only, unpublished or retired article alike."""
+    found = article_portal_list(actor=actor).filter(number=number).first()
+    if found is None:
+        raise NotFound("no such article")
+    return found

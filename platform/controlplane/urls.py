@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from controlplane.api import api
+from tenants.views import tls_ask
 
 urlpatterns = [
     path("", include("controlplane.console.urls")),
@@ -17,9 +18,11 @@ urlpatterns = [
     path("t/<slug:tenant>/sla/", include("modules.sla.urls")),
     path("t/<slug:tenant>/notifications/", include("modules.notifications.urls")),
     path("t/<slug:tenant>/mailin/", include("controlplane.mailin.urls")),
+    path("t/<slug:tenant>/", include("tenants.urls")),  # branding/, domains/
     # Shared parts (search, attachments, links) last: they match only their own sub-paths.
     path("t/<slug:tenant>/", include("modules.records.urls")),
     path("api/v1/", api.urls),
+    path("tls/ask/", tls_ask, name="tls_ask"),  # the reverse proxy's on-demand TLS check (README)
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),  # control plane only: no Django admin inside tenant schemas
 ]

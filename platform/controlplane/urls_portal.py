@@ -3,6 +3,8 @@
 from django.urls import include, path
 
 urlpatterns = [
+    path("", include("controlplane.portal.urls")),  # home, help articles
+    path("", include("tenants.portal_urls")),  # branding
     path("", include("modules.incidents.portal_urls")),
     path("", include("modules.requests.portal_urls")),
     path("", include("modules.records.portal_urls")),

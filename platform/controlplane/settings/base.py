@@ -19,6 +19,12 @@ DEBUG = False
 ALLOWED_HOSTS = ["*"]
 CONSOLE_HOSTS = [h.strip() for h in os.environ.get("CONSOLE_HOSTS", "127.0.0.1,localhost").split(",") if h]
 PORTAL_BASE_DOMAIN = os.environ.get("PORTAL_BASE_DOMAIN", "localhost")
+# Custom portal domains: nameservers asked for the TXT proof ("ip" or "ip:port", comma-separated; empty:
+# the system resolver) and the look-up's timeout in seconds. See README "Custom portal domains".
+DOMAIN_VERIFY_NAMESERVERS = [
+    s.strip() for s in os.environ.get("DOMAIN_VERIFY_NAMESERVERS", "").split(",") if s.strip()
+]
+DOMAIN_VERIFY_TIMEOUT = float(os.environ.get("DOMAIN_VERIFY_TIMEOUT", "5"))
 USE_X_FORWARDED_HOST = False
 
 SHARED_APPS = [

@@ -315,6 +315,7 @@ REBUILT_COUNTERS = ("opened", "resolved", "acknowledged", "acknowledge_seconds",
 # rest: ``function(since=<local date>, time_zone=<IANA>) -> {(record_type, day): {counter: n}}``.
 ROLLUP_CONTRIBUTORS: dict[tuple[str, ...], str] = {
     ("sla_met", "sla_breached"): "modules.sla.selectors.sla_rollup_counts",
+    ("satisfaction_sum", "satisfaction_count"): "modules.incidents.selectors.satisfaction_rollup_counts",
 }
 
 
@@ -348,7 +349,7 @@ def workindex_rollup_rebuild(
     """Recompute the tenant's rollup counters (REBUILT_COUNTERS) of the last ``days`` local days (today
     included) from its schema, for ``record_types`` (default: every ROLLUP_SOURCES type), in one
     transaction. Counters other modules own are rebuilt by their ROLLUP_CONTRIBUTORS (SLA outcomes by
-    modules.sla); satisfaction is left as it is; rows left all zero are deleted. Uses the connection's tenant (NoTenant in public). Returns the rows written."""
+    modules.sla, satisfaction by modules.incidents' survey table); rows left all zero are deleted. Uses the connection's tenant (NoTenant in public). Returns the rows written."""
     tenant_id, provider_id = current_tenant_ids()
     types = record_types or sorted(ROLLUP_SOURCES)
     since = workindex_local_day(now or timezone.now()) - dt.timedelta(days=days - 1)

@@ -1,6 +1,6 @@
 """The per-tenant daily rollup: counted live when records open and resolve (acknowledge and resolve
 seconds from the record's history, on the tenant's local date), rebuilt nightly from the schema with the
-same result, never touching the SLA and satisfaction counters other modules own."""
+same result; the SLA and satisfaction counters come from the modules that own them."""
 
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def test_seconds_are_exact_and_counted_on_the_tenant_s_local_day(tenant_b: Tenan
     assert rebuilt == {("incident", dt.date(2026, 1, 9), 1, 1, 1, 600, 7200, 0, 0, 0, 0)}
 
 
-def test_the_rebuild_takes_sla_counts_from_the_timers_and_leaves_satisfaction_alone(
+def test_the_rebuild_takes_sla_counts_from_the_timers_and_satisfaction_from_the_surveys(
     tenant_a: Tenant, tech_a: User
 ) -> None:
     with tenant_context(tenant_a):
@@ -124,9 +124,9 @@ def test_the_rebuild_takes_sla_counts_from_the_timers_and_leaves_satisfaction_al
         workindex_rollup_add(record_type="incident", day=quiet_day, opened=5, sla_breached=1)
         workindex_rollup_add(record_type="incident", day=quiet_day - dt.timedelta(days=1), opened=7)
         workindex_rollup_rebuild()
-    # No SLA timer stopped (modules.sla owns those counts): stale SLA and opened counts are zeroed, the
-    # satisfaction counts kept, and the rows left all zero are gone.
-    assert rollup(tenant_a) == {("incident", today, 1, 0, 0, 0, 0, 0, 0, 9, 2)}
+    # No SLA timer stopped (modules.sla owns those counts) and no survey was answered (modules.incidents
+    # owns satisfaction): stale SLA, satisfaction and opened counts are zeroed, the rows left all zero gone.
+    assert rollup(tenant_a) == {("incident", today, 1, 0, 0, 0, 0, 0, 0, 0, 0)}
 
 
 def test_rollup_add_sums_atomically_and_never_goes_below_zero(tenant_a: Tenant) -> None:
