@@ -8,6 +8,7 @@ from controlplane.api import api
 urlpatterns = [
     path("", include("controlplane.console.urls")),
     path("queue/", include("controlplane.workindex.urls")),
+    path("dashboard/", include("controlplane.dashboards.urls")),
     path("t/<slug:tenant>/incidents/", include("modules.incidents.urls")),
     path("t/<slug:tenant>/cmdb/", include("modules.cmdb.urls")),
     path("t/<slug:tenant>/problems/", include("modules.problems.urls")),
@@ -17,6 +18,7 @@ urlpatterns = [
     path("t/<slug:tenant>/sla/", include("modules.sla.urls")),
     path("t/<slug:tenant>/notifications/", include("modules.notifications.urls")),
     path("t/<slug:tenant>/mailin/", include("controlplane.mailin.urls")),
+    path("t/<slug:tenant>/dashboard/", include("controlplane.dashboards.urls_tenant")),
     # Shared parts (search, attachments, links) last: they match only their own sub-paths.
     path("t/<slug:tenant>/", include("modules.records.urls")),
     path("api/v1/", api.urls),

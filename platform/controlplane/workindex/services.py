@@ -316,6 +316,9 @@ REBUILT_COUNTERS = ("opened", "resolved", "acknowledged", "acknowledge_seconds",
 ROLLUP_CONTRIBUTORS: dict[tuple[str, ...], str] = {
     ("sla_met", "sla_breached"): "modules.sla.selectors.sla_rollup_counts",
 }
+# Other control-plane counters rebuilt with the rollup, in the same transaction:
+# ``function(since=<local date>, time_zone=<IANA>)`` (the dashboards' category counter).
+ROLLUP_REBUILD_HOOKS: tuple[str, ...] = ("controlplane.dashboards.services.dashboard_category_rebuild",)
 
 
 def _rollup_replace(
@@ -377,6 +380,8 @@ def workindex_rollup_rebuild(
     for owned, path in ROLLUP_CONTRIBUTORS.items():
         counts = import_string(path)(since=since, time_zone=_time_zone())
         _rollup_replace(tenant_id, provider_id, since, types, owned, counts)
+    for path in ROLLUP_REBUILD_HOOKS:
+        import_string(path)(since=since, time_zone=_time_zone())
     window.filter(
         **dict.fromkeys(REBUILT_COUNTERS, 0),
         sla_met=0,
