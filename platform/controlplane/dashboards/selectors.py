@@ -33,9 +33,9 @@ TOP_CATEGORIES = 10
 # Backlog age buckets: (label, lower bound inclusive, upper bound exclusive), ages in days.
 BACKLOG_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
     ("< 1 d", 0, 1),
-    ("1–3 d", 1, 3),
-    ("3–7 d", 3, 7),
-    ("7–30 d", 7, 30),
+    ("1-3 d", 1, 3),
+    ("3-7 d", 3, 7),
+    ("7-30 d", 7, 30),
     ("> 30 d", 30, None),
 )
 ALL = "All"
@@ -148,9 +148,10 @@ def dashboard_get(
         "sla_breached",
     )
     counters += ("satisfaction_sum", "satisfaction_count")
+    key_field = "tenant_id" if breakdown == "tenant" else "record_type"
     grouped = {
-        row[breakdown + ("_id" if breakdown == "tenant" else "")]: row
-        for row in rollup.values(breakdown).annotate(**{c: Sum(c) for c in counters}).order_by()
+        row[key_field]: row
+        for row in rollup.values(key_field).annotate(**{c: Sum(c) for c in counters}).order_by()
     }
     groups: list[tuple[str, dict[str, int]]] = [
         (label, {c: int(grouped.get(key, {}).get(c) or 0) for c in counters}) for key, label in labels.items()
