@@ -24,7 +24,7 @@ from .selectors import ImpactedCI, RelationshipView
 
 MAX_NODES = 30
 MAX_UPSTREAM = 8
-NODE_W, NODE_H, COL_GAP, ROW_GAP, MARGIN = 200, 46, 80, 16, 12
+NODE_W, NODE_H, COL_GAP, ROW_GAP, MARGIN = 180, 58, 70, 14, 12
 NAME_CHARS = 24
 
 
@@ -194,15 +194,18 @@ def impact_graph_svg(graph: ImpactGraph, *, title: str) -> SafeString:
             fill, stroke, ink, width = "#fff", "#57606a", "#1a1a1a", 1
         kind = "business service" if node.is_business_service else node.ci_class.replace("_", " ")
         label = f"{node.number} {node.name} ({kind}{', this CI' if node.is_current else ''})"
+        weight = ' font-weight="700"' if node.is_business_service else ""
         parts.append(
             f'<a href="{escape(node.url)}" aria-label="{escape(label)}" class="ci-node'
             f'{" business-service" if node.is_business_service else ""}{" current" if node.is_current else ""}">'
             f"<title>{escape(label)}</title>"
             f'<rect x="{node.x:.1f}" y="{node.y:.1f}" width="{NODE_W}" height="{NODE_H}" rx="6"'
             f' fill="{fill}" stroke="{stroke}" stroke-width="{width}"/>'
-            f'<text x="{node.x + 8:.1f}" y="{node.y + 18:.1f}" fill="{ink}" font-weight="700">'
-            f"{escape(node.number)}{' · business service' if node.is_business_service else ''}</text>"
-            f'<text x="{node.x + 8:.1f}" y="{node.y + 35:.1f}" fill="{ink}">{escape(_short(node.name))}</text>'
+            f'<text x="{node.x + 8:.1f}" y="{node.y + 17:.1f}" fill="{ink}" font-weight="700">'
+            f"{escape(node.number)}</text>"
+            f'<text x="{node.x + 8:.1f}" y="{node.y + 33:.1f}" fill="{ink}">{escape(_short(node.name))}</text>'
+            f'<text x="{node.x + 8:.1f}" y="{node.y + 49:.1f}" fill="{ink}" font-size="11"'
+            f"{weight}>{escape(kind.capitalize())}</text>"
             "</a>"
         )
     parts.append("</svg>")

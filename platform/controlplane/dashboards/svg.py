@@ -56,7 +56,7 @@ def _open(chart_id: str, title: str, desc: str, width: int, height: int) -> list
 def _legend(names: Sequence[str], x: int, y: int, line: bool) -> list[str]:
     parts = []
     for i, name in enumerate(names):
-        colour, lx = PALETTE[i % len(PALETTE)], x + i * 130
+        colour, lx = PALETTE[i % len(PALETTE)], x + i * 150
         if line:
             dash = f' stroke-dasharray="{DASHES[i % len(DASHES)]}"' if DASHES[i % len(DASHES)] else ""
             parts.append(
@@ -79,7 +79,7 @@ def svg_line_chart(
     """A line chart: one line per ``(name, values)`` of ``series`` over ``x_labels`` (same length), with a
     y axis from 0 to a round maximum, five gridlines, and every ~7th x label. Each point carries a
     ``<title>`` with its label and value (a tooltip, no script needed)."""
-    width, height, left, right, top, bottom = 720, 280, 44, 12, 30, 46
+    width, height, left, right, top, bottom = 600, 260, 40, 22, 30, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     top_value = nice_max(max((v for _, values in series for v in values), default=0))
     count = max(len(x_labels), 1)
@@ -101,7 +101,7 @@ def svg_line_chart(
         )
     every = max(1, math.ceil(count / 12))
     for i, label in enumerate(x_labels):
-        if i % every == 0 or i == count - 1:
+        if i % every == 0 or (i == count - 1 and i % every > every / 2):
             parts.append(
                 f'<text x="{px(i):.1f}" y="{height - bottom + 18}" text-anchor="middle" {FONT}'
                 f' fill="#1a1a1a">{escape(label)}</text>'
@@ -136,7 +136,7 @@ def svg_bar_chart(
     ``series``; None draws no bar and writes "no data"), each with its value written at its end
     (followed by ``unit``). Bars scale to ``max_value`` (a percentage's 100, a score's 5) or to a round
     maximum of the values."""
-    bar_h, gap, label_w, width, top = 16, 10, 170, 720, 30 if len(series) > 1 else 8
+    bar_h, gap, label_w, width, top = 16, 10, 150, 600, 30 if len(series) > 1 else 8
     plot_w = width - label_w - 70
     numbers = [v for _, values in rows for v in values if v is not None]
     scale = max_value or nice_max(max(numbers, default=0))
@@ -149,7 +149,7 @@ def svg_bar_chart(
         parts.append(f'<text x="{label_w}" y="{top + 14}" {FONT} fill="#1a1a1a">No data.</text>')
     for r, (label, values) in enumerate(rows):
         y0 = top + r * group_h
-        text = label if len(label) <= 26 else label[:25] + "…"
+        text = label if len(label) <= 22 else label[:21] + "…"
         parts.append(
             f'<text x="{label_w - 8}" y="{y0 + bar_h * len(series) / 2 + 4:.1f}" text-anchor="end" {FONT}'
             f' fill="#1a1a1a">{escape(text)}</text>'
