@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
@@ -122,8 +123,8 @@ def dashboard_get(
     window = Q(tenant_id__in=list(tenant_ids), day__gte=start, day__lte=today)
     rollup = TenantDailyRollup.objects.filter(window)
 
-    by_day = {
-        row["day"]: row
+    by_day: dict[dt.date, dict[str, Any]] = {
+        row["day"]: dict(row)
         for row in rollup.values("day")
         .annotate(opened_n=Sum("opened"), resolved_n=Sum("resolved"))
         .order_by()
@@ -139,15 +140,16 @@ def dashboard_get(
         row = by_day.get(day, {})
         volume.rows.append((day.isoformat(), row.get("opened_n") or 0, row.get("resolved_n") or 0))
 
-    counters = (
+    counters: tuple[str, ...] = (
         "resolved",
         "acknowledged",
         "acknowledge_seconds",
         "resolve_seconds",
         "sla_met",
         "sla_breached",
+        "satisfaction_sum",
+        "satisfaction_count",
     )
-    counters += ("satisfaction_sum", "satisfaction_count")
     key_field = "tenant_id" if breakdown == "tenant" else "record_type"
     grouped = {
         row[key_field]: row

@@ -32,35 +32,53 @@ class DashboardForm(forms.Form):
         choices=[(d, f"Last {d} days") for d in selectors.DAY_CHOICES],
         coerce=int,
         required=False,
-        empty_value=selectors.DAY_CHOICES[0],
+        empty_value=selectors.DAY_CHOICES[0],  # type: ignore[arg-type]  # the stubs want a str
         label="Period",
     )
     client = forms.ChoiceField(required=False, label="Client")
 
 
+def _num(value: object) -> float | None:
+    """A chart cell as a number for drawing (None stays None: "no data")."""
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
 def chart_svg(chart: selectors.Chart) -> SafeString:
     """The SVG of one chart, drawn from exactly ``chart.rows``."""
-    common = {"chart_id": f"chart-{chart.key}", "title": chart.title, "desc": chart.description}
-    rows = chart.rows
+    chart_id, title, desc, rows = f"chart-{chart.key}", chart.title, chart.description, chart.rows
     if chart.key == "volume":
         return svg_line_chart(
-            **common,
+            chart_id=chart_id,
+            title=title,
+            desc=desc,
             x_labels=[str(r[0])[5:] for r in rows],
-            series=[("Opened", [float(r[1]) for r in rows]), ("Resolved", [float(r[2]) for r in rows])],  # type: ignore[arg-type]
+            series=[
+                ("Opened", [_num(r[1]) or 0.0 for r in rows]),
+                ("Resolved", [_num(r[2]) or 0.0 for r in rows]),
+            ],
         )
-    if chart.key == "sla":
-        bars = [(str(r[0]), [r[3]]) for r in rows]
-        return svg_bar_chart(**common, rows=bars, series=["Compliance"], max_value=100, unit="%")  # type: ignore[arg-type]
-    if chart.key == "times":
-        bars = [(str(r[0]), [r[3], r[4]]) for r in rows]
-        return svg_bar_chart(**common, rows=bars, series=["To acknowledge", "To resolve"], unit=" h")  # type: ignore[arg-type]
-    if chart.key == "satisfaction":
-        bars = [(str(r[0]), [r[2]]) for r in rows]
-        return svg_bar_chart(**common, rows=bars, series=["Average score"], max_value=5)  # type: ignore[arg-type]
-    if chart.key == "backlog":
-        return svg_bar_chart(**common, rows=[(str(r[0]), [r[1]]) for r in rows], series=["Open records"])  # type: ignore[misc]
-    bars = [(f"{r[0]} ({RECORD_LABELS.get(str(r[1]), r[1])})", [r[2]]) for r in rows]
-    return svg_bar_chart(**common, rows=bars, series=["Opened"])  # type: ignore[arg-type]
+    # Per chart: the columns drawn as bars, their series names, the scale's top and the unit.
+    bars: dict[str, tuple[tuple[int, ...], list[str], float | None, str]] = {
+        "sla": ((3,), ["Compliance"], 100.0, "%"),
+        "times": ((3, 4), ["To acknowledge", "To resolve"], None, " h"),
+        "satisfaction": ((2,), ["Average score"], 5.0, ""),
+        "backlog": ((1,), ["Open records"], None, ""),
+        "categories": ((2,), ["Opened"], None, ""),
+    }
+    columns, series, top, unit = bars[chart.key]
+    if chart.key == "categories":
+        labels = [f"{r[0]} ({RECORD_LABELS.get(str(r[1]), str(r[1]))})" for r in rows]
+    else:
+        labels = [str(r[0]) for r in rows]
+    return svg_bar_chart(
+        chart_id=chart_id,
+        title=title,
+        desc=desc,
+        rows=[(label, [_num(r[c]) for c in columns]) for label, r in zip(labels, rows, strict=True)],
+        series=series,
+        max_value=top,
+        unit=unit,
+    )
 
 
 def csv_response(chart: selectors.Chart, dashboard: selectors.Dashboard, scope: str) -> HttpResponse:
