@@ -8,8 +8,8 @@ by the tenant services in the record's transaction (``services.dashboard_categor
 ``dashboard_category_move``), and rebuilt from the tenant schema with the nightly rollup rebuild
 (``services.dashboard_category_rebuild``, called by ``workindex_rollup_rebuild``). Categories counted:
 the incident's ``category`` (ITIL incident categorisation; ServiceNow's ``incident.category``), moved when
-a technician re-categorises it. Service requests are categorised by their catalog items, several per
-request, and are not counted here.
+a technician re-categorises it; a service request once under each distinct catalog category of its items
+(the name at submission; a renamed category is corrected by the nightly rebuild).
 """
 
 from __future__ import annotations

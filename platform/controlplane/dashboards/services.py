@@ -14,10 +14,22 @@ from controlplane.workindex.services import current_tenant_ids, workindex_local_
 
 from .models import TenantDailyCategory
 
-# Per record type, SQL of ``(opened_at, category)`` of every record of the tenant: the one definition
-# the rebuild counts from. Constants, never built from input.
-CATEGORY_SOURCES: dict[str, tuple[str, str]] = {
-    "incident": ("incidents.Incident", "SELECT r.opened_at, r.category FROM {table} r"),
+# Per record type, SQL of ``(opened_at, category)`` of every record of the tenant (a service request
+# once per distinct catalog category of its items): the one definition the rebuild counts from, with
+# the tables it reads (placeholder -> app_label.Model). Constants, never built from input.
+CATEGORY_SOURCES: dict[str, tuple[str, dict[str, str]]] = {
+    "incident": ("SELECT r.opened_at, r.category FROM {r} r", {"r": "incidents.Incident"}),
+    "service_request": (
+        "SELECT DISTINCT r.id, r.opened_at, c.name AS category FROM {r} r"
+        " JOIN {i} i ON i.request_id = r.id JOIN {ci} ci ON ci.id = i.catalog_item_id"
+        " JOIN {c} c ON c.id = ci.category_id",
+        {
+            "r": "service_requests.ServiceRequest",
+            "i": "service_requests.RequestedItem",
+            "ci": "service_requests.CatalogItem",
+            "c": "service_requests.CatalogCategory",
+        },
+    ),
 }
 CATEGORY_LENGTH = 100
 
@@ -72,13 +84,13 @@ def dashboard_category_rebuild(*, since: dt.date, time_zone: str) -> int:
     TenantDailyCategory.objects.filter(tenant_id=tenant_id, day__gte=since).delete()
     written = 0
     with connection.cursor() as cursor:
-        for record_type, (model, select) in CATEGORY_SOURCES.items():
-            table = apps.get_model(model)._meta.db_table
+        for record_type, (select, models) in CATEGORY_SOURCES.items():
+            tables = {name: apps.get_model(label)._meta.db_table for name, label in models.items()}
             cursor.execute(
                 "INSERT INTO dashboards_tenantdailycategory (tenant_id, provider_id, day, record_type, category,"  # noqa: S608 - constants only
                 " opened) SELECT %(tenant)s, %(provider)s, (s.opened_at AT TIME ZONE %(tz)s)::date,"
                 f" %(type)s, left(btrim(s.category, E' \\t\\n\\r'), {CATEGORY_LENGTH}), count(*)"
-                f" FROM ({select.format(table=table)}) s"
+                f" FROM ({select.format(**tables)}) s"
                 " WHERE (s.opened_at AT TIME ZONE %(tz)s)::date >= %(since)s GROUP BY 3, 5",
                 {
                     "tenant": tenant_id,

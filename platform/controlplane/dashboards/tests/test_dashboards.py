@@ -338,3 +338,29 @@ def test_category_counter_live_equals_rebuild(tenant_a: Tenant, tech_a: User) ->
         workindex_rollup_rebuild(days=30)
         assert counts() == live
         assert {row.day for row in TenantDailyCategory.objects.filter(tenant=tenant_a)} == {day}
+
+
+def test_service_requests_count_once_per_catalog_category_live_and_rebuilt(
+    tenant_a: Tenant, tech_a: User
+) -> None:
+    from modules.requests.services import catalog_category_create, catalog_item_create, request_submit
+
+    with tenant_context(tenant_a):
+        actor = actor_in(tenant_a, tech_a)
+        hardware = catalog_category_create(actor=actor, name="Hardware")
+        access = catalog_category_create(actor=actor, name="Access")
+        laptop = catalog_item_create(actor=actor, name="Laptop", category=hardware)
+        mouse = catalog_item_create(actor=actor, name="Mouse", category=hardware)
+        vpn = catalog_item_create(actor=actor, name="VPN", category=access)
+        request_submit(actor=actor, items=[{"catalog_item": laptop}, {"catalog_item": mouse}])
+        request_submit(actor=actor, items=[{"catalog_item": vpn}, {"catalog_item": laptop}])
+
+        def counts() -> set[tuple[str, str, int]]:
+            rows = TenantDailyCategory.objects.filter(tenant=tenant_a, opened__gt=0)
+            return {(row.record_type, row.category, row.opened) for row in rows}
+
+        live = counts()
+        assert live == {("service_request", "Hardware", 2), ("service_request", "Access", 1)}
+        TenantDailyCategory.objects.filter(tenant=tenant_a).delete()
+        workindex_rollup_rebuild(days=30)
+        assert counts() == live
