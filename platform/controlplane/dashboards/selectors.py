@@ -31,6 +31,8 @@ from .models import TenantDailyCategory
 
 DAY_CHOICES = (30, 90)
 TOP_CATEGORIES = 10
+# At most this many rows per breakdown chart before its "All" row (the last one sums the rest).
+MAX_GROUPS = 20
 # Backlog age buckets: (label, lower bound inclusive, upper bound exclusive), ages in days.
 BACKLOG_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
     ("< 1 d", 0, 1),
@@ -105,8 +107,10 @@ def dashboard_get(
 
     ``breakdown`` groups the SLA, mean-time and satisfaction charts: ``tenant`` (by client, the
     cross-client dashboard) or ``record_type`` (the tenant dashboard); ``labels`` names the groups
-    (tenant id or record type -> label; groups without rows are listed with empty numbers). Each of those
-    charts ends with an ``All`` row over every group. Rules:
+    (tenant id or record type -> label; groups without rows are listed with empty numbers). Past
+    MAX_GROUPS groups, the MAX_GROUPS - 1 with the most resolutions and SLA outcomes are kept (by name)
+    and the rest summed into one "N other clients" row. Each of those charts ends with an ``All`` row
+    over every group. Rules:
 
     - volume: records opened and resolved per day (every day of the window, zeros included);
     - SLA compliance % = met / (met + breached) of resolution SLAs stopped in the window, 1 decimal;
@@ -158,7 +162,17 @@ def dashboard_get(
     groups: list[tuple[str, dict[str, int]]] = [
         (label, {c: int(grouped.get(key, {}).get(c) or 0) for c in counters}) for key, label in labels.items()
     ]
-    groups.append((ALL, {c: sum(g[c] for _, g in groups) for c in counters}))
+    total = {c: sum(g[c] for _, g in groups) for c in counters}
+    if len(groups) > MAX_GROUPS:
+        # The busiest groups by name, the rest summed into one row: a chart of thousands of clients
+        # would be unreadable, and the CSV keeps to the chart's numbers.
+        busiest = sorted(
+            groups, key=lambda g: (-(g[1]["resolved"] + g[1]["sla_met"] + g[1]["sla_breached"]), g[0])
+        )
+        kept, rest = busiest[: MAX_GROUPS - 1], busiest[MAX_GROUPS - 1 :]
+        other = {c: sum(g[c] for _, g in rest) for c in counters}
+        groups = [*sorted(kept, key=lambda g: g[0]), (f"{len(rest)} other clients", other)]
+    groups.append((ALL, total))
     group_name = "client" if breakdown == "tenant" else "record_type"
     sla = Chart(
         "sla",

@@ -107,7 +107,9 @@ def _page(
     ]
     context = {"dashboard": dashboard, "summary": dashboard.summary(), "charts": charts, "form": form}
     context.update(extra, scope=scope, generated_at=timezone.now())
-    return render(request, "dashboards/dashboard.html", context, status=status)
+    # htmx (the filter form) swaps in only the numbers and charts; a plain GET gets the whole page.
+    template = "dashboards/_body.html" if request.headers.get("HX-Request") else "dashboards/dashboard.html"
+    return render(request, template, context, status=status)
 
 
 def _cross_client(request: HttpRequest) -> tuple[selectors.Dashboard, DashboardForm, int, str]:
