@@ -226,7 +226,8 @@ def dashboard_get(
     backlog = Chart(
         "backlog",
         "Backlog age",
-        "Open records by time since they were opened.",
+        "Open records (incidents, service requests and their catalog tasks, problems, changes) by time"
+        " since they were opened.",
         ("age", "open_records"),
         [(label, ages[f"b{i}"]) for i, (label, _, _) in enumerate(BACKLOG_BUCKETS)],
     )

@@ -20,7 +20,7 @@ from django_tenants.utils import tenant_context
 
 from conftest import actor_in, make_user
 from controlplane.accounts.models import User
-from controlplane.accounts.services import provider_membership_set, tenant_grant
+from controlplane.accounts.services import provider_membership_set, tenant_grant, tenant_membership_set
 from controlplane.dashboards.models import TenantDailyCategory
 from controlplane.dashboards.views import chart_svg
 from controlplane.providers.models import Provider
@@ -294,7 +294,13 @@ def test_tenant_dashboard_shows_that_tenant_by_record_type(
 def test_tenant_dashboard_is_refused_to_end_users(
     known: dt.date, end_user_a: User, client_for: Callable[..., Client]
 ) -> None:
-    assert client_for(end_user_a).get("/t/acme/dashboard/").status_code in (403, 404)
+    assert client_for(end_user_a).get("/t/acme/dashboard/").status_code == 403
+    assert client_for(end_user_a).get("/t/acme/dashboard/csv/sla/").status_code == 403
+    admin = make_user("admin@acme.example")
+    tenant_membership_set(user=admin, tenant=Tenant.objects.get(slug="acme"), role="client_admin")
+    response = client_for(admin).get("/t/acme/dashboard/")
+    assert response.status_code == 200
+    assert rows_of(response, "sla")[-1] == ("All", 3, 1, 75.0)
 
 
 def test_tenant_dashboard_query_count_is_fixed(
