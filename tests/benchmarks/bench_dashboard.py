@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -77,7 +78,7 @@ def test_dashboard_benchmark() -> None:
             cursor.execute(f"VACUUM ANALYZE {table}")
     build_seconds = round(time.perf_counter() - started, 1)
     one = data.granted_tenant_ids[0]
-    cases = {
+    cases: dict[str, Callable[[], object]] = {
         "all clients, 30 days": partial(cross_client, data.all_clients, 30, today),
         "all clients, 90 days": partial(cross_client, data.all_clients, 90, today),
         "50 grants, 30 days": partial(cross_client, data.granted, 30, today),
