@@ -118,3 +118,12 @@ def test_end_users_get_no_graph(
         rel(tech, ci(tech, "CRM", "application"), "runs_on", ci(tech, "srv", "server"))
     page = client_for(end_user_a).get("/t/acme/cmdb/CI0000001/")
     assert 'class="ci-graph"' not in page.content.decode()
+
+
+def test_a_ci_without_relationships_draws_no_graph(
+    client_for: Callable[..., Client], tech_a: User, tenant_a: Tenant
+) -> None:
+    with tenant_context(tenant_a):
+        ci(actor_in(tenant_a, tech_a), "lonely", "server")
+    text = client_for(tech_a).get("/t/acme/cmdb/CI0000001/").content.decode()
+    assert "No relationships to draw." in text and 'class="ci-graph"' not in text
