@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from controlplane.http import TenantRequest, form_errors_apply, request_actor
@@ -19,6 +20,7 @@ from modules.records.actor import Actor
 
 from . import selectors, services
 from .classes import class_attributes, class_table
+from .graph import impact_graph_build, impact_graph_svg
 from .models import REL_INVERSE_LABELS, CIClass, ConfigurationItem, Lifecycle, RelType
 
 
@@ -112,11 +114,24 @@ def _render_detail(
     attributes = [(spec.label, ci.attributes[spec.name]) for spec in specs if spec.name in ci.attributes]
     manager = selectors.cmdb_manager(actor)
     impact = selectors.ci_impact_get(actor=actor, ci_id=ci.pk) if manager else []
+    relationships = selectors.ci_relationship_list(actor=actor, ci=ci)
+    graph = graph_svg = None
+    if manager:
+        slug = request.tenant.slug if request.tenant is not None else ""
+        graph = impact_graph_build(
+            ci=ci,
+            relationships=relationships,
+            impact=impact,
+            url_for=lambda number: reverse("ci_detail", kwargs={"tenant": slug, "number": number}),
+        )
+        graph_svg = impact_graph_svg(graph, title=f"Relationships and impact of {ci.number} {ci.name}")
     context = {
         "ci": ci,
         "attributes": attributes,
-        "relationships": selectors.ci_relationship_list(actor=actor, ci=ci),
+        "relationships": relationships,
         "impact": impact,
+        "graph": graph,
+        "graph_svg": graph_svg,
         "history": selectors.ci_history(actor=actor, ci=ci),
         "can_manage": manager,
         "relationship_form": relationship_form or RelationshipForm(),

@@ -18,6 +18,7 @@ from typing import Any
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
+from controlplane.dashboards.services import dashboard_category_add, dashboard_category_move
 from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
 from controlplane.workindex.services import (
     workindex_local_day,
@@ -180,6 +181,7 @@ def incident_create(
     incident.save()
     _index(incident)
     workindex_rollup_opened(record_type=RECORD_TYPE, opened_at=incident.opened_at)
+    dashboard_category_add(record_type=RECORD_TYPE, opened_at=incident.opened_at, category=incident.category)
     # The CI is recorded only when one is named (the entry of an incident without a CI stays as before).
     created = [
         f for f in (*EDITABLE_FIELDS, "priority", "state") if f != "configuration_item" or configuration_item
@@ -248,6 +250,13 @@ def incident_update(*, actor: Actor, incident: Incident, **changes: Any) -> Inci
         return incident
     incident.save()
     _index(incident)
+    if "category" in diff:
+        dashboard_category_move(
+            record_type=RECORD_TYPE,
+            opened_at=incident.opened_at,
+            before=diff["category"][0] or "",
+            after=incident.category,
+        )
     entry = activity_record(
         actor=actor, verb="incident.updated", record_type=RECORD_TYPE, record_id=incident.pk, changes=diff
     )

@@ -23,6 +23,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from controlplane.dashboards.services import dashboard_category_add
 from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
 from controlplane.workindex.services import workindex_rollup_opened, workindex_rollup_record, workindex_upsert
 from modules.notifications.services import notification_emit, role_holders
@@ -498,6 +499,9 @@ def request_submit(
         state=S.SUBMITTED,
     )
     workindex_rollup_opened(record_type=RECORD_TYPE, opened_at=request.opened_at)
+    category_ids = {item.category_id for item, _, _ in resolved}
+    for category in CatalogCategory.objects.filter(pk__in=category_ids).values_list("name", flat=True):
+        dashboard_category_add(record_type=RECORD_TYPE, opened_at=request.opened_at, category=category)
     requested: list[RequestedItem] = []
     for catalog_item, variables, quantity in resolved:
         requested.append(

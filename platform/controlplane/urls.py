@@ -9,6 +9,7 @@ from tenants.views import tls_ask
 urlpatterns = [
     path("", include("controlplane.console.urls")),
     path("queue/", include("controlplane.workindex.urls")),
+    path("dashboard/", include("controlplane.dashboards.urls")),
     path("t/<slug:tenant>/incidents/", include("modules.incidents.urls")),
     path("t/<slug:tenant>/cmdb/", include("modules.cmdb.urls")),
     path("t/<slug:tenant>/problems/", include("modules.problems.urls")),
@@ -18,6 +19,7 @@ urlpatterns = [
     path("t/<slug:tenant>/sla/", include("modules.sla.urls")),
     path("t/<slug:tenant>/notifications/", include("modules.notifications.urls")),
     path("t/<slug:tenant>/mailin/", include("controlplane.mailin.urls")),
+    path("t/<slug:tenant>/dashboard/", include("controlplane.dashboards.urls_tenant")),
     path("t/<slug:tenant>/", include("tenants.urls")),  # branding/, domains/
     # Shared parts (search, attachments, links) last: they match only their own sub-paths.
     path("t/<slug:tenant>/", include("modules.records.urls")),

@@ -25,7 +25,7 @@ from tenants.template import (
 ROOT = Path(__file__).resolve().parents[2]
 
 # Tables of our own apps: their keys are ours to choose (probe_ is the tests-only tenant app).
-OUR_APPS = ("accounts", "providers", "tenants", "workindex", "mailin", "probe")
+OUR_APPS = ("accounts", "providers", "tenants", "workindex", "mailin", "dashboards", "probe")
 
 
 def our_prefixes() -> tuple[str, ...]:

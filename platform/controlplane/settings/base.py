@@ -45,6 +45,7 @@ SHARED_APPS = [
     "tenants",
     "controlplane.workindex",
     "controlplane.mailin",
+    "controlplane.dashboards",
 ]
 # Tenant apps live only in tenant schemas; none of them is in SHARED_APPS (django-tenants #846).
 TENANT_APPS = [

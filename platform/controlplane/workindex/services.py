@@ -317,6 +317,9 @@ ROLLUP_CONTRIBUTORS: dict[tuple[str, ...], str] = {
     ("sla_met", "sla_breached"): "modules.sla.selectors.sla_rollup_counts",
     ("satisfaction_sum", "satisfaction_count"): "modules.incidents.selectors.satisfaction_rollup_counts",
 }
+# Other control-plane counters rebuilt with the rollup, in the same transaction:
+# ``function(since=<local date>, time_zone=<IANA>)`` (the dashboards' category counter).
+ROLLUP_REBUILD_HOOKS: tuple[str, ...] = ("controlplane.dashboards.services.dashboard_category_rebuild",)
 
 
 def _rollup_replace(
@@ -378,6 +381,8 @@ def workindex_rollup_rebuild(
     for owned, path in ROLLUP_CONTRIBUTORS.items():
         counts = import_string(path)(since=since, time_zone=_time_zone())
         _rollup_replace(tenant_id, provider_id, since, types, owned, counts)
+    for path in ROLLUP_REBUILD_HOOKS:
+        import_string(path)(since=since, time_zone=_time_zone())
     window.filter(
         **dict.fromkeys(REBUILT_COUNTERS, 0),
         sla_met=0,
