@@ -194,7 +194,8 @@ def incident_create(request: TenantRequest, tenant: str) -> HttpResponse:
             form_errors_apply(form, exc, aliases={"configuration_item": "ci_number"})
         else:
             return redirect("incident_detail", tenant=tenant, number=incident.number)
-    return render(request, "incidents/form.html", {"form": form, "incident": None})
+    status = 422 if form.errors else 200
+    return render(request, "incidents/form.html", {"form": form, "incident": None}, status=status)
 
 
 def incident_edit(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
@@ -215,7 +216,8 @@ def incident_edit(request: TenantRequest, tenant: str, number: str) -> HttpRespo
             form_errors_apply(form, exc, aliases={"configuration_item": "ci_number"})
         else:
             return redirect("incident_detail", tenant=tenant, number=incident.number)
-    return render(request, "incidents/form.html", {"form": form, "incident": incident})
+    status = 422 if form.errors else 200
+    return render(request, "incidents/form.html", {"form": form, "incident": incident}, status=status)
 
 
 @require_POST

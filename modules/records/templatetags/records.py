@@ -63,3 +63,10 @@ def field_widget(field: Any) -> Any:
     if described:
         attrs["aria-describedby"] = " ".join(described)
     return field.as_widget(attrs=attrs)
+
+
+@register.filter
+def action_label(action: str) -> str:
+    """``start_analysis`` -> ``Start analysis``: a state action's name as a button label."""
+    text = str(action).replace("_", " ")
+    return text[:1].upper() + text[1:]
