@@ -204,7 +204,9 @@ def _render_detail(
         "all_cis": ci_visible(actor=actor)[:500] if actor.is_technician else [],
         "error": error,
     }
-    template = "changes/_detail_body.html" if request.htmx else "changes/detail.html"
+    template = (
+        "changes/_detail_body.html" if request.headers.get("HX-Request") == "true" else "changes/detail.html"
+    )
     with timezone.override(zone):
         return render(request, template, context, status=error.status if error else 200)
 
@@ -233,7 +235,7 @@ def _post(
         if form is not None:
             form_errors_apply(form, exc)
         return _render_detail(request, actor, _get(actor, number), exc, **refused)
-    if request.htmx:
+    if request.headers.get("HX-Request") == "true":
         return _render_detail(request, actor, _get(actor, number))
     return redirect("change_detail", tenant=tenant, number=change.number)
 

@@ -171,13 +171,17 @@ def _render_detail(
         "hold_reasons": Incident.HoldReason.choices,
         "error": error,
     }
-    template = "incidents/_detail_body.html" if request.htmx else "incidents/detail.html"
+    template = (
+        "incidents/_detail_body.html"
+        if request.headers.get("HX-Request") == "true"
+        else "incidents/detail.html"
+    )
     return render(request, template, context, status=error.status if error else 200)
 
 
 def _done(request: TenantRequest, actor: Actor, incident: Incident) -> HttpResponse:
     """After an inline action: the fresh body for htmx, else back to the page (post/redirect/get)."""
-    if request.htmx:
+    if request.headers.get("HX-Request") == "true":
         return _render_detail(request, actor, _incident(actor, incident.number))
     return redirect(
         "incident_detail", tenant=request.tenant.slug if request.tenant else "", number=incident.number

@@ -179,13 +179,17 @@ def _render_detail(
         "incident_resolution_codes": incident_selectors.resolution_code_list(actor=actor),
         "error": error,
     }
-    template = "problems/_detail_body.html" if request.htmx else "problems/detail.html"
+    template = (
+        "problems/_detail_body.html"
+        if request.headers.get("HX-Request") == "true"
+        else "problems/detail.html"
+    )
     return render(request, template, context, status=error.status if error else 200)
 
 
 def _done(request: TenantRequest, actor: Actor, problem: Problem) -> HttpResponse:
     """After an inline action: the fresh body for htmx, else back to the page (post/redirect/get)."""
-    if request.htmx:
+    if request.headers.get("HX-Request") == "true":
         return _render_detail(request, actor, _problem(actor, problem.number))
     assert request.tenant is not None
     return redirect("problem_detail", tenant=request.tenant.slug, number=problem.number)

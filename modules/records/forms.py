@@ -22,8 +22,12 @@ class AssignForm(forms.Form):
     name, the current choice always kept), never what a post may choose. Field ids are ``assign-<name>``.
     """
 
-    assignment_group = forms.ModelChoiceField(queryset=None, required=False, empty_label="— no group —")
-    assigned_to = forms.ModelChoiceField(queryset=None, required=False, empty_label="— nobody —")
+    assignment_group: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="— no group —"
+    )
+    assigned_to: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="— nobody —"
+    )
 
     def __init__(self, *args: Any, actor: Actor, q: str = "", **kwargs: Any) -> None:
         kwargs.setdefault("auto_id", "assign-%s")
@@ -49,7 +53,7 @@ def _pk(value: Any) -> uuid.UUID | None:
     if value is None or isinstance(value, uuid.UUID):
         return value
     if hasattr(value, "pk"):
-        return value.pk  # type: ignore[no-any-return]
+        return value.pk
     try:
         return uuid.UUID(str(value))
     except ValueError:

@@ -99,7 +99,11 @@ def _render_detail(
         "failed_cancel": failed_cancel,
         "error": error,
     }
-    template = "service_requests/_detail_body.html" if request.htmx else "service_requests/detail.html"
+    template = (
+        "service_requests/_detail_body.html"
+        if request.headers.get("HX-Request") == "true"
+        else "service_requests/detail.html"
+    )
     return render(request, template, context, status=error.status if error else 200)
 
 
@@ -111,12 +115,12 @@ def _done(request: TenantRequest, actor: Actor, found: ServiceRequest) -> HttpRe
     try:
         fresh = selectors.service_request_get(actor=actor, service_request_id=found.pk)
     except NotFound:
-        if request.htmx:
+        if request.headers.get("HX-Request") == "true":
             response = HttpResponse(status=204)
             response["HX-Redirect"] = f"/t/{request.tenant.slug}/requests/"
             return response
         return redirect("request_list", tenant=request.tenant.slug)
-    if request.htmx:
+    if request.headers.get("HX-Request") == "true":
         return _render_detail(request, actor, fresh)
     return redirect("request_detail", tenant=request.tenant.slug, number=found.number)
 

@@ -21,7 +21,7 @@ from tenants.models import Tenant
 
 from .factories import normal
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
+HTMX = {"HX-Request": "true"}
 
 
 def _counts(tenant: Tenant, found: Change) -> tuple[object, ...]:
@@ -46,10 +46,10 @@ def test_transition_assign_and_comment_inline(
     base = f"/t/acme/changes/{found.number}/"
     page = console.get(base).content.decode()
     assert set(re.findall(r'class="record-action" id="action-(\w+)"', page)) == {"submit", "cancel"}
-    swapped = console.post(base + "actions/", {"action": "submit"}, **HTMX)
+    swapped = console.post(base + "actions/", {"action": "submit"}, headers=HTMX)
     body = swapped.content.decode()
     assert swapped.status_code == 200 and "<html" not in body and "state: draft → assess" in body
-    assigned = console.post(base + "assign/", {"assigned_to": str(nina.pk)}, **HTMX)
+    assigned = console.post(base + "assign/", {"assigned_to": str(nina.pk)}, headers=HTMX)
     assert assigned.status_code == 200 and "assigned to: — → Nina Network" in assigned.content.decode()
     noted = console.post(base + "comments/", {"body": "window agreed", "work_note": "on"})
     assert noted.status_code == 302 and noted["Location"] == base
@@ -66,16 +66,18 @@ def test_refused_actions_write_nothing(
     console = client_for(tech_a)
     base = f"/t/acme/changes/{found.number}/"
     before = _counts(tenant_a, found)
-    assert console.post(base + "actions/", {"action": "close"}, **HTMX).status_code == 409
-    unknown = console.post(base + "assign/", {"assigned_to": "00000000-0000-7000-8000-000000000000"}, **HTMX)
+    assert console.post(base + "actions/", {"action": "close"}, headers=HTMX).status_code == 409
+    unknown = console.post(
+        base + "assign/", {"assigned_to": "00000000-0000-7000-8000-000000000000"}, headers=HTMX
+    )
     assert unknown.status_code == 422 and 'id="assign-assigned_to-error"' in unknown.content.decode()
-    empty = console.post(base + "comments/", {"body": ""}, **HTMX)
+    empty = console.post(base + "comments/", {"body": ""}, headers=HTMX)
     assert empty.status_code == 422 and 'id="comment-body-error"' in empty.content.decode()
-    vote = console.post(base + "votes/", {"decision": "approve"}, **HTMX)
+    vote = console.post(base + "votes/", {"decision": "approve"}, headers=HTMX)
     assert 400 <= vote.status_code < 500
     user = client_for(end_user_a)
     for path, data in (("actions/", {"action": "submit"}), ("comments/", {"body": "x", "work_note": "on"})):
-        assert 400 <= user.post(base + path, data, **HTMX).status_code < 500
+        assert 400 <= user.post(base + path, data, headers=HTMX).status_code < 500
     assert _counts(tenant_a, found) == before
 
 

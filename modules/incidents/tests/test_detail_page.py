@@ -25,7 +25,7 @@ from tenants.models import Tenant
 
 OPENED = dt.datetime(2025, 6, 2, 8, 30, tzinfo=dt.UTC)
 MINUTE = dt.timedelta(minutes=1)
-HTMX = {"HTTP_HX_REQUEST": "true"}
+HTMX = {"HX-Request": "true"}
 
 
 def sla_incident(tenant: Tenant, user: User) -> Incident:
@@ -132,7 +132,7 @@ def test_transition_by_htmx_swaps_the_body_and_by_plain_post_redirects(
     incident = _incident(tenant_a, tech_a)
     console = client_for(tech_a)
     url = f"/t/acme/incidents/{incident.number}/actions/"
-    swapped = console.post(url, {"action": "start"}, **HTMX)
+    swapped = console.post(url, {"action": "start"}, headers=HTMX)
     body = swapped.content.decode()
     assert swapped.status_code == 200 and "<html" not in body and body.lstrip().startswith("{#") is False
     assert 'id="record-body"' in body and "In Progress" in body and 'id="timeline"' in body
@@ -164,17 +164,17 @@ def test_refused_transition_shows_the_error_next_to_the_field_and_writes_nothing
     console = client_for(tech_a)
     url = f"/t/acme/incidents/{incident.number}/actions/"
     before = _counts(tenant_a, incident)
-    refused = console.post(url, {"action": "resolve", "resolution_notes": "  "}, **HTMX)
+    refused = console.post(url, {"action": "resolve", "resolution_notes": "  "}, headers=HTMX)
     body = refused.content.decode()
     assert refused.status_code == 422 and "<html" not in body
     assert 'aria-describedby="resolve-resolution_notes-error"' in body
     assert re.search(r'id="resolve-resolution_notes-error">required<', body)
     assert 'id="resolve-resolution_code-error">an active resolution code is required<' in body
-    not_allowed = console.post(url, {"action": "close"}, **HTMX)
+    not_allowed = console.post(url, {"action": "close"}, headers=HTMX)
     assert not_allowed.status_code == 409 and "cannot close" in not_allowed.content.decode()
     plain = console.post(url, {"action": "close"})
     assert plain.status_code == 409 and "<html" in plain.content.decode()
-    unknown = console.post(url, {"action": "explode"}, **HTMX)
+    unknown = console.post(url, {"action": "explode"}, headers=HTMX)
     assert unknown.status_code == 422
     assert _counts(tenant_a, incident) == before
 
@@ -188,7 +188,9 @@ def test_assign_by_htmx_and_by_plain_post(
         person = Person.objects.create(display_name="Nina Network", email="nina@northwind.example")
     console = client_for(tech_a)
     url = f"/t/acme/incidents/{incident.number}/assign/"
-    swapped = console.post(url, {"assignment_group": str(group.pk), "assigned_to": str(person.pk)}, **HTMX)
+    swapped = console.post(
+        url, {"assignment_group": str(group.pk), "assigned_to": str(person.pk)}, headers=HTMX
+    )
     body = swapped.content.decode()
     assert swapped.status_code == 200 and "<html" not in body
     assert "Assignment changed" in body and "assigned to: — → Nina Network" in body
@@ -213,9 +215,9 @@ def test_refused_assignment_writes_nothing(
     console = client_for(tech_a)
     url = f"/t/acme/incidents/{incident.number}/assign/"
     before = _counts(tenant_a, incident)
-    closed = console.post(url, {"assigned_to": str(person.pk)}, **HTMX)
+    closed = console.post(url, {"assigned_to": str(person.pk)}, headers=HTMX)
     assert closed.status_code == 409 and "Canceled" in closed.content.decode()
-    unknown = console.post(url, {"assigned_to": "00000000-0000-7000-8000-000000000000"}, **HTMX)
+    unknown = console.post(url, {"assigned_to": "00000000-0000-7000-8000-000000000000"}, headers=HTMX)
     body = unknown.content.decode()
     assert unknown.status_code == 422 and 'id="assign-assigned_to-error"' in body
     assert 'aria-invalid="true"' in body
@@ -228,7 +230,7 @@ def test_comment_and_work_note_by_htmx_and_plain_post(
     incident = _incident(tenant_a, tech_a)
     console = client_for(tech_a)
     url = f"/t/acme/incidents/{incident.number}/comments/"
-    swapped = console.post(url, {"body": "checked the logs", "work_note": "on"}, **HTMX)
+    swapped = console.post(url, {"body": "checked the logs", "work_note": "on"}, headers=HTMX)
     body = swapped.content.decode()
     assert swapped.status_code == 200 and "<html" not in body
     entry = body[body.index("checked the logs") - 600 : body.index("checked the logs")]
@@ -236,7 +238,7 @@ def test_comment_and_work_note_by_htmx_and_plain_post(
     plain = console.post(url, {"body": "hello caller"})
     assert plain.status_code == 302
     before = _counts(tenant_a, incident)
-    empty = console.post(url, {"body": ""}, **HTMX)
+    empty = console.post(url, {"body": ""}, headers=HTMX)
     assert empty.status_code == 422 and 'id="comment-body-error"' in empty.content.decode()
     assert _counts(tenant_a, incident) == before
     with tenant_context(tenant_a):
@@ -260,7 +262,7 @@ def test_an_end_user_cannot_act_from_the_console_and_nothing_is_written(
         ("assign/", {"assigned_to": str(person.pk)}),
         ("comments/", {"body": "secret", "work_note": "on"}),
     ):
-        response = console.post(base + path, data, **HTMX)
+        response = console.post(base + path, data, headers=HTMX)
         assert 400 <= response.status_code < 500, path
     assert _counts(tenant_a, incident) == before
 
@@ -286,7 +288,7 @@ def test_assignee_picker_narrows_persons_and_groups(
         kept = Person.objects.create(display_name="Zed Kept")
         Person.objects.create(display_name="Nina Network")
     response = client_for(tech_a).get(
-        "/t/acme/assignees/", {"q": "netw", "assigned_to": str(kept.pk)}, **HTMX
+        "/t/acme/assignees/", {"q": "netw", "assigned_to": str(kept.pk)}, headers=HTMX
     )
     body = response.content.decode()
     assert response.status_code == 200
@@ -335,3 +337,31 @@ def test_the_page_issues_as_many_queries_with_1_and_30_timeline_entries(
     few_queries = _page_queries(console, f"/t/acme/incidents/{one.number}/")
     many_queries = _page_queries(console, f"/t/acme/incidents/{many.number}/")
     assert few_queries == many_queries
+
+
+def test_form_errors_are_summarised_and_tied_to_their_fields(
+    client_for: Callable[..., Client], tenant_a: Tenant, tech_a: User
+) -> None:
+    console = client_for(tech_a)
+    refused = console.post(
+        "/t/acme/incidents/new/", {"short_description": "", "impact": 9, "urgency": 2, "ci_number": "CI404"}
+    )
+    body = refused.content.decode()
+    assert refused.status_code == 422
+    summary = body[
+        body.index('class="error-summary') : body.index("</ul>", body.index('class="error-summary'))
+    ]
+    assert 'role="alert"' in summary and "There are 4 problems" in summary
+    for field in ("short_description", "impact", "ci_number", "contact_type"):
+        assert f'href="#id_{field}"' in summary, field
+    widget = re.search(r'<input[^>]*name="short_description"[^>]*>', body)
+    assert widget is not None
+    assert 'aria-invalid="true"' in widget.group(0)
+    assert 'aria-describedby="id_short_description-error"' in widget.group(0)
+    assert 'id="id_short_description-error">This field is required.<' in body
+    ci = re.search(r'<input[^>]*name="ci_number"[^>]*>', body)
+    assert ci is not None and 'aria-describedby="id_ci_number-help id_ci_number-error"' in ci.group(0)
+    with tenant_context(tenant_a):
+        assert not Incident.objects.exists()
+    fine = console.get("/t/acme/incidents/new/").content.decode()
+    assert "error-summary" not in fine and "aria-invalid" not in fine

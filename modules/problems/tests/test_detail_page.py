@@ -21,7 +21,7 @@ from tenants.models import Tenant
 
 from .factories import problem, problem_in_fix
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
+HTMX = {"HX-Request": "true"}
 
 
 def _counts(tenant: Tenant, found: Problem) -> tuple[object, ...]:
@@ -48,15 +48,17 @@ def test_transition_by_htmx_and_plain_post(
     assert set(forms) == {"resolve", "reanalyze", "cancel"}
     assert 'name="resolution_notes"' in forms["resolve"] and "resolution" not in forms["cancel"]
     before = _counts(tenant_a, found)
-    refused = console.post(url, {"action": "resolve", "resolution_code": "fix_applied"}, **HTMX)
+    refused = console.post(url, {"action": "resolve", "resolution_code": "fix_applied"}, headers=HTMX)
     body = refused.content.decode()
     assert refused.status_code == 422 and "<html" not in body
     assert 'id="resolve-resolution_notes-error">required<' in body
     assert 'aria-describedby="resolve-resolution_notes-error"' in body
-    assert console.post(url, {"action": "close"}, **HTMX).status_code == 409
+    assert console.post(url, {"action": "close"}, headers=HTMX).status_code == 409
     assert _counts(tenant_a, found) == before
     swapped = console.post(
-        url, {"action": "resolve", "resolution_code": "fix_applied", "resolution_notes": "renewed"}, **HTMX
+        url,
+        {"action": "resolve", "resolution_code": "fix_applied", "resolution_notes": "renewed"},
+        headers=HTMX,
     )
     body = swapped.content.decode()
     assert swapped.status_code == 200 and "<html" not in body and 'id="action-close"' in body
@@ -75,11 +77,11 @@ def test_assess_without_assignment_shows_why_next_to_the_action(
         network = Group.objects.create(name="Network team")
     console = client_for(tech_a)
     before = _counts(tenant_a, found)
-    refused = console.post(f"/t/acme/problems/{found.number}/actions/", {"action": "assess"}, **HTMX)
+    refused = console.post(f"/t/acme/problems/{found.number}/actions/", {"action": "assess"}, headers=HTMX)
     assert refused.status_code == 422 and "assign a group or a person first" in refused.content.decode()
     assert _counts(tenant_a, found) == before
     assigned = console.post(
-        f"/t/acme/problems/{found.number}/assign/", {"assignment_group": str(network.pk)}, **HTMX
+        f"/t/acme/problems/{found.number}/assign/", {"assignment_group": str(network.pk)}, headers=HTMX
     )
     assert assigned.status_code == 200 and "assignment group: — → Network team" in assigned.content.decode()
     assessed = console.post(f"/t/acme/problems/{found.number}/actions/", {"action": "assess"})
@@ -96,7 +98,7 @@ def test_work_note_by_htmx_and_end_user_refused(
     swapped = client_for(tech_a).post(
         f"/t/acme/problems/{found.number}/comments/",
         {"body": "relay logs attached", "work_note": "on"},
-        **HTMX,
+        headers=HTMX,
     )
     body = swapped.content.decode()
     assert swapped.status_code == 200 and "relay logs attached" in body
@@ -104,7 +106,9 @@ def test_work_note_by_htmx_and_end_user_refused(
     before = _counts(tenant_a, found)
     user = client_for(end_user_a)
     for path, data in (("actions/", {"action": "cancel"}), ("comments/", {"body": "hi"}), ("assign/", {})):
-        assert 400 <= user.post(f"/t/acme/problems/{found.number}/{path}", data, **HTMX).status_code < 500
+        assert (
+            400 <= user.post(f"/t/acme/problems/{found.number}/{path}", data, headers=HTMX).status_code < 500
+        )
     assert _counts(tenant_a, found) == before
 
 

@@ -21,7 +21,7 @@ from tenants.models import Tenant
 
 from .factories import group, item, person
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
+HTMX = {"HX-Request": "true"}
 
 
 def ordered(tenant: Tenant, user: User) -> ServiceRequest:
@@ -55,10 +55,10 @@ def test_task_actions_and_assignment_inline(
         desk.members.add(pat)
     console = client_for(tech_a)
     url = f"/t/acme/requests/tasks/{task.pk}/"
-    assigned = console.post(url, {"assignment_group": str(desk.pk), "assigned_to": str(pat.pk)}, **HTMX)
+    assigned = console.post(url, {"assignment_group": str(desk.pk), "assigned_to": str(pat.pk)}, headers=HTMX)
     body = assigned.content.decode()
     assert assigned.status_code == 200 and "<html" not in body and f"Task {task.number} updated" in body
-    started = console.post(url, {"action": "start"}, **HTMX)
+    started = console.post(url, {"action": "start"}, headers=HTMX)
     assert started.status_code == 200 and f"Task {task.number} start" in started.content.decode()
     completed = console.post(url, {"action": "complete"})
     assert completed.status_code == 302 and completed["Location"] == f"/t/acme/requests/{found.number}/"
@@ -78,15 +78,17 @@ def test_refused_task_action_shows_the_message_by_the_task_and_writes_nothing(
     url = f"/t/acme/requests/tasks/{task.pk}/"
     before = _counts(tenant_a, found)
     refused = console.post(
-        url, {"assignment_group": str(task.assignment_group_id), "assigned_to": str(outsider.pk)}, **HTMX
+        url,
+        {"assignment_group": str(task.assignment_group_id), "assigned_to": str(outsider.pk)},
+        headers=HTMX,
     )
     body = refused.content.decode()
     assert refused.status_code == 422 and "<html" not in body and f'id="task-{task.pk}-error"' in body
-    assert console.post(url, {"action": "explode"}, **HTMX).status_code == 422
-    empty = console.post(f"/t/acme/requests/{found.number}/comments/", {"body": " "}, **HTMX)
+    assert console.post(url, {"action": "explode"}, headers=HTMX).status_code == 422
+    empty = console.post(f"/t/acme/requests/{found.number}/comments/", {"body": " "}, headers=HTMX)
     assert empty.status_code == 422 and 'id="comment-body-error"' in empty.content.decode()
     user = client_for(end_user_a)
-    assert 400 <= user.post(url, {"action": "start"}, **HTMX).status_code < 500
+    assert 400 <= user.post(url, {"action": "start"}, headers=HTMX).status_code < 500
     assert _counts(tenant_a, found) == before
 
 
@@ -94,13 +96,13 @@ def test_comment_and_cancel_inline(client_for: Callable[..., Client], tenant_a: 
     found = ordered(tenant_a, tech_a)
     console = client_for(tech_a)
     base = f"/t/acme/requests/{found.number}/"
-    noted = console.post(base + "comments/", {"body": "ordered from vendor", "work_note": "on"}, **HTMX)
+    noted = console.post(base + "comments/", {"body": "ordered from vendor", "work_note": "on"}, headers=HTMX)
     body = noted.content.decode()
     assert noted.status_code == 200 and "tl-work_note note" in body and "ordered from vendor" in body
-    cancelled = console.post(base + "cancel/", {"reason": "duplicate"}, **HTMX)
+    cancelled = console.post(base + "cancel/", {"reason": "duplicate"}, headers=HTMX)
     body = cancelled.content.decode()
     assert cancelled.status_code == 200 and "Cancelled" in body and 'id="action-cancel"' not in body
-    again = console.post(base + "cancel/", {"reason": "twice"}, **HTMX)
+    again = console.post(base + "cancel/", {"reason": "twice"}, headers=HTMX)
     assert again.status_code == 409
 
 
