@@ -14,6 +14,7 @@ from django import forms
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from controlplane.http import TenantRequest, form_errors_apply, request_actor
@@ -97,6 +98,7 @@ def _render_detail(
         "work_note_default": False,
         "failed_task": failed_task,
         "failed_cancel": failed_cancel,
+        "now": timezone.now(),
         "error": error,
     }
     template = (
