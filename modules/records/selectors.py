@@ -302,6 +302,25 @@ def _changes(changes: dict[str, Any]) -> tuple[TimelineChange, ...]:
     return tuple(shown)
 
 
+def _escalation_changes(changes: dict[str, Any]) -> tuple[TimelineChange, ...]:
+    """What an ``sla.escalated`` entry did, in words: the policy, who was notified of which event, and
+    the actions done (reassignment, priority) when there were any."""
+    shown = [TimelineChange("policy", "", str(changes.get("policy", "")), pair=False)]
+    notified = changes.get("notified") or {}
+    if notified.get("event"):
+        persons, groups = len(notified.get("persons") or []), len(notified.get("groups") or [])
+        whom = " and ".join(
+            f"{n} {word}{'' if n == 1 else 's'}" for n, word in ((persons, "person"), (groups, "group")) if n
+        )
+        shown.append(TimelineChange("notified", "", f"{notified['event']} to {whom or 'nobody'}", pair=False))
+    for name, value in (changes.get("done") or {}).items():
+        if isinstance(value, list) and len(value) == 2:
+            shown.append(TimelineChange(name.replace("_", " "), _text(value[0]), _text(value[1])))
+        elif value:
+            shown.append(TimelineChange(name.replace("_", " "), "", _text(value), pair=False))
+    return tuple(shown)
+
+
 def _kind_and_title(entry: ActivityEntry) -> tuple[str, str]:
     verb, changes = entry.verb, entry.changes or {}
     _, _, action = verb.partition(".")
@@ -443,9 +462,8 @@ def timeline_get(
                 url = f"{base}{kind_get(ref.record_type).console_path.format(number=ref.number)}"
         who = str(entry.actor_person) if entry.actor_person else entry.source
         internal = entry.verb.startswith(("attachment.", "link.")) and bool(changes.get("internal"))
-        entries.append(
-            TimelineEntry(entry.at, kind, title, who, changes=_changes(changes), internal=internal, url=url)
-        )
+        shown = _escalation_changes(changes) if entry.verb == "sla.escalated" else _changes(changes)
+        entries.append(TimelineEntry(entry.at, kind, title, who, changes=shown, internal=internal, url=url))
     deadlines: list[TimelineDeadline] = []
     if record_type in ("incident", "service_request") and actor.is_technician:
         sla_entries, deadlines = _sla_entries(actor, record_type, record, history, now)

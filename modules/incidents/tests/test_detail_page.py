@@ -79,6 +79,12 @@ def test_timeline_merges_comments_history_and_sla_events_in_order(tenant_a: Tena
     later = [e.title for e in oldest.entries[9:]]
     assert set(later) == {"SLA escalation at 50 % of the resolution target", "Work note", "Comment"}
     assert later.index("Work note") < later.index("Comment")
+    escalation = next(e for e in oldest.entries if e.title.startswith("SLA escalation"))
+    assert (escalation.kind, escalation.who) == ("sla", "system")
+    assert [(c.field, c.new) for c in escalation.changes] == [
+        ("policy", "Any 24x7"),
+        ("notified", "sla.warning to nobody"),
+    ]
     note = next(e for e in oldest.entries if e.kind == "work_note")
     assert (note.body, note.internal, note.who) == ("called the vendor", True, "Tech.A")
     hold = oldest.entries[3]
