@@ -148,7 +148,7 @@ def change_create(request: TenantRequest, tenant: str) -> HttpResponse:
             form_errors_apply(form, exc, aliases={"template_id": "template"})
             return render(request, "changes/form.html", {"form": form}, status=exc.status)
         return redirect("change_detail", tenant=tenant, number=change.number)
-    return render(request, "changes/form.html", {"form": form})
+    return render(request, "changes/form.html", {"form": form}, status=422 if form.errors else 200)
 
 
 def change_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:

@@ -129,6 +129,7 @@ def problem_create(request: TenantRequest, tenant: str) -> HttpResponse:
             status = exc.status
         else:
             return redirect("problem_detail", tenant=tenant, number=problem.number)
+    status = 422 if status == 200 and form.errors else status
     return render(request, "problems/form.html", {"form": form, "problem": None}, status=status)
 
 
@@ -210,6 +211,7 @@ def problem_edit(request: TenantRequest, tenant: str, number: str) -> HttpRespon
             status = exc.status
         else:
             return redirect("problem_detail", tenant=tenant, number=problem.number)
+    status = 422 if status == 200 and form.errors else status
     return render(request, "problems/form.html", {"form": form, "problem": problem}, status=status)
 
 

@@ -374,7 +374,7 @@ def _sla_entries(
                 "sla",
                 f"{label} timer started ({shown.policy_name})",
                 "system",
-                due_at=timer.due_at if running else None,
+                due_at=timer.due_at if running and timer.due_at and timer.due_at > now else None,
             )
         )
         segments = traces[timer.kind].segments

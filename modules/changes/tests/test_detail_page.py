@@ -100,3 +100,14 @@ def test_the_page_issues_as_many_queries_with_1_and_30_timeline_entries(
     assert _queries(console, f"/t/acme/changes/{one.number}/") == _queries(
         console, f"/t/acme/changes/{many.number}/"
     )
+
+
+def test_the_change_form_shows_errors_by_their_fields(
+    client_for: Callable[..., Client], tenant_a: Tenant, tech_a: User
+) -> None:
+    refused = client_for(tech_a).post("/t/acme/changes/new/", {"change_type": "normal"})
+    body = refused.content.decode()
+    assert refused.status_code == 422 and 'class="error-summary' in body
+    assert 'href="#id_short_description"' in body and 'id="id_short_description-error"' in body
+    with tenant_context(tenant_a):
+        assert not Change.objects.exists()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from conftest import actor_in
@@ -371,3 +372,26 @@ def test_form_errors_are_summarised_and_tied_to_their_fields(
         assert not Incident.objects.exists()
     fine = console.get("/t/acme/incidents/new/").content.decode()
     assert "error-summary" not in fine and "aria-invalid" not in fine
+
+
+def test_a_running_deadline_is_shown_relative_to_now(
+    client_for: Callable[..., Client], tenant_a: Tenant, tech_a: User
+) -> None:
+    with tenant_context(tenant_a):
+        tech = actor_in(tenant_a, tech_a)
+        policy(
+            contract(london_calendar()),
+            name="Any",
+            priorities=[],
+            business_time=False,
+            resolution_target_minutes=180,
+        )
+        opened = timezone.now() - 30 * MINUTE
+        incident = incident_opened(tech, opened)
+        sla_refresh(record_type="incident", record_id=incident.pk)
+        timeline = timeline_get(actor=tech, record_type="incident", record=incident)
+    assert timeline.deadlines == [TimelineDeadline("Resolution SLA", opened + 180 * MINUTE, breached=False)]
+    started = next(e for e in timeline.entries if e.title.startswith("Resolution SLA timer started"))
+    assert started.due_at == opened + 180 * MINUTE
+    page = client_for(tech_a).get(f"/t/acme/incidents/{incident.number}/").content.decode()
+    assert re.search(r"due in 2\xa0hours(, 29\xa0minutes)?", page), "relative deadline"

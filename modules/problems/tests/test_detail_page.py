@@ -131,3 +131,20 @@ def test_the_page_issues_as_many_queries_with_1_and_30_timeline_entries(
     assert _queries(console, f"/t/acme/problems/{one.number}/") == _queries(
         console, f"/t/acme/problems/{many.number}/"
     )
+
+
+def test_create_and_edit_forms_show_errors_by_their_fields(
+    client_for: Callable[..., Client], tenant_a: Tenant, tech_a: User
+) -> None:
+    console = client_for(tech_a)
+    refused = console.post("/t/acme/problems/new/", {"short_description": "", "impact": 2, "urgency": 2})
+    body = refused.content.decode()
+    assert refused.status_code == 422 and 'href="#id_short_description"' in body
+    assert 'aria-describedby="id_short_description-error"' in body and 'aria-invalid="true"' in body
+    with tenant_context(tenant_a):
+        assert not Problem.objects.exists()
+        found = problem(actor_in(tenant_a, tech_a))
+    edit = console.post(
+        f"/t/acme/problems/{found.number}/edit/", {"short_description": "x", "impact": 7, "urgency": 2}
+    )
+    assert edit.status_code == 422 and 'id="id_impact-error"' in edit.content.decode()
