@@ -48,23 +48,6 @@ def record_panel(context: dict[str, Any], record_type: str, record: Any) -> dict
     }
 
 
-@register.simple_tag
-def field_widget(field: Any) -> Any:
-    """``{% field_widget field %}``: a bound field's widget with ``aria-describedby`` naming its help text
-    and errors (``<auto_id>-help``, ``<auto_id>-error``, as ``records/_form.html`` renders them) and
-    ``aria-invalid="true"`` when it has errors."""
-    attrs: dict[str, str] = {}
-    described = []
-    if field.help_text:
-        described.append(f"{field.auto_id}-help")
-    if field.errors:
-        described.append(f"{field.auto_id}-error")
-        attrs["aria-invalid"] = "true"
-    if described:
-        attrs["aria-describedby"] = " ".join(described)
-    return field.as_widget(attrs=attrs)
-
-
 @register.filter
 def action_label(action: str) -> str:
     """``start_analysis`` -> ``Start analysis``: a state action's name as a button label."""

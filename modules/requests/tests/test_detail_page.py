@@ -83,10 +83,10 @@ def test_refused_task_action_shows_the_message_by_the_task_and_writes_nothing(
         headers=HTMX,
     )
     body = refused.content.decode()
-    assert refused.status_code == 422 and "<html" not in body and f'id="task-{task.pk}-error"' in body
+    assert refused.status_code == 422 and "<html" not in body and f'id="task-{task.pk}_error"' in body
     assert console.post(url, {"action": "explode"}, headers=HTMX).status_code == 422
     empty = console.post(f"/t/acme/requests/{found.number}/comments/", {"body": " "}, headers=HTMX)
-    assert empty.status_code == 422 and 'id="comment-body-error"' in empty.content.decode()
+    assert empty.status_code == 422 and 'id="comment-body_error"' in empty.content.decode()
     user = client_for(end_user_a)
     assert 400 <= user.post(url, {"action": "start"}, headers=HTMX).status_code < 500
     assert _counts(tenant_a, found) == before
