@@ -187,9 +187,6 @@ def _render_detail(
         "conflicts": selectors.change_conflict_list(actor=actor, change=change),
         "cab": selectors.cab_get(actor=actor, change=change),
         "questions": selectors.risk_question_list(actor=actor),
-        "timeline": timeline_get(
-            actor=actor, record_type="change", record=change, order=request.GET.get("order", ""), base=base
-        ),
         "is_technician": actor.is_technician,
         "actions": services.allowed_actions(change=change, actor=actor),
         "action_form": action_form,
@@ -207,7 +204,10 @@ def _render_detail(
     template = (
         "changes/_detail_body.html" if request.headers.get("HX-Request") == "true" else "changes/detail.html"
     )
-    with timezone.override(zone):
+    with timezone.override(zone):  # times in the tenant's zone, the timeline's field values too
+        context["timeline"] = timeline_get(
+            actor=actor, record_type="change", record=change, order=request.GET.get("order", ""), base=base
+        )
         return render(request, template, context, status=error.status if error else 200)
 
 

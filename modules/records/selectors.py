@@ -277,16 +277,31 @@ _APPROVAL_VERBS = ("approval.", "change.vote_", "change.approve", "change.reject
 
 
 def _text(value: Any) -> str:
-    """A history value as text: ``{"id", "name"}`` rows by name, lists joined, None as an em dash."""
-    if value is None or value == "":
+    """A history value as text: rows (``{"id", "name"}``) and nested records by name or number, lists
+    joined, ISO 8601 times in the active time zone (the viewer's, as ``|date`` shows them), None as an
+    em dash, choice values with spaces (``in_progress`` -> ``in progress``)."""
+    if value is None or value == "" or value == {} or value == []:
         return "—"
     if isinstance(value, dict):
-        return str(value.get("name") or value.get("number") or value.get("event") or value)
+        for key in ("name", "number", "task", "title", "event"):
+            if value.get(key):
+                return str(value[key])
+        return ", ".join(f"{k.replace('_', ' ')}: {_text(v)}" for k, v in value.items() if k != "id") or "—"
     if isinstance(value, list | tuple):
         return ", ".join(_text(v) for v in value) or "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value).replace("_", " ") if isinstance(value, str) and " " not in value else str(value)
+    if isinstance(value, str) and len(value) >= 19 and value[10:11] == "T":
+        try:
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if moment.tzinfo is not None:
+            moment = timezone.localtime(moment)
+        return moment.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, str) and " " not in value:
+        return value.replace("_", " ")
+    return str(value)
 
 
 def _changes(changes: dict[str, Any]) -> tuple[TimelineChange, ...]:
@@ -296,7 +311,9 @@ def _changes(changes: dict[str, Any]) -> tuple[TimelineChange, ...]:
             continue
         label = name.replace("_", " ")
         if isinstance(value, list) and len(value) == 2:
-            shown.append(TimelineChange(label, _text(value[0]), _text(value[1])))
+            old, new = _text(value[0]), _text(value[1])
+            if old != new:  # a creation entry lists every field, the empty ones too
+                shown.append(TimelineChange(label, old, new))
         else:
             shown.append(TimelineChange(label, "", _text(value), pair=False))
     return tuple(shown)
