@@ -53,9 +53,18 @@ def test_transition_assign_and_comment_inline(
     assert assigned.status_code == 200 and "assigned to: — → Nina Network" in assigned.content.decode()
     noted = console.post(base + "comments/", {"body": "window agreed", "work_note": "on"})
     assert noted.status_code == 302 and noted["Location"] == base
+    htmx_note = console.post(base + "comments/", {"body": "CAB date set"}, headers=HTMX)
+    assert htmx_note.status_code == 200 and "CAB date set" in htmx_note.content.decode()
+    plain_assign = console.post(base + "assign/", {"assigned_to": ""})
+    assert plain_assign.status_code == 302
     timeline = console.get(base).content.decode()
     timeline = timeline[timeline.index('id="timeline"') :]
-    assert timeline.index("window agreed") < timeline.index("Assignment changed") < timeline.index("Created")
+    assert timeline.index("CAB date set") < timeline.index("window agreed") < timeline.index("Created")
+    assert timeline.count("Assignment changed") == 2
+    cancelled = console.post(base + "actions/", {"action": "cancel", "comment": "not needed"})
+    assert cancelled.status_code == 302
+    with tenant_context(tenant_a):
+        assert Change.objects.get(pk=found.pk).state == "cancelled"
 
 
 def test_refused_actions_write_nothing(

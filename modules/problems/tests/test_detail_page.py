@@ -86,8 +86,16 @@ def test_assess_without_assignment_shows_why_next_to_the_action(
     assert assigned.status_code == 200 and "assignment group: — → Network team" in assigned.content.decode()
     assessed = console.post(f"/t/acme/problems/{found.number}/actions/", {"action": "assess"})
     assert assessed.status_code == 302
+    plain = console.post(f"/t/acme/problems/{found.number}/assign/", {"assignment_group": ""})
+    assert plain.status_code == 302 and plain["Location"] == f"/t/acme/problems/{found.number}/"
+    noted = console.post(
+        f"/t/acme/problems/{found.number}/comments/", {"body": "plain note", "work_note": "on"}
+    )
+    assert noted.status_code == 302
     with tenant_context(tenant_a):
-        assert Problem.objects.get(pk=found.pk).state == "assessed"
+        stored = Problem.objects.get(pk=found.pk)
+        assert (stored.state, stored.assignment_group_id) == ("assessed", None)
+        assert Comment.objects.filter(record_id=found.pk, body="plain note", is_work_note=True).exists()
 
 
 def test_work_note_by_htmx_and_end_user_refused(

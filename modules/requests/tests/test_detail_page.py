@@ -104,6 +104,14 @@ def test_comment_and_cancel_inline(client_for: Callable[..., Client], tenant_a: 
     assert cancelled.status_code == 200 and "Cancelled" in body and 'id="action-cancel"' not in body
     again = console.post(base + "cancel/", {"reason": "twice"}, headers=HTMX)
     assert again.status_code == 409
+    other = ordered(tenant_a, tech_a)
+    plain_note = console.post(f"/t/acme/requests/{other.number}/comments/", {"body": "on its way"})
+    assert plain_note.status_code == 302
+    plain_cancel = console.post(f"/t/acme/requests/{other.number}/cancel/", {"reason": "changed mind"})
+    assert plain_cancel.status_code == 302 and plain_cancel["Location"] == f"/t/acme/requests/{other.number}/"
+    with tenant_context(tenant_a):
+        assert ServiceRequest.objects.get(pk=other.pk).state == "cancelled"
+        assert Comment.objects.filter(record_id=other.pk, body="on its way", is_work_note=False).exists()
 
 
 def _queries(client: Client, path: str) -> int:
