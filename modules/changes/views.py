@@ -196,6 +196,7 @@ def _render_detail(
         "assign_form": assign_form,
         "assign_url": f"{path}assign/",
         "comment_url": f"{path}comments/",
+        "record_path": path,
         "outcomes": Change.Outcome.choices,
         "decisions": CabVote.Decision.choices,
         "all_cis": ci_visible(actor=actor)[:500] if actor.is_technician else [],

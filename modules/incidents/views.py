@@ -167,6 +167,7 @@ def _render_detail(
         "assign_form": assign_form,
         "assign_url": f"{path}assign/",
         "comment_url": f"{path}comments/",
+        "record_path": path,
         "resolution_codes": ResolutionCode.objects.filter(active=True),
         "hold_reasons": Incident.HoldReason.choices,
         "error": error,

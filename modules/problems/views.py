@@ -176,6 +176,7 @@ def _render_detail(
         "assign_form": assign_form,
         "assign_url": f"{path}assign/",
         "comment_url": f"{path}comments/",
+        "record_path": path,
         "resolution_codes": Problem.ResolutionCode.choices,
         "incident_resolution_codes": incident_selectors.resolution_code_list(actor=actor),
         "error": error,

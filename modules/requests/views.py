@@ -95,6 +95,7 @@ def _render_detail(
         "groups": Group.objects.all() if actor.is_technician else [],
         "comment_form": comment_form,
         "comment_url": f"{base}requests/{found.number}/comments/",
+        "record_path": f"{base}requests/{found.number}/",
         "work_note_default": False,
         "failed_task": failed_task,
         "failed_cancel": failed_cancel,

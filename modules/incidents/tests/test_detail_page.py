@@ -144,6 +144,9 @@ def test_transition_by_htmx_swaps_the_body_and_by_plain_post_redirects(
     assert swapped.status_code == 200 and "<html" not in body and body.lstrip().startswith("{#") is False
     assert 'id="record-body"' in body and "In Progress" in body and 'id="timeline"' in body
     assert 'id="action-hold"' in body and 'id="action-start"' not in body  # actions of the new state
+    # The attachment and link forms in the new body still come back to the page, not to actions/.
+    assert f'name="next" value="/t/acme/incidents/{incident.number}/"' in body
+    assert f'name="next" value="/t/acme/incidents/{incident.number}/actions/"' not in body
     plain = console.post(url, {"action": "hold", "hold_reason": "awaiting_vendor"})
     assert plain.status_code == 302 and plain["Location"] == f"/t/acme/incidents/{incident.number}/"
     with tenant_context(tenant_a):

@@ -36,6 +36,9 @@ def record_panel(context: dict[str, Any], record_type: str, record: Any) -> dict
         shown.append({"link": link, "reading": reading, "other": ref, "url": url})
     return {
         "request": request,
+        # Where the forms come back to: the record's page, also when this panel was rendered as the answer
+        # to an inline action posted to another path (``record_path`` from the detail views).
+        "back_to": context.get("record_path") or request.path,
         "csrf_token": context.get("csrf_token"),
         "record_type": record_type,
         "record": record,
