@@ -14,7 +14,7 @@ from django_tenants.utils import tenant_context
 
 from conftest import actor_in
 from controlplane.accounts.models import User
-from modules.incidents.services import incident_create
+from modules.incidents.services import incident_comment, incident_create
 from modules.records.selectors import _changes, _text, timeline_get
 from modules.records.services import attachment_add, link_create
 from tenants.models import Tenant
@@ -76,11 +76,21 @@ def test_attachments_and_links_appear_with_their_urls_internal_files_for_technic
             target_id=other.pk,
             kind="duplicates",
         )
+        incident_comment(actor=tech, incident=incident, body="vendor case 42", work_note=True)
+        incident_comment(actor=tech, incident=incident, body="we are on it")
         for_tech = timeline_get(
             actor=tech, record_type="incident", record=incident, order="asc", base="/t/acme/"
         )
         for_caller = timeline_get(actor=caller, record_type="incident", record=incident, order="asc")
-    titles = [(e.kind, e.title, e.url, e.internal) for e in for_tech.entries]
+    titles = [
+        (e.kind, e.title, e.url, e.internal)
+        for e in for_tech.entries
+        if e.kind not in ("comment", "work_note")
+    ]
+    assert [(e.title, e.body, e.internal) for e in for_tech.entries[-2:]] == [
+        ("Work note", "vendor case 42", True),
+        ("Comment", "we are on it", False),
+    ]
     assert titles[1:] == [
         ("attachment", "File added: a.log", f"/t/acme/attachments/{shown.pk}/", False),
         ("attachment", "File added: vendor.log", titles[2][2], True),
@@ -91,4 +101,9 @@ def test_attachments_and_links_appear_with_their_urls_internal_files_for_technic
             False,
         ),
     ]
-    assert [e.title for e in for_caller.entries] == ["Created", "File added: a.log"]
+    # The caller's timeline: no work note, no internal file, no link.
+    assert [(e.title, e.body) for e in for_caller.entries] == [
+        ("Created", ""),
+        ("File added: a.log", ""),
+        ("Comment", "we are on it"),
+    ]
