@@ -233,7 +233,7 @@ class TimelineChange:
 
 
 @dataclass(frozen=True)
-class TimelineEntry:
+class TimelineItem:
     """One entry of a record's timeline. ``at`` is UTC (templates show it in the viewer's zone);
     ``kind`` is one of comment, work_note, state, assignment, field, approval, sla, attachment, link,
     task, created; ``internal`` marks what end users never see (work notes, internal files); ``due_at``
@@ -264,7 +264,7 @@ class TimelineDeadline:
 class Timeline:
     """What ``records/_timeline.html`` shows: entries in ``order`` ("desc": newest first, or "asc")."""
 
-    entries: list[TimelineEntry]
+    entries: list[TimelineItem]
     order: str
     deadlines: list[TimelineDeadline]
 
@@ -363,7 +363,7 @@ def _kind_and_title(entry: ActivityEntry) -> tuple[str, str]:
 
 def _sla_entries(
     actor: Actor, record_type: str, record: Any, history: list[ActivityEntry], now: dt.datetime
-) -> tuple[list[TimelineEntry], list[TimelineDeadline]]:
+) -> tuple[list[TimelineItem], list[TimelineDeadline]]:
     """Timer started / paused / resumed / stopped / breached entries of an incident's or service
     request's SLA timers (two queries, through the SLA module's own panel selector), the pauses and
     resumptions replayed from the history already read (the engine's own rules, no query)."""
@@ -379,14 +379,14 @@ def _sla_entries(
         opened_at=opened_at,
         entries=[engine.HistoryEntry(e.at, e.verb, e.source, e.changes or {}) for e in history],
     )
-    entries: list[TimelineEntry] = []
+    entries: list[TimelineItem] = []
     deadlines: list[TimelineDeadline] = []
     for shown in panel:
         timer = shown.timer
         label = f"{timer.get_kind_display()} SLA"
         running = timer.stage == "running"
         entries.append(
-            TimelineEntry(
+            TimelineItem(
                 timer.started_at,
                 "sla",
                 f"{label} timer started ({shown.policy_name})",
@@ -397,16 +397,16 @@ def _sla_entries(
         segments = traces[timer.kind].segments
         for before, after in itertools.pairwise(segments):
             if before[1] is not None:
-                entries.append(TimelineEntry(before[1], "sla", f"{label} timer paused", "system"))
-            entries.append(TimelineEntry(after[0], "sla", f"{label} timer resumed", "system"))
+                entries.append(TimelineItem(before[1], "sla", f"{label} timer paused", "system"))
+            entries.append(TimelineItem(after[0], "sla", f"{label} timer resumed", "system"))
         if timer.stage == "paused" and timer.paused_since is not None:
-            entries.append(TimelineEntry(timer.paused_since, "sla", f"{label} timer paused", "system"))
+            entries.append(TimelineItem(timer.paused_since, "sla", f"{label} timer paused", "system"))
         if timer.breached_at is not None and timer.breached_at <= now:
-            entries.append(TimelineEntry(timer.breached_at, "sla", f"{label} target breached", "system"))
+            entries.append(TimelineItem(timer.breached_at, "sla", f"{label} target breached", "system"))
         if timer.stopped_at is not None:
             outcome = "met" if timer.stage == "met" else "breached"
             entries.append(
-                TimelineEntry(timer.stopped_at, "sla", f"{label} timer stopped: {outcome}", "system")
+                TimelineItem(timer.stopped_at, "sla", f"{label} timer stopped: {outcome}", "system")
             )
         if running and timer.due_at is not None:
             deadlines.append(TimelineDeadline(label, timer.due_at, timer.due_at <= now))
@@ -444,10 +444,10 @@ def timeline_get(
                 if value and value != str(record.pk):
                     others.add(uuid.UUID(value))
     refs = record_refs(record_ids=sorted(others)) if actor.is_technician else {}
-    entries: list[TimelineEntry] = []
+    entries: list[TimelineItem] = []
     for comment in comments:
         entries.append(
-            TimelineEntry(
+            TimelineItem(
                 comment.created_at,
                 "work_note" if comment.is_work_note else "comment",
                 "Work note" if comment.is_work_note else "Comment",
@@ -480,7 +480,7 @@ def timeline_get(
         who = str(entry.actor_person) if entry.actor_person else entry.source
         internal = entry.verb.startswith(("attachment.", "link.")) and bool(changes.get("internal"))
         shown = _escalation_changes(changes) if entry.verb == "sla.escalated" else _changes(changes)
-        entries.append(TimelineEntry(entry.at, kind, title, who, changes=shown, internal=internal, url=url))
+        entries.append(TimelineItem(entry.at, kind, title, who, changes=shown, internal=internal, url=url))
     deadlines: list[TimelineDeadline] = []
     if record_type in ("incident", "service_request") and actor.is_technician:
         sla_entries, deadlines = _sla_entries(actor, record_type, record, history, now)
