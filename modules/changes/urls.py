@@ -19,6 +19,7 @@ urlpatterns = [
     path("<str:number>/edit/", views.change_edit, name="change_edit"),
     path("<str:number>/actions/", views.change_action, name="change_action"),
     path("<str:number>/votes/", views.change_vote, name="change_vote"),
+    path("<str:number>/assign/", views.change_assign, name="change_assign"),
     path("<str:number>/comments/", views.change_comment, name="change_comment"),
     path("<str:number>/cis/", views.change_ci_add, name="change_ci_add"),
     path("<str:number>/cis/remove/", views.change_ci_remove, name="change_ci_remove"),

@@ -19,11 +19,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from controlplane.http import TenantRequest, form_errors_apply, request_actor
-from controlplane.problems import DomainError, NotFound, PermissionDenied
+from controlplane.problems import DomainError, InvalidInput, NotFound, PermissionDenied
 from modules.cmdb.selectors import ci_visible
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
-from modules.records.selectors import activity_list, comment_list
+from modules.records.forms import AssignForm
+from modules.records.selectors import timeline_get
 
 from . import selectors, services
 from .models import CabVote, Change, StandardChangeTemplate
@@ -147,18 +148,37 @@ def change_create(request: TenantRequest, tenant: str) -> HttpResponse:
             form_errors_apply(form, exc, aliases={"template_id": "template"})
             return render(request, "changes/form.html", {"form": form}, status=exc.status)
         return redirect("change_detail", tenant=tenant, number=change.number)
-    return render(request, "changes/form.html", {"form": form})
+    return render(request, "changes/form.html", {"form": form}, status=422 if form.errors else 200)
 
 
 def change_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    """The change's console page: plans, conflicts, CAB, actions allowed now, assignment, comment form,
+    timeline (``?order=asc`` oldest first; newest first by default), CIs and risk."""
     actor = request_actor(request)
     return _render_detail(request, actor, _get(actor, number))
 
 
 def _render_detail(
-    request: TenantRequest, actor: Actor, change: Change, error: DomainError | None = None
+    request: TenantRequest,
+    actor: Actor,
+    change: Change,
+    error: DomainError | None = None,
+    *,
+    action_form: forms.Form | None = None,
+    comment_form: forms.Form | None = None,
+    assign_form: forms.Form | None = None,
 ) -> HttpResponse:
+    """The whole page, or for htmx only its body (``#record-body``), with a refused form's errors next to
+    its fields and the error's status (4xx) when one is given. Times in the tenant's zone."""
     zone = _zone(request)
+    assert request.tenant is not None
+    base = f"/t/{request.tenant.slug}/"
+    path = f"{base}changes/{change.number}/"
+    if assign_form is None and actor.is_technician:
+        assign_form = AssignForm(
+            initial={"assignment_group": change.assignment_group_id, "assigned_to": change.assigned_to_id},
+            actor=actor,
+        )
     context = {
         "change": change,
         "zone": zone,
@@ -167,60 +187,105 @@ def _render_detail(
         "conflicts": selectors.change_conflict_list(actor=actor, change=change),
         "cab": selectors.cab_get(actor=actor, change=change),
         "questions": selectors.risk_question_list(actor=actor),
-        "comments": comment_list(actor=actor, record_id=change.pk),
-        "history": activity_list(actor=actor, record_id=change.pk),
+        "is_technician": actor.is_technician,
         "actions": services.allowed_actions(change=change, actor=actor),
+        "action_form": action_form,
+        "action_failed": action_form.data.get("action") if action_form is not None else None,
+        "comment_form": comment_form,
+        "work_note_default": False,
+        "assign_form": assign_form,
+        "assign_url": f"{path}assign/",
+        "comment_url": f"{path}comments/",
+        "record_path": path,
         "outcomes": Change.Outcome.choices,
         "decisions": CabVote.Decision.choices,
         "all_cis": ci_visible(actor=actor)[:500] if actor.is_technician else [],
         "error": error,
     }
-    with timezone.override(zone):
-        return render(request, "changes/detail.html", context, status=error.status if error else 200)
+    template = (
+        "changes/_detail_body.html" if request.headers.get("HX-Request") == "true" else "changes/detail.html"
+    )
+    with timezone.override(zone):  # times in the tenant's zone, the timeline's field values too
+        context["timeline"] = timeline_get(
+            actor=actor, record_type="change", record=change, order=request.GET.get("order", ""), base=base
+        )
+        return render(request, template, context, status=error.status if error else 200)
 
 
-def _post(request: TenantRequest, tenant: str, number: str, call: Any) -> HttpResponse:
-    """Run one service call for a detail-page form; a domain error re-renders the page with it."""
+def _post(
+    request: TenantRequest,
+    tenant: str,
+    number: str,
+    call: Any,
+    *,
+    form: forms.Form | None = None,
+    slot: str = "",
+) -> HttpResponse:
+    """Run one service call for a detail-page form. Success: the fresh body for htmx, else a redirect to
+    the page. A refused form (invalid, or a domain error put next to its fields) re-renders the page or
+    its body with the error's status; ``slot`` names which of the page's inline forms ``form`` is
+    (``action_form``, ``comment_form``, ``assign_form``)."""
     actor = request_actor(request)
     change = _get(actor, number)
+    refused = {slot: form} if form is not None and slot else {}
+    if form is not None and not form.is_valid():
+        return _render_detail(request, actor, change, InvalidInput("check the highlighted fields"), **refused)
     try:
         call(actor, change)
     except DomainError as exc:
-        return _render_detail(request, actor, _get(actor, number), exc)
+        if form is not None:
+            form_errors_apply(form, exc)
+        return _render_detail(request, actor, _get(actor, number), exc, **refused)
+    if request.headers.get("HX-Request") == "true":
+        return _render_detail(request, actor, _get(actor, number))
     return redirect("change_detail", tenant=tenant, number=change.number)
 
 
 @require_POST
 def change_action(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    """A state action (one of the page's per-action forms); refused: 4xx, nothing written."""
     form = ActionForm(request.POST)
-    if not form.is_valid():
-        return redirect("change_detail", tenant=tenant, number=number)
     return _post(
         request,
         tenant,
         number,
         lambda actor, change: services.change_transition(actor=actor, change=change, **form.cleaned_data),
+        form=form,
+        slot="action_form",
     )
 
 
 @require_POST
 def change_vote(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    """A CAB member's vote; refused (not a member, not in authorise): 4xx, nothing written."""
     form = VoteForm(request.POST)
-    if not form.is_valid():
-        return redirect("change_detail", tenant=tenant, number=number)
     return _post(
         request,
         tenant,
         number,
         lambda actor, change: services.change_vote(actor=actor, change=change, **form.cleaned_data),
+        form=form,
+    )
+
+
+@require_POST
+def change_assign(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    """Set the assignment group and/or assignee (``change_update``); refused: errors next to the fields."""
+    form = AssignForm(request.POST, actor=request_actor(request))
+    return _post(
+        request,
+        tenant,
+        number,
+        lambda actor, change: services.change_update(actor=actor, change=change, **form.cleaned_data),
+        form=form,
+        slot="assign_form",
     )
 
 
 @require_POST
 def change_comment(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    """A comment or (technicians) a work note; refused: the message next to the text, 4xx."""
     form = CommentForm(request.POST)
-    if not form.is_valid():
-        return redirect("change_detail", tenant=tenant, number=number)
     return _post(
         request,
         tenant,
@@ -231,6 +296,8 @@ def change_comment(request: TenantRequest, tenant: str, number: str) -> HttpResp
             body=form.cleaned_data["body"],
             work_note=form.cleaned_data["work_note"],
         ),
+        form=form,
+        slot="comment_form",
     )
 
 

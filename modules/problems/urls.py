@@ -18,6 +18,7 @@ urlpatterns = [
     path("<str:number>/", views.problem_detail, name="problem_detail"),
     path("<str:number>/edit/", views.problem_edit, name="problem_edit"),
     path("<str:number>/actions/", views.problem_action, name="problem_action"),
+    path("<str:number>/assign/", views.problem_assign, name="problem_assign"),
     path("<str:number>/comments/", views.problem_comment, name="problem_comment"),
     path("<str:number>/incidents/", views.problem_incident_link, name="problem_incident_link"),
     path(

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from controlplane.problems import InvalidInput, NotFound
 
 from .actor import Actor
 from .models import ActivityEntry, Attachment, Comment, RecordLink, SearchDocument
-from .registry import record_get
+from .registry import kind_get, record_get
 
 
 def comment_list(*, actor: Actor, record_id: uuid.UUID) -> QuerySet[Comment]:
@@ -246,3 +249,276 @@ def record_refs(*, record_ids: list[uuid.UUID]) -> dict[uuid.UUID, SearchDocumen
     """Number and title of many records at once (one query), for showing links. Callers pass ids the
     actor may see (the ends of links on a record they opened)."""
     return {d.record_id: d for d in SearchDocument.objects.filter(record_id__in=record_ids)}
+
+
+# The timeline of a record's console page: comments, work notes, history, SLA events, in one list.
+
+
+@dataclass(frozen=True)
+class TimelineChange:
+    """One field change of a timeline entry, as text: ``field`` (a label), ``old`` and ``new`` ("" for a
+    value that is not a pair, e.g. the task an entry is about; then ``new`` holds it)."""
+
+    field: str
+    old: str
+    new: str
+    pair: bool = True
+
+
+@dataclass(frozen=True)
+class TimelineItem:
+    """One entry of a record's timeline. ``at`` is UTC (templates show it in the viewer's zone);
+    ``kind`` is one of comment, work_note, state, assignment, field, approval, sla, attachment, link,
+    task, created; ``internal`` marks what end users never see (work notes, internal files); ``due_at``
+    is a deadline shown relative to now (SLA timers); ``url`` a download or record link."""
+
+    at: dt.datetime
+    kind: str
+    title: str
+    who: str
+    body: str = ""
+    changes: tuple[TimelineChange, ...] = ()
+    internal: bool = False
+    due_at: dt.datetime | None = None
+    url: str = ""
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class TimelineDeadline:
+    """A running SLA timer's deadline (UTC), for the relative "due in ..." line above the timeline."""
+
+    label: str
+    due_at: dt.datetime
+    breached: bool
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """What ``records/_timeline.html`` shows: entries in ``order`` ("desc": newest first, or "asc")."""
+
+    entries: list[TimelineItem]
+    order: str
+    deadlines: list[TimelineDeadline]
+
+
+# Verbs whose rows come from another table (comments) and fields that are bookkeeping, not news.
+_COMMENT_VERBS = frozenset({"comment.added", "work_note.added"})
+_HIDDEN_FIELDS = frozenset({"comment_id", "attachment_id", "link_id", "approval_id", "source", "target"})
+_ASSIGNMENT_FIELDS = frozenset({"assigned_to", "assignment_group"})
+_APPROVAL_VERBS = ("approval.", "change.vote_", "change.approve", "change.reject", "change.authorize")
+
+
+def _text(value: Any) -> str:
+    """A history value as text: rows (``{"id", "name"}``) and nested records by name or number, lists
+    joined, ISO 8601 times in the active time zone (the viewer's, as ``|date`` shows them), None as an
+    em dash, choice values with spaces (``in_progress`` -> ``in progress``)."""
+    if value is None or value == "" or value == {} or value == []:
+        return "—"
+    if isinstance(value, dict):
+        for key in ("name", "number", "task", "title", "event"):
+            if value.get(key):
+                return str(value[key])
+        return ", ".join(f"{k.replace('_', ' ')}: {_text(v)}" for k, v in value.items() if k != "id") or "—"
+    if isinstance(value, list | tuple):
+        return ", ".join(_text(v) for v in value) or "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str) and len(value) >= 19 and value[10:11] == "T":
+        try:
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if moment.tzinfo is not None:
+            moment = timezone.localtime(moment)
+        return moment.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, str) and " " not in value:
+        return value.replace("_", " ")
+    return str(value)
+
+
+def _changes(changes: dict[str, Any]) -> tuple[TimelineChange, ...]:
+    shown = []
+    for name, value in changes.items():
+        if name in _HIDDEN_FIELDS:
+            continue
+        label = name.replace("_", " ")
+        if isinstance(value, list) and len(value) == 2:
+            old, new = _text(value[0]), _text(value[1])
+            if old != new:  # a creation entry lists every field, the empty ones too
+                shown.append(TimelineChange(label, old, new))
+        else:
+            shown.append(TimelineChange(label, "", _text(value), pair=False))
+    return tuple(shown)
+
+
+def _escalation_changes(changes: dict[str, Any]) -> tuple[TimelineChange, ...]:
+    """What an ``sla.escalated`` entry did, in words: the policy, who was notified of which event, and
+    the actions done (reassignment, priority) when there were any."""
+    shown = [TimelineChange("policy", "", str(changes.get("policy", "")), pair=False)]
+    notified = changes.get("notified") or {}
+    if notified.get("event"):
+        persons, groups = len(notified.get("persons") or []), len(notified.get("groups") or [])
+        whom = " and ".join(
+            f"{n} {word}{'' if n == 1 else 's'}" for n, word in ((persons, "person"), (groups, "group")) if n
+        )
+        shown.append(TimelineChange("notified", "", f"{notified['event']} to {whom or 'nobody'}", pair=False))
+    for name, value in (changes.get("done") or {}).items():
+        if isinstance(value, list) and len(value) == 2:
+            shown.append(TimelineChange(name.replace("_", " "), _text(value[0]), _text(value[1])))
+        elif value:
+            shown.append(TimelineChange(name.replace("_", " "), "", _text(value), pair=False))
+    return tuple(shown)
+
+
+def _kind_and_title(entry: ActivityEntry) -> tuple[str, str]:
+    verb, changes = entry.verb, entry.changes or {}
+    _, _, action = verb.partition(".")
+    words = action.replace("_", " ")
+    if verb == "sla.escalated":
+        return "sla", f"SLA escalation at {changes.get('percent')} % of the {changes.get('timer')} target"
+    if verb.startswith(_APPROVAL_VERBS):
+        return "approval", f"Approval {words}" if verb.startswith("approval.") else words.capitalize()
+    if verb.startswith("attachment."):
+        return "attachment", f"File {words.split()[-1]}: {changes.get('file_name', '')}".rstrip(": ")
+    if verb.startswith("link.") or verb.endswith(("_linked", "_unlinked")):
+        return "link", f"Link {words.split()[-1]}" if verb.startswith("link.") else words.capitalize()
+    if verb.startswith("task."):
+        return "task", f"Task {changes.get('task', '')} {words}".replace("  ", " ")
+    if verb.endswith(".created") or verb.endswith(".submitted"):
+        return "created", words.capitalize()
+    if "state" in changes:
+        return "state", "State changed" if action in ("updated", "") else words.capitalize()
+    if _ASSIGNMENT_FIELDS & set(changes):
+        return "assignment", "Assignment changed"
+    return "field", "Fields changed" if action == "updated" else words.capitalize()
+
+
+def _sla_entries(
+    actor: Actor, record_type: str, record: Any, history: list[ActivityEntry], now: dt.datetime
+) -> tuple[list[TimelineItem], list[TimelineDeadline]]:
+    """Timer started / paused / resumed / stopped / breached entries of an incident's or service
+    request's SLA timers (two queries, through the SLA module's own panel selector), the pauses and
+    resumptions replayed from the history already read (the engine's own rules, no query)."""
+    from modules.sla import engine
+    from modules.sla.selectors import sla_panel_get
+
+    panel = sla_panel_get(actor=actor, record_type=record_type, record_id=record.pk, now=now)
+    if not panel:
+        return [], []
+    opened_at = getattr(record, "opened_at", None) or record.created_at
+    traces = engine.replay(
+        record_type=record_type,
+        opened_at=opened_at,
+        entries=[engine.HistoryEntry(e.at, e.verb, e.source, e.changes or {}) for e in history],
+    )
+    entries: list[TimelineItem] = []
+    deadlines: list[TimelineDeadline] = []
+    for shown in panel:
+        timer = shown.timer
+        label = f"{timer.get_kind_display()} SLA"
+        running = timer.stage == "running"
+        entries.append(
+            TimelineItem(
+                timer.started_at,
+                "sla",
+                f"{label} timer started ({shown.policy_name})",
+                "system",
+                due_at=timer.due_at if running and timer.due_at and timer.due_at > now else None,
+            )
+        )
+        segments = traces[timer.kind].segments
+        for before, after in itertools.pairwise(segments):
+            if before[1] is not None:
+                entries.append(TimelineItem(before[1], "sla", f"{label} timer paused", "system"))
+            entries.append(TimelineItem(after[0], "sla", f"{label} timer resumed", "system"))
+        if timer.stage == "paused" and timer.paused_since is not None:
+            entries.append(TimelineItem(timer.paused_since, "sla", f"{label} timer paused", "system"))
+        if timer.breached_at is not None and timer.breached_at <= now:
+            entries.append(TimelineItem(timer.breached_at, "sla", f"{label} target breached", "system"))
+        if timer.stopped_at is not None:
+            outcome = "met" if timer.stage == "met" else "breached"
+            entries.append(
+                TimelineItem(timer.stopped_at, "sla", f"{label} timer stopped: {outcome}", "system")
+            )
+        if running and timer.due_at is not None:
+            deadlines.append(TimelineDeadline(label, timer.due_at, timer.due_at <= now))
+    return entries, deadlines
+
+
+def timeline_get(
+    *,
+    actor: Actor,
+    record_type: str,
+    record: Any,
+    order: str = "desc",
+    base: str = "",
+    now: dt.datetime | None = None,
+) -> Timeline:
+    """The timeline of one record for its console page: comments and work notes (work notes marked
+    internal; end users never get them), every history entry (state, assignment and field changes,
+    approvals and CAB votes, tasks, attachments, links, SLA escalations) and, for incidents and service
+    requests seen by staff, the SLA timers' events (started, paused, resumed, breached, stopped) with the
+    running deadlines. ``order`` "desc" (newest first, the default) or "asc"; ties keep the order things
+    were written. ``base`` is the console prefix (``/t/<slug>/``) for download and record links.
+
+    A fixed number of queries whatever the number of entries: comments, history, the linked records'
+    numbers, and for incidents and requests the SLA panel's two. The caller has read ``record`` through
+    its module's selector with the same actor (this checks no access to the record itself).
+    """
+    now = now or timezone.now()
+    comments = list(comment_list(actor=actor, record_id=record.pk))
+    history = list(activity_list(actor=actor, record_id=record.pk))
+    others = set()
+    for entry in history:
+        if entry.verb.startswith("link."):
+            for key in ("source", "target"):
+                value = (entry.changes or {}).get(key)
+                if value and value != str(record.pk):
+                    others.add(uuid.UUID(value))
+    refs = record_refs(record_ids=sorted(others)) if actor.is_technician else {}
+    entries: list[TimelineItem] = []
+    for comment in comments:
+        entries.append(
+            TimelineItem(
+                comment.created_at,
+                "work_note" if comment.is_work_note else "comment",
+                "Work note" if comment.is_work_note else "Comment",
+                str(comment.author) if comment.author else "system",
+                body=comment.body,
+                internal=comment.is_work_note,
+            )
+        )
+    for entry in history:
+        if entry.verb in _COMMENT_VERBS:
+            continue
+        kind, title = _kind_and_title(entry)
+        changes = entry.changes or {}
+        url = ""
+        if kind == "attachment" and entry.verb == "attachment.added" and changes.get("attachment_id"):
+            url = f"{base}attachments/{changes['attachment_id']}/"
+        if entry.verb.startswith("link."):
+            other_id = (
+                changes.get("target") if changes.get("source") == str(record.pk) else changes.get("source")
+            )
+            ref = refs.get(uuid.UUID(other_id)) if other_id else None
+            if ref is not None:
+                reading = (
+                    RecordLink.Kind(changes["kind"]).label
+                    if changes.get("source") == str(record.pk)
+                    else (RecordLink.INVERSE.get(changes.get("kind", ""), ""))
+                )
+                title = f"{title}: {reading} {ref.number} {ref.title}"
+                url = f"{base}{kind_get(ref.record_type).console_path.format(number=ref.number)}"
+        who = str(entry.actor_person) if entry.actor_person else entry.source
+        internal = entry.verb.startswith(("attachment.", "link.")) and bool(changes.get("internal"))
+        shown = _escalation_changes(changes) if entry.verb == "sla.escalated" else _changes(changes)
+        entries.append(TimelineItem(entry.at, kind, title, who, changes=shown, internal=internal, url=url))
+    deadlines: list[TimelineDeadline] = []
+    if record_type in ("incident", "service_request") and actor.is_technician:
+        sla_entries, deadlines = _sla_entries(actor, record_type, record, history, now)
+        entries += sla_entries
+    numbered = [replace(e, seq=i) for i, e in enumerate(sorted(entries, key=lambda e: e.at))]
+    descending = order != "asc"
+    numbered.sort(key=lambda e: (e.at, e.seq), reverse=descending)
+    return Timeline(entries=numbered, order="desc" if descending else "asc", deadlines=deadlines)

@@ -19,6 +19,7 @@ from controlplane.problems import DomainError, NotFound
 
 from . import selectors, services
 from .api import attachment_response
+from .forms import AssignForm
 from .models import RecordLink
 from .registry import kind_get
 
@@ -130,3 +131,19 @@ def link_remove(request: TenantRequest, tenant: str, link_id: uuid.UUID) -> Http
     except DomainError as exc:
         return render(request, "records/refused.html", {"error": exc}, status=exc.status)
     return _back(request, f"/t/{tenant}/")
+
+
+# Assignment on record pages: the form every practice's detail page shows, and its options endpoint.
+
+
+def assignee_options(request: TenantRequest, tenant: str) -> HttpResponse:
+    """GET /t/<tenant>/assignees/?q=...&assignment_group=<id>&assigned_to=<id>: the two assignment
+    <select>s narrowed to names containing ``q`` (the current choices kept), for the search-as-you-type
+    picker of a record page (htmx swaps them in; the page works without it)."""
+    actor = request_actor(request)
+    form = AssignForm(
+        initial={k: request.GET.get(k) for k in ("assignment_group", "assigned_to")},
+        actor=actor,
+        q=request.GET.get("q", ""),
+    )
+    return render(request, "records/_assignee_options.html", {"form": form})

@@ -14,13 +14,14 @@ from django import forms
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from controlplane.http import TenantRequest, form_errors_apply, request_actor
-from controlplane.problems import DomainError, NotFound
+from controlplane.problems import DomainError, InvalidInput, NotFound
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
-from modules.records.selectors import activity_list, comment_list
+from modules.records.selectors import timeline_get
 
 from . import selectors, services
 from .models import ApprovalMode, ApproverRole, CatalogCategory, CatalogItem, ServiceRequest
@@ -59,8 +60,19 @@ def _get_by_number(actor: Actor, number: str) -> ServiceRequest:
 
 
 def _render_detail(
-    request: TenantRequest, actor: Actor, found: ServiceRequest, error: DomainError | None = None
+    request: TenantRequest,
+    actor: Actor,
+    found: ServiceRequest,
+    error: DomainError | None = None,
+    *,
+    comment_form: forms.Form | None = None,
+    failed_task: uuid.UUID | None = None,
+    failed_cancel: bool = False,
 ) -> HttpResponse:
+    """The whole page, or for htmx only its body (``#record-body``: header, items, approvals, tasks,
+    timeline), with a refusal's message next to the form that caused it and its status (4xx)."""
+    assert request.tenant is not None
+    base = f"/t/{request.tenant.slug}/"
     summary = selectors.request_summary(actor=actor, request=found)
     approvals = [(a, services.approval_may_decide(actor=actor, approval=a)) for a in summary["approvals"]]
     # Pairs built here: a dict key named "items" would shadow .items in the template language.
@@ -69,18 +81,56 @@ def _render_detail(
         "items": [(item, list(item.variables.items())) for item in summary["items"]],
         "approvals": approvals,
         "tasks": summary["tasks"],
-        "comments": comment_list(actor=actor, record_id=found.pk),
-        "history": [(e, list(e.changes.items())) for e in activity_list(actor=actor, record_id=found.pk)],
+        "task_actions": ("start", "complete", "skip"),
+        "timeline": timeline_get(
+            actor=actor,
+            record_type="service_request",
+            record=found,
+            order=request.GET.get("order", ""),
+            base=base,
+        ),
         "actions": services.request_allowed_actions(actor=actor, request=found),
         "is_technician": actor.is_technician,
         "people": Person.objects.filter(is_active=True)[:500] if actor.is_technician else [],
         "groups": Group.objects.all() if actor.is_technician else [],
+        "comment_form": comment_form,
+        "comment_url": f"{base}requests/{found.number}/comments/",
+        "record_path": f"{base}requests/{found.number}/",
+        "work_note_default": False,
+        "failed_task": failed_task,
+        "failed_cancel": failed_cancel,
+        "now": timezone.now(),
         "error": error,
     }
-    return render(request, "service_requests/detail.html", context, status=error.status if error else 200)
+    template = (
+        "service_requests/_detail_body.html"
+        if request.headers.get("HX-Request") == "true"
+        else "service_requests/detail.html"
+    )
+    return render(request, template, context, status=error.status if error else 200)
+
+
+def _done(request: TenantRequest, actor: Actor, found: ServiceRequest) -> HttpResponse:
+    """After an inline action: the fresh body for htmx, else back to the page (post/redirect/get). An
+    actor who may no longer see the request (an approver after deciding) goes to the list (htmx: by the
+    HX-Redirect header)."""
+    assert request.tenant is not None
+    try:
+        fresh = selectors.service_request_get(actor=actor, service_request_id=found.pk)
+    except NotFound:
+        if request.headers.get("HX-Request") == "true":
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = f"/t/{request.tenant.slug}/requests/"
+            return response
+        return redirect("request_list", tenant=request.tenant.slug)
+    if request.headers.get("HX-Request") == "true":
+        return _render_detail(request, actor, fresh)
+    return redirect("request_detail", tenant=request.tenant.slug, number=found.number)
 
 
 def request_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    """The request's console page: items, approvals, fulfilment tasks (actions and assignment inline),
+    comment form and timeline (``?order=asc`` oldest first; newest first by default)."""
     actor = request_actor(request)
     return _render_detail(request, actor, _get_by_number(actor, number))
 
@@ -92,24 +142,36 @@ def request_cancel(request: TenantRequest, tenant: str, number: str) -> HttpResp
     try:
         services.request_cancel(actor=actor, request=found, reason=request.POST.get("reason", ""))
     except DomainError as exc:
-        return _render_detail(request, actor, found, exc)
-    return redirect("request_detail", tenant=tenant, number=found.number)
+        return _render_detail(request, actor, found, exc, failed_cancel=True)
+    return _done(request, actor, found)
+
+
+class CommentForm(forms.Form):
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+    work_note = forms.BooleanField(required=False)
 
 
 @require_POST
 def request_comment(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
+    """A public comment or (technicians) a work note. Refused: the message next to the text, 4xx."""
     actor = request_actor(request)
     found = _get_by_number(actor, number)
+    form = CommentForm(request.POST)
+    if not form.is_valid():
+        return _render_detail(
+            request, actor, found, InvalidInput("check the highlighted fields"), comment_form=form
+        )
     try:
         services.request_comment(
             actor=actor,
             request=found,
-            body=request.POST.get("body", ""),
-            work_note=bool(request.POST.get("work_note")),
+            body=form.cleaned_data["body"],
+            work_note=form.cleaned_data["work_note"],
         )
     except DomainError as exc:
-        return _render_detail(request, actor, found, exc)
-    return redirect("request_detail", tenant=tenant, number=found.number)
+        form_errors_apply(form, exc)
+        return _render_detail(request, actor, found, exc, comment_form=form)
+    return _done(request, actor, found)
 
 
 def _approval_page(request: TenantRequest, approval_id: uuid.UUID, act: Any) -> HttpResponse:
@@ -124,12 +186,7 @@ def _approval_page(request: TenantRequest, approval_id: uuid.UUID, act: Any) -> 
         act(actor, approval)
     except DomainError as exc:
         return _render_detail(request, actor, found, exc)
-    assert request.tenant is not None
-    try:  # after a decision the approver may no longer see the request: go to the list then
-        selectors.service_request_get(actor=actor, service_request_id=found.pk)
-    except NotFound:
-        return redirect("request_list", tenant=request.tenant.slug)
-    return redirect("request_detail", tenant=request.tenant.slug, number=found.number)
+    return _done(request, actor, found)
 
 
 @require_POST
@@ -185,7 +242,8 @@ def _group(value: str | None) -> Group | None:
 @require_http_methods(["GET", "POST"])
 def task_action(request: TenantRequest, tenant: str, task_id: uuid.UUID) -> HttpResponse:
     """Assign (``assignment_group``/``assigned_to`` posted) or transition (``action`` posted) a task.
-    A GET (a task opened from the cross-client queue) shows its request."""
+    A GET (a task opened from the cross-client queue) shows its request. Refused: the message next to
+    the task's forms, 4xx, nothing written."""
     actor = request_actor(request)
     try:
         task = selectors.task_get(actor=actor, task_id=task_id)
@@ -204,8 +262,8 @@ def task_action(request: TenantRequest, tenant: str, task_id: uuid.UUID) -> Http
             person = _person(request.POST.get("assigned_to"))
             services.task_update(actor=actor, task=task, assignment_group=group, assigned_to=person)
     except DomainError as exc:
-        return _render_detail(request, actor, found, exc)
-    return redirect("request_detail", tenant=tenant, number=found.number)
+        return _render_detail(request, actor, found, exc, failed_task=task.pk)
+    return _done(request, actor, found)
 
 
 # The catalog

@@ -60,7 +60,7 @@ def test_list_create_and_detail_pages(client_for: ClientFor, tech_a: User, tenan
         "2030-07-01 10:00",
         "Risk assessment",
         "No conflicts",
-        "change.created",
+        "<strong>Created</strong>",
     ):
         assert text in page, text
 

@@ -68,7 +68,7 @@ def test_create_edit_and_act_on_an_incident_in_the_console(
     console.post("/t/acme/incidents/INC0000001/comments/", {"body": "checked logs", "work_note": "on"})
     page = console.get("/t/acme/incidents/INC0000001/").content.decode()
     assert "VPN drops hourly" in page and "1 - Critical" in page and "Resolved" in page
-    assert "incident.resolve" in page and "checked logs" in page
+    assert "<strong>Resolve</strong>" in page and "state: new → resolved" in page and "checked logs" in page
     with tenant_context(tenant_a):
         incident = Incident.objects.get(number="INC0000001")
         assert (incident.state, incident.priority) == ("resolved", 1)

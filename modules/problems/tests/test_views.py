@@ -83,7 +83,8 @@ def test_create_edit_link_act_and_comment_in_the_console(
         "checked relay",
     ):
         assert text in page, text
-    assert "problem.resolve" in page and "Resolve linked incidents" in page
+    assert "<strong>Resolve</strong>" in page and "state: fix in progress → resolved" in page
+    assert 'id="action-reanalyze"' in page and 'id="action-resolve"' not in page  # actions of the new state
     with tenant_context(tenant_a):
         assert Incident.objects.get(pk=linked.pk).state == "resolved"
         stored = Problem.objects.get(number="PRB0000001")

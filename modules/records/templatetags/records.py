@@ -36,6 +36,9 @@ def record_panel(context: dict[str, Any], record_type: str, record: Any) -> dict
         shown.append({"link": link, "reading": reading, "other": ref, "url": url})
     return {
         "request": request,
+        # Where the forms come back to: the record's page, also when this panel was rendered as the answer
+        # to an inline action posted to another path (``record_path`` from the detail views).
+        "back_to": context.get("record_path") or request.path,
         "csrf_token": context.get("csrf_token"),
         "record_type": record_type,
         "record": record,
@@ -46,3 +49,10 @@ def record_panel(context: dict[str, Any], record_type: str, record: Any) -> dict
         "links": shown,
         "link_kinds": RecordLink.Kind.choices,
     }
+
+
+@register.filter
+def action_label(action: str) -> str:
+    """``start_analysis`` -> ``Start analysis``: a state action's name as a button label."""
+    text = str(action).replace("_", " ")
+    return text[:1].upper() + text[1:]

@@ -157,5 +157,5 @@ def test_approver_decides_on_the_request_page(
         assert (approval.state, approval.reminder_count) == ("approved", 1)
         assert ServiceRequest.objects.get().state == "in_progress"
     history = tech_console.get("/t/acme/requests/REQ0000001/").content.decode()
-    assert "approval.resent" in history and "approval.approved" in history
+    assert "Approval resent" in history and "Approval approved" in history
     assert client_for(tech_a).get("/t/acme/requests/REQ0000999/").status_code == 404
