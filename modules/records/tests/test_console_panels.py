@@ -49,6 +49,7 @@ def test_header_navigation_names_every_practice_and_marks_the_current_one(
     page = page_of(client_for(tech_a), "/t/acme/problems/known-errors/")
     nav = page.split('<nav aria-label="Practices"')[1].split("</nav>")[0]
     assert re.findall(r'<a href="([^"]+)"[^>]*>([^<]+)</a>', nav) == [
+        ("/t/acme/dashboard/", "Dashboard"),
         ("/t/acme/incidents/", "Incidents"),
         ("/t/acme/requests/", "Requests"),
         ("/t/acme/problems/", "Problems"),
@@ -59,6 +60,7 @@ def test_header_navigation_names_every_practice_and_marks_the_current_one(
         ("/t/acme/search/", "Search"),
         ("/t/acme/mailin/", "Email in"),
         ("/t/acme/notifications/settings/", "Settings"),
+        ("/t/acme/branding/", "Branding"),
     ]
     assert re.findall(r'<a href="([^"]+)" aria-current="page">', nav) == ["/t/acme/problems/"]
     search = page_of(client_for(tech_a), "/t/acme/search/?q=mail")
