@@ -14,7 +14,7 @@ from django.db.models import Q, QuerySet
 from controlplane.problems import InvalidInput, NotFound
 
 from .actor import Actor
-from .models import ActivityEntry, Attachment, Comment, RecordLink, SearchDocument
+from .models import ActivityEntry, Attachment, Comment, RecordLink, SavedView, SearchDocument
 from .registry import record_get
 
 
@@ -213,3 +213,31 @@ def record_refs(*, record_ids: list[uuid.UUID]) -> dict[uuid.UUID, SearchDocumen
     """Number and title of many records at once (one query), for showing links. Callers pass ids the
     actor may see (the ends of links on a record they opened)."""
     return {d.record_id: d for d in SearchDocument.objects.filter(record_id__in=record_ids)}
+
+
+# Saved list views of the console lists (modules/records/listing.py).
+
+
+def saved_view_list(*, actor: Actor, list_name: str) -> QuerySet[SavedView]:
+    """The saved views of list ``list_name`` (``incidents``, ``requests``...) the actor may apply: their
+    own, and the views other technicians of this tenant shared. Technicians only (anyone else: none, as
+    end users cannot create views). Ordered by name, then id."""
+    if not actor.is_technician or actor.user_id is None:
+        return SavedView.objects.none()
+    own_or_shared = Q(owner_user_id=actor.user_id) | Q(shared=True)
+    return SavedView.objects.filter(own_or_shared, list_name=list_name).order_by("name", "id")
+
+
+def saved_view_get(*, actor: Actor, view_id: uuid.UUID | str, list_name: str | None = None) -> SavedView:
+    """One saved view the actor may apply (see ``saved_view_list``), optionally of one list. Raises
+    NotFound for a missing, malformed, invisible or other tenant's id alike (ids are UUIDv7, unique
+    across tenants, so another tenant's id is simply absent from this schema)."""
+    if not actor.is_technician or actor.user_id is None:
+        raise NotFound("no such saved view")
+    qs = SavedView.objects.filter(Q(owner_user_id=actor.user_id) | Q(shared=True))
+    if list_name is not None:
+        qs = qs.filter(list_name=list_name)
+    try:
+        return qs.get(pk=view_id)
+    except (SavedView.DoesNotExist, ValidationError, ValueError, TypeError) as exc:
+        raise NotFound("no such saved view") from exc
