@@ -102,8 +102,31 @@ def sort_apply(qs: QuerySet[Any], spec: ListSpec, sort: Sort) -> QuerySet[Any]:
     """``qs`` ordered by the sort's column (nulls last in both directions), then by id in the same
     direction: a total order, so offset pages never repeat or skip a row."""
     path = spec.sortable()[sort.key]
-    expr: OrderBy = F(path).desc(nulls_last=True) if sort.descending else F(path).asc(nulls_last=True)
+    if not sort.descending:
+        expr: OrderBy = F(path).asc()  # PostgreSQL puts nulls last when ascending
+    elif _nullable(qs.model, path):
+        expr = F(path).desc(nulls_last=True)
+    else:
+        # A NOT NULL column sorts DESC without NULLS LAST, so an index on (column, id) read backwards
+        # serves the page (DESC NULLS LAST would need a full sort of every matching row).
+        expr = F(path).desc()
     return qs.order_by(expr, "-id" if sort.descending else "id")
+
+
+def _nullable(model: Any, path: str) -> bool:
+    """Whether the ORM path (``opened_at``, ``assigned_to__display_name``) may be null: a nullable
+    column or relation on the way, or anything that is not a plain field (an annotation)."""
+    from django.core.exceptions import FieldDoesNotExist
+
+    for part in path.split("__"):
+        try:
+            found = model._meta.get_field(part)
+        except FieldDoesNotExist:
+            return True
+        if getattr(found, "null", True):
+            return True
+        model = found.related_model or model
+    return False
 
 
 @dataclass

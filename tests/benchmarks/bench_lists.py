@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -137,6 +138,11 @@ def test_list_page_benchmark() -> None:
             client.get(url, headers=headers)
 
         result["pages"][name] = summary([timed(get) for _ in range(QUERIES)])
+    result["breakdown"] = {}
+    for name in ("first page (newest first)", "assigned to me", "sort by priority"):
+        with CaptureQueriesContext(connection) as captured:
+            client.get(f"/t/bench/incidents/{cases[name]}")
+        result["breakdown"][name] = [f"{q['time']} s {q['sql'][:110]}" for q in captured.captured_queries]
     with tenant_context(tenant):
         with connection.cursor() as cursor:
             cursor.execute(
@@ -173,5 +179,9 @@ def test_list_page_benchmark() -> None:
             print(
                 f"  {section:5} {name:<{width}}  p50 {stats['p50_ms']:6.1f} ms  p95 {stats['p95_ms']:6.1f} ms"
             )
+    for name, lines in result["breakdown"].items():
+        print(f"  queries of {name}:")
+        for line in lines:
+            print(f"    {line}")
     slow = {n: s["p95_ms"] for n, s in result["pages"].items() if s["p95_ms"] > TARGET_P95_MS}
     print(f"  pages over {TARGET_P95_MS:.0f} ms at p95: {slow or 'none'}")
