@@ -96,12 +96,14 @@ def production_templates() -> Iterator[None]:
     from django.template import Template
     from django.test.utils import _TestState
 
-    instrumented = Template._render
-    Template._render = _TestState.saved_data.template_render  # type: ignore[method-assign]
+    template: Any = Template
+    state: Any = _TestState
+    instrumented = template._render
+    template._render = state.saved_data.template_render
     try:
         yield
     finally:
-        Template._render = instrumented  # type: ignore[method-assign]
+        template._render = instrumented
 
 
 def db_ms(sql: str, params: list[Any] | None = None) -> dict[str, float]:
