@@ -12,7 +12,7 @@ actor's filtered queryset. Everything a list shows lives in the query string, so
 - the list's filter form's fields (``state``, ``priority``, ``assignee``, ``q``...).
 - ``view``: a saved view's id; the list redirects to the view's query string.
 
-Pagination is by offset with no COUNT(*): a page fetches ``size + 1`` rows to know whether there is a
+Pagination is by offset with no COUNT(*): a page fetches ``size + 1`` ids to know whether there is a
 next one, and offsets stop at ``MAX_ROWS`` (a "narrow the filters" note replaces the next link). See
 docs/decisions/0011-list-pages.md for the measurements behind this choice.
 """
@@ -178,13 +178,22 @@ def page_size(raw: str | None) -> int:
 
 
 def page_get(qs: QuerySet[Any], *, number: int, size: int) -> Page:
-    """Rows ``(number - 1) * size`` .. ``+ size`` of the ordered ``qs`` in one query (``LIMIT size + 1``
-    tells whether another page follows; no COUNT)."""
+    """Rows ``(number - 1) * size`` .. ``+ size`` of the ordered ``qs``, in two queries whatever the
+    page: the page's ids (``LIMIT size + 1`` tells whether another page follows; no COUNT), then those
+    rows with everything ``qs`` joins (``select_related``) and annotates.
+
+    Ids first ("late row lookup"): ordering and limiting the bare table lets PostgreSQL stop after
+    ``size + 1`` rows of an index, or top-N sort a narrow row set, instead of joining every matching
+    row to callers, groups and assignees before sorting (measured in docs/decisions/0011-list-pages.md).
+    """
     offset = (number - 1) * size
-    rows = list(qs[offset : offset + size + 1])
-    more = len(rows) > size
+    ids = list(qs.values_list("pk", flat=True)[offset : offset + size + 1])
+    more = len(ids) > size
+    ids = ids[:size]
+    found = {row.pk: row for row in qs.order_by().filter(pk__in=ids)} if ids else {}
+    rows = [found[pk] for pk in ids if pk in found]
     capped = more and offset + size >= MAX_ROWS
-    return Page(rows=rows[:size], number=number, size=size, has_next=more and not capped, capped=capped)
+    return Page(rows=rows, number=number, size=size, has_next=more and not capped, capped=capped)
 
 
 @dataclass(frozen=True)
@@ -231,8 +240,8 @@ def _with(base: QueryDict, **changes: Any) -> str:
 
 def listing_build(*, request: Any, actor: Actor, spec: ListSpec, qs: QuerySet[Any]) -> Listing:
     """Sort and page ``qs`` (already scoped to the actor and filtered) from the request's query string,
-    and gather the headers, paging links and saved views. Two queries whatever the page's length: the
-    page's rows (with whatever ``select_related`` ``qs`` carries) and the saved views."""
+    and gather the headers, paging links and saved views. Three queries whatever the page's length: the
+    page's ids, its rows (with whatever ``select_related`` ``qs`` carries) and the saved views."""
     params = request.GET.copy()
     for transient in ("page", "view"):
         params.pop(transient, None)
