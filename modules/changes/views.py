@@ -178,6 +178,7 @@ def change_list(request: TenantRequest, tenant: str) -> HttpResponse:
         qs = selectors.change_list(actor=actor, **filters)
     except DomainError as exc:
         return render(request, "changes/denied.html", {"error": exc}, status=exc.status)
+    qs = qs.select_related(None).select_related("requested_by", "assigned_to", "assignment_group")
     listing = listing_build(request=request, actor=actor, spec=CHANGE_LIST, qs=qs)
     context = {"form": form, "listing": listing, "page": listing.page}
     with timezone.override(_zone(request)):

@@ -145,7 +145,9 @@ def incident_list(request: TenantRequest, tenant: str) -> HttpResponse:
         filters["assignment_group"] = data["assignment_group"].pk
     assignee = "me" if data.get("mine") else data.get("assignee", "")
     filters.update(assignee_filters(actor=actor, choice=assignee))
-    qs = selectors.incident_list(actor=actor, **filters)
+    # Only the relations a row shows (the selector also joins the CI and the problem, for detail pages).
+    qs = selectors.incident_list(actor=actor, **filters).select_related(None)
+    qs = qs.select_related("caller", "assigned_to", "assignment_group")
     listing = listing_build(request=request, actor=actor, spec=INCIDENT_LIST, qs=qs)
     rows = listing.page.rows
     sla_attach(rows, sla_due_map(actor=actor, record_type="incident", record_ids=[r.pk for r in rows]))

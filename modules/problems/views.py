@@ -158,7 +158,8 @@ def problem_list(request: TenantRequest, tenant: str) -> HttpResponse:
         filters["assignment_group"] = data["assignment_group"].pk
     assignee = "me" if data.get("mine") else data.get("assignee", "")
     filters.update(assignee_filters(actor=actor, choice=assignee))
-    qs = selectors.problem_list(actor=actor, **filters)
+    qs = selectors.problem_list(actor=actor, **filters).select_related(None)
+    qs = qs.select_related("assigned_to", "assignment_group")  # only what a row shows
     listing = listing_build(request=request, actor=actor, spec=PROBLEM_LIST, qs=qs)
     context = {"form": form, "listing": listing, "page": listing.page}
     return listing_render(request, full="problems/list.html", partial="problems/_table.html", context=context)
