@@ -17,28 +17,15 @@ from controlplane.http import TenantRequest, form_errors_apply, request_actor
 from controlplane.problems import DomainError, NotFound
 from modules.cmdb import selectors as cmdb_selectors
 from modules.people.models import Group, Person
+from modules.records import listing
 from modules.records.actor import Actor
-from modules.records.listing import (
-    ASSIGNEE_CHOICES,
-    WITHIN_CHOICES,
-    Column,
-    ListFilterForm,
-    ListSpec,
-    assignee_filters,
-    listing_build,
-    listing_render,
-    saved_view_redirect,
-    sla_attach,
-    within_since,
-)
 from modules.records.selectors import activity_list, comment_list
-from modules.sla.selectors import sla_due_map
 
 from . import selectors, services
 from .models import Impact, Incident, Priority, ResolutionCode
 
 
-class IncidentFilterForm(ListFilterForm):
+class IncidentFilterForm(listing.ListFilterForm):
     """The incident list's filters (GET; every field optional, see modules.records.listing)."""
 
     state = forms.MultipleChoiceField(choices=Incident.State.choices, required=False)
@@ -47,26 +34,26 @@ class IncidentFilterForm(ListFilterForm):
     assignment_group = forms.ModelChoiceField(
         queryset=Group.objects.order_by("name"), required=False, empty_label="Any group"
     )
-    assignee = forms.ChoiceField(choices=ASSIGNEE_CHOICES, required=False, label="Assigned to")
+    assignee = forms.ChoiceField(choices=listing.ASSIGNEE_CHOICES, required=False, label="Assigned to")
     category = forms.CharField(required=False, max_length=100)
-    opened = forms.ChoiceField(choices=WITHIN_CHOICES, required=False, label="Opened within")
+    opened = forms.ChoiceField(choices=listing.WITHIN_CHOICES, required=False, label="Opened within")
     mine = forms.BooleanField(required=False, label="Assigned to me", widget=forms.HiddenInput)
 
 
-INCIDENT_LIST = ListSpec(
+INCIDENT_LIST = listing.ListSpec(
     name="incidents",
     target="incident-table",
     columns=(
-        Column("number", "Number", "number"),
-        Column("title", "Short description", "short_description"),
-        Column("caller", "Caller", "caller__display_name"),
-        Column("priority", "Priority", "priority"),
-        Column("state", "State", "state"),
-        Column("group", "Group", "assignment_group__name"),
-        Column("assignee", "Assigned to", "assigned_to__display_name"),
-        Column("updated", "Updated", "updated_at", descending_first=True),
-        Column("opened", "Opened", "opened_at", descending_first=True),
-        Column("sla", "SLA due"),
+        listing.Column("number", "Number", "number"),
+        listing.Column("title", "Short description", "short_description"),
+        listing.Column("caller", "Caller", "caller__display_name"),
+        listing.Column("priority", "Priority", "priority"),
+        listing.Column("state", "State", "state"),
+        listing.Column("group", "Group", "assignment_group__name"),
+        listing.Column("assignee", "Assigned to", "assigned_to__display_name"),
+        listing.Column("updated", "Updated", "updated_at", descending_first=True),
+        listing.Column("opened", "Opened", "opened_at", descending_first=True),
+        listing.Column("sla", "SLA due"),
     ),
     default_sort="-opened",
 )
@@ -128,8 +115,11 @@ class CommentForm(forms.Form):
 def incident_list(request: TenantRequest, tenant: str) -> HttpResponse:
     """The incident queue: filters, sorting, saved views and pages from the query string (see
     modules.records.listing); newest first by default. htmx requests get only the table."""
+    # Imported here rather than at the top, so this list's imports stay apart from the detail pages'.
+    from modules.sla.selectors import sla_due_map
+
     actor = request_actor(request)
-    if (applied := saved_view_redirect(request=request, actor=actor, spec=INCIDENT_LIST)) is not None:
+    if (applied := listing.saved_view_redirect(request=request, actor=actor, spec=INCIDENT_LIST)) is not None:
         return applied
     form = IncidentFilterForm(request.GET or None)
     data = form.cleaned()
@@ -139,20 +129,22 @@ def incident_list(request: TenantRequest, tenant: str) -> HttpResponse:
         "open_only": data.get("open_only", False),
         "q": data.get("q", ""),
         "category": data.get("category", ""),
-        "opened_after": within_since(data.get("opened", "")),
+        "opened_after": listing.within_since(data.get("opened", "")),
     }
     if data.get("assignment_group"):
         filters["assignment_group"] = data["assignment_group"].pk
     assignee = "me" if data.get("mine") else data.get("assignee", "")
-    filters.update(assignee_filters(actor=actor, choice=assignee))
+    filters.update(listing.assignee_filters(actor=actor, choice=assignee))
     # Only the relations a row shows (the selector also joins the CI and the problem, for detail pages).
     qs = selectors.incident_list(actor=actor, **filters).select_related(None)
     qs = qs.select_related("caller", "assigned_to", "assignment_group")
-    listing = listing_build(request=request, actor=actor, spec=INCIDENT_LIST, qs=qs)
-    rows = listing.page.rows
-    sla_attach(rows, sla_due_map(actor=actor, record_type="incident", record_ids=[r.pk for r in rows]))
-    context = {"form": form, "listing": listing, "page": listing.page}
-    return listing_render(
+    table = listing.listing_build(request=request, actor=actor, spec=INCIDENT_LIST, qs=qs)
+    rows = table.page.rows
+    listing.sla_attach(
+        rows, sla_due_map(actor=actor, record_type="incident", record_ids=[r.pk for r in rows])
+    )
+    context = {"form": form, "listing": table, "page": table.page}
+    return listing.listing_render(
         request, full="incidents/list.html", partial="incidents/_table.html", context=context
     )
 
