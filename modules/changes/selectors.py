@@ -18,6 +18,7 @@ from django.db.models import Q, QuerySet
 
 from controlplane.problems import NotFound, PermissionDenied
 from modules.cmdb.selectors import ImpactedCI, ci_impact_get
+from modules.people.models import GroupMembership
 from modules.records.actor import Actor
 
 from .models import (
@@ -68,9 +69,19 @@ def change_list(
     q: str = "",
     starts_after: dt.datetime | None = None,
     starts_before: dt.datetime | None = None,
+    risk: Iterable[str] | None = None,
+    assignment_group: uuid.UUID | None = None,
+    assigned_to: uuid.UUID | None = None,
+    assignment_group_member: uuid.UUID | None = None,
+    unassigned: bool = False,
+    category: str = "",
+    created_after: dt.datetime | None = None,
 ) -> QuerySet[Change]:
     """Changes the actor may see, filtered. ``q`` matches the number (exact, case-insensitive) or words of
-    the short description; ``starts_after``/``starts_before`` bound ``planned_start`` (UTC). Unordered.
+    the short description; ``starts_after``/``starts_before`` bound ``planned_start`` (UTC);
+    ``assignment_group_member`` (a person id) keeps changes assigned to any group that person belongs to;
+    ``unassigned`` those with no assignee; ``category`` matches exactly (case-insensitive);
+    ``created_after`` bounds ``created_at`` (UTC). Unordered.
     Raises PermissionDenied for actors who see no changes."""
     _require_viewer(actor)
     qs = change_visible(actor=actor)
@@ -84,6 +95,21 @@ def change_list(
         qs = qs.filter(planned_start__gte=starts_after)
     if starts_before:
         qs = qs.filter(planned_start__lt=starts_before)
+    if risk:
+        qs = qs.filter(risk__in=list(risk))
+    if assignment_group:
+        qs = qs.filter(assignment_group_id=assignment_group)
+    if assigned_to:
+        qs = qs.filter(assigned_to_id=assigned_to)
+    if assignment_group_member:
+        groups = GroupMembership.objects.filter(person_id=assignment_group_member).values("group_id")
+        qs = qs.filter(assignment_group_id__in=groups)
+    if unassigned:
+        qs = qs.filter(assigned_to__isnull=True)
+    if category.strip():
+        qs = qs.filter(category__iexact=category.strip())
+    if created_after:
+        qs = qs.filter(created_at__gte=created_after)
     if q.strip():
         qs = qs.filter(Q(number__iexact=q.strip()) | Q(short_description__icontains=q.strip()))
     return qs

@@ -12,7 +12,6 @@ import zoneinfo
 from typing import Any
 
 from django import forms
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -24,10 +23,22 @@ from modules.cmdb.selectors import ci_visible
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
 from modules.records.forms import AssignForm
+from modules.records.listing import (
+    ASSIGNEE_CHOICES,
+    WITHIN_CHOICES,
+    Column,
+    ListFilterForm,
+    ListSpec,
+    assignee_filters,
+    listing_build,
+    listing_render,
+    saved_view_redirect,
+    within_since,
+)
 from modules.records.selectors import timeline_get
 
 from . import selectors, services
-from .models import CabVote, Change, StandardChangeTemplate
+from .models import CabVote, Change, Risk, StandardChangeTemplate
 
 
 def _zone(request: TenantRequest) -> zoneinfo.ZoneInfo:
@@ -45,11 +56,39 @@ class LocalDateTimeField(forms.DateTimeField):
     input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
 
 
-class ChangeFilterForm(forms.Form):
+class ChangeFilterForm(ListFilterForm):
+    """The change list's filters (GET; every field optional, see modules.records.listing)."""
+
     state = forms.MultipleChoiceField(choices=Change.State.choices, required=False)
     change_type = forms.MultipleChoiceField(choices=Change.Type.choices, required=False, label="Type")
+    risk = forms.MultipleChoiceField(choices=Risk.choices, required=False)
     open_only = forms.BooleanField(required=False)
-    q = forms.CharField(required=False, label="Search")
+    assignment_group = forms.ModelChoiceField(
+        queryset=Group.objects.order_by("name"), required=False, empty_label="Any group"
+    )
+    assignee = forms.ChoiceField(choices=ASSIGNEE_CHOICES, required=False, label="Assigned to")
+    category = forms.CharField(required=False, max_length=100)
+    opened = forms.ChoiceField(choices=WITHIN_CHOICES, required=False, label="Created within")
+
+
+CHANGE_LIST = ListSpec(
+    name="changes",
+    target="change-table",
+    columns=(
+        Column("number", "Number", "number"),
+        Column("title", "Short description", "short_description"),
+        Column("type", "Type", "change_type"),
+        Column("state", "State", "state"),
+        Column("risk", "Risk", "risk"),
+        Column("start", "Planned start", "planned_start", descending_first=True),
+        Column("group", "Group", "assignment_group__name"),
+        Column("assignee", "Assigned to", "assigned_to__display_name"),
+        Column("requested_by", "Requested by", "requested_by__display_name"),
+        Column("updated", "Updated", "updated_at", descending_first=True),
+        Column("created", "Created", "created_at", descending_first=True),
+    ),
+    default_sort="-created",
+)
 
 
 class ChangeForm(forms.Form):
@@ -117,20 +156,36 @@ def _get(actor: Actor, number: str) -> Change:
 
 
 def change_list(request: TenantRequest, tenant: str) -> HttpResponse:
-    """The change schedule: filters, newest first, 50 a page. htmx requests get only the table."""
+    """The change schedule: filters, sorting, saved views and pages from the query string (see
+    modules.records.listing); newest first by default. htmx requests get only the table."""
     actor = request_actor(request)
+    if (applied := saved_view_redirect(request=request, actor=actor, spec=CHANGE_LIST)) is not None:
+        return applied
     form = ChangeFilterForm(request.GET or None)
-    filters: dict[str, Any] = {}
-    if form.is_valid():
-        filters = dict(form.cleaned_data)
+    data = form.cleaned()
+    filters: dict[str, Any] = {
+        "state": data.get("state"),
+        "change_type": data.get("change_type"),
+        "risk": data.get("risk"),
+        "open_only": data.get("open_only", False),
+        "q": data.get("q", ""),
+        "category": data.get("category", ""),
+        "created_after": within_since(data.get("opened", "")),
+    }
+    if data.get("assignment_group"):
+        filters["assignment_group"] = data["assignment_group"].pk
+    filters.update(assignee_filters(actor=actor, choice=data.get("assignee", "")))
     try:
-        qs = selectors.change_list(actor=actor, **filters).order_by("-created_at", "-id")
+        qs = selectors.change_list(actor=actor, **filters)
     except DomainError as exc:
         return render(request, "changes/denied.html", {"error": exc}, status=exc.status)
-    page = Paginator(qs, 50).get_page(request.GET.get("page"))
-    template = "changes/_table.html" if request.headers.get("HX-Request") else "changes/list.html"
+    qs = qs.select_related(None).select_related("requested_by", "assigned_to", "assignment_group")
+    listing = listing_build(request=request, actor=actor, spec=CHANGE_LIST, qs=qs)
+    context = {"form": form, "listing": listing, "page": listing.page}
     with timezone.override(_zone(request)):
-        return render(request, template, {"form": form, "page": page, "query": request.GET.urlencode()})
+        return listing_render(
+            request, full="changes/list.html", partial="changes/_table.html", context=context
+        )
 
 
 def change_create(request: TenantRequest, tenant: str) -> HttpResponse:

@@ -45,9 +45,11 @@ def ci_list(
     lifecycle: str | None = None,
     owner: uuid.UUID | None = None,
     q: str = "",
+    support_group: uuid.UUID | None = None,
 ) -> QuerySet[ConfigurationItem]:
-    """CIs the actor may see, filtered by class, lifecycle state and owner (person id). ``q`` matches the
-    number exactly (case-insensitive) or a part of the name. Ordered by name, then id."""
+    """CIs the actor may see, filtered by class, lifecycle state, owner (person id) and support group
+    (group id). ``q`` matches the number exactly (case-insensitive) or a part of the name. Ordered by
+    name, then id."""
     qs = ci_visible(actor=actor)
     if ci_class:
         qs = qs.filter(ci_class=ci_class)
@@ -55,6 +57,8 @@ def ci_list(
         qs = qs.filter(lifecycle=lifecycle)
     if owner:
         qs = qs.filter(owner_id=owner)
+    if support_group:
+        qs = qs.filter(support_group_id=support_group)
     if q.strip():
         qs = qs.filter(Q(number__iexact=q.strip()) | Q(name__icontains=q.strip()))
     return qs.order_by("name", "id")

@@ -7,7 +7,6 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -17,6 +16,14 @@ from controlplane.http import TenantRequest, form_errors_apply, request_actor
 from controlplane.problems import DomainError, NotFound
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
+from modules.records.listing import (
+    Column,
+    ListFilterForm,
+    ListSpec,
+    listing_build,
+    listing_render,
+    saved_view_redirect,
+)
 
 from . import selectors, services
 from .classes import class_attributes, class_table
@@ -39,10 +46,30 @@ def _ci(actor: Actor, number: str) -> ConfigurationItem:
         raise Http404(str(exc)) from exc
 
 
-class CIFilterForm(forms.Form):
+class CIFilterForm(ListFilterForm):
+    """The CI list's filters (GET; every field optional, see modules.records.listing)."""
+
     ci_class = forms.ChoiceField(choices=[("", "Any class"), *CIClass.choices], required=False, label="Class")
     lifecycle = forms.ChoiceField(choices=[("", "Any state"), *Lifecycle.choices], required=False)
-    q = forms.CharField(required=False, label="Search")
+    support_group = forms.ModelChoiceField(
+        queryset=Group.objects.order_by("name"), required=False, empty_label="Any group"
+    )
+
+
+CI_LIST = ListSpec(
+    name="cis",
+    target="ci-table",
+    columns=(
+        Column("number", "Number", "number"),
+        Column("name", "Name", "name"),
+        Column("class", "Class", "ci_class"),
+        Column("lifecycle", "Lifecycle", "lifecycle"),
+        Column("owner", "Owner", "owner__display_name"),
+        Column("group", "Support group", "support_group__name"),
+        Column("updated", "Updated", "updated_at", descending_first=True),
+    ),
+    default_sort="name",
+)
 
 
 class CIForm(forms.Form):
@@ -79,23 +106,26 @@ class RelationshipForm(forms.Form):
 
 
 def ci_list(request: TenantRequest, tenant: str) -> HttpResponse:
-    """The CI list: class, lifecycle and text filters, by name, 50 a page. htmx gets only the table."""
+    """The CI list: class, lifecycle, support group and text filters, sorting, saved views and pages from
+    the query string (see modules.records.listing); by name by default. htmx gets only the table."""
     actor = request_actor(request)
+    if (applied := saved_view_redirect(request=request, actor=actor, spec=CI_LIST)) is not None:
+        return applied
     form = CIFilterForm(request.GET or None)
-    filters: dict[str, Any] = {}
-    if form.is_valid():
-        filters = {k: v for k, v in form.cleaned_data.items() if v}
-    page = Paginator(selectors.ci_list(actor=actor, **filters), 50).get_page(request.GET.get("page"))
-    template = "cmdb/_table.html" if request.headers.get("HX-Request") else "cmdb/list.html"
-    query = request.GET.copy()
-    query.pop("page", None)
+    data = form.cleaned()
+    filters: dict[str, Any] = {k: data.get(k) or "" for k in ("ci_class", "lifecycle", "q")}
+    if data.get("support_group"):
+        filters["support_group"] = data["support_group"].pk
+    listing = listing_build(
+        request=request, actor=actor, spec=CI_LIST, qs=selectors.ci_list(actor=actor, **filters)
+    )
     context = {
         "form": form,
-        "page": page,
-        "query": query.urlencode(),
+        "listing": listing,
+        "page": listing.page,
         "can_manage": selectors.cmdb_manager(actor),
     }
-    return render(request, template, context)
+    return listing_render(request, full="cmdb/list.html", partial="cmdb/_table.html", context=context)
 
 
 def ci_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:

@@ -16,6 +16,7 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from controlplane.problems import NotFound
+from modules.people.models import GroupMembership
 from modules.records.actor import Actor
 
 from .models import Incident, IncidentSettings, PriorityRule, ResolutionCode, SatisfactionResponse
@@ -42,9 +43,14 @@ def incident_list(
     q: str = "",
     opened_after: dt.datetime | None = None,
     opened_before: dt.datetime | None = None,
+    assignment_group_member: uuid.UUID | None = None,
+    unassigned: bool = False,
+    category: str = "",
 ) -> QuerySet[Incident]:
     """Incidents the actor may see, filtered. ``q`` matches number (exact, case-insensitive) or words of
-    the short description. Unordered; callers order (pagination does)."""
+    the short description. ``assignment_group_member`` (a person id) keeps incidents assigned to any
+    group that person belongs to; ``unassigned`` those with no assignee; ``category`` matches exactly
+    (case-insensitive). Unordered; callers order (pagination does)."""
     qs = incident_visible(actor=actor)
     if state:
         qs = qs.filter(state__in=list(state))
@@ -58,6 +64,13 @@ def incident_list(
         qs = qs.filter(assignment_group_id=assignment_group)
     if caller:
         qs = qs.filter(caller_id=caller)
+    if assignment_group_member:
+        groups = GroupMembership.objects.filter(person_id=assignment_group_member).values("group_id")
+        qs = qs.filter(assignment_group_id__in=groups)
+    if unassigned:
+        qs = qs.filter(assigned_to__isnull=True)
+    if category.strip():
+        qs = qs.filter(category__iexact=category.strip())
     if opened_after:
         qs = qs.filter(opened_at__gte=opened_after)
     if opened_before:

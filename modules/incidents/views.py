@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -18,6 +17,7 @@ from controlplane.http import TenantRequest, form_errors_apply, request_actor
 from controlplane.problems import DomainError, InvalidInput, NotFound
 from modules.cmdb import selectors as cmdb_selectors
 from modules.people.models import Group, Person
+from modules.records import listing
 from modules.records.actor import Actor
 from modules.records.forms import AssignForm
 from modules.records.selectors import timeline_get, timeline_public
@@ -26,12 +26,38 @@ from . import selectors, services
 from .models import Impact, Incident, Priority, ResolutionCode, SatisfactionResponse
 
 
-class IncidentFilterForm(forms.Form):
+class IncidentFilterForm(listing.ListFilterForm):
+    """The incident list's filters (GET; every field optional, see modules.records.listing)."""
+
     state = forms.MultipleChoiceField(choices=Incident.State.choices, required=False)
     priority = forms.TypedMultipleChoiceField(choices=Priority.choices, coerce=int, required=False)
     open_only = forms.BooleanField(required=False)
-    mine = forms.BooleanField(required=False, label="Assigned to me")
-    q = forms.CharField(required=False, label="Search")
+    assignment_group = forms.ModelChoiceField(
+        queryset=Group.objects.order_by("name"), required=False, empty_label="Any group"
+    )
+    assignee = forms.ChoiceField(choices=listing.ASSIGNEE_CHOICES, required=False, label="Assigned to")
+    category = forms.CharField(required=False, max_length=100)
+    opened = forms.ChoiceField(choices=listing.WITHIN_CHOICES, required=False, label="Opened within")
+    mine = forms.BooleanField(required=False, label="Assigned to me", widget=forms.HiddenInput)
+
+
+INCIDENT_LIST = listing.ListSpec(
+    name="incidents",
+    target="incident-table",
+    columns=(
+        listing.Column("number", "Number", "number"),
+        listing.Column("title", "Short description", "short_description"),
+        listing.Column("caller", "Caller", "caller__display_name"),
+        listing.Column("priority", "Priority", "priority"),
+        listing.Column("state", "State", "state"),
+        listing.Column("group", "Group", "assignment_group__name"),
+        listing.Column("assignee", "Assigned to", "assigned_to__display_name"),
+        listing.Column("updated", "Updated", "updated_at", descending_first=True),
+        listing.Column("opened", "Opened", "opened_at", descending_first=True),
+        listing.Column("sla", "SLA due"),
+    ),
+    default_sort="-opened",
+)
 
 
 class IncidentForm(forms.Form):
@@ -88,24 +114,40 @@ class CommentForm(forms.Form):
 
 
 def incident_list(request: TenantRequest, tenant: str) -> HttpResponse:
-    """The incident queue: filters, newest first, 50 a page. htmx requests get only the table."""
+    """The incident queue: filters, sorting, saved views and pages from the query string (see
+    modules.records.listing); newest first by default. htmx requests get only the table."""
+    # Imported here rather than at the top, so this list's imports stay apart from the detail pages'.
+    from modules.sla.selectors import sla_due_map
+
     actor = request_actor(request)
+    if (applied := listing.saved_view_redirect(request=request, actor=actor, spec=INCIDENT_LIST)) is not None:
+        return applied
     form = IncidentFilterForm(request.GET or None)
-    filters: dict[str, Any] = {}
-    if form.is_valid():
-        data = form.cleaned_data
-        filters = {
-            "state": data["state"],
-            "priority": data["priority"],
-            "open_only": data["open_only"],
-            "q": data["q"],
-        }
-        if data["mine"] and actor.person is not None:
-            filters["assigned_to"] = actor.person.pk
-    qs = selectors.incident_list(actor=actor, **filters).order_by("-opened_at", "-id")
-    page = Paginator(qs, 50).get_page(request.GET.get("page"))
-    template = "incidents/_table.html" if request.headers.get("HX-Request") else "incidents/list.html"
-    return render(request, template, {"form": form, "page": page, "query": request.GET.urlencode()})
+    data = form.cleaned()
+    filters: dict[str, Any] = {
+        "state": data.get("state"),
+        "priority": data.get("priority"),
+        "open_only": data.get("open_only", False),
+        "q": data.get("q", ""),
+        "category": data.get("category", ""),
+        "opened_after": listing.within_since(data.get("opened", "")),
+    }
+    if data.get("assignment_group"):
+        filters["assignment_group"] = data["assignment_group"].pk
+    assignee = "me" if data.get("mine") else data.get("assignee", "")
+    filters.update(listing.assignee_filters(actor=actor, choice=assignee))
+    # Only the relations a row shows (the selector also joins the CI and the problem, for detail pages).
+    qs = selectors.incident_list(actor=actor, **filters).select_related(None)
+    qs = qs.select_related("caller", "assigned_to", "assignment_group")
+    table = listing.listing_build(request=request, actor=actor, spec=INCIDENT_LIST, qs=qs)
+    rows = table.page.rows
+    listing.sla_attach(
+        rows, sla_due_map(actor=actor, record_type="incident", record_ids=[r.pk for r in rows])
+    )
+    context = {"form": form, "listing": table, "page": table.page}
+    return listing.listing_render(
+        request, full="incidents/list.html", partial="incidents/_table.html", context=context
+    )
 
 
 def incident_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:

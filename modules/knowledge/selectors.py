@@ -14,6 +14,7 @@ An article the actor may not see answers NotFound, exactly like a missing id.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import uuid
 from collections.abc import Iterable
@@ -57,6 +58,7 @@ def article_list(
     audience: Iterable[str] | None = None,
     category: str = "",
     q: str = "",
+    updated_after: dt.datetime | None = None,
 ) -> QuerySet[Article]:
     """Articles the actor may see, filtered, unordered (callers order; pagination does).
 
@@ -81,6 +83,8 @@ def article_list(
         qs = qs.filter(audience__in=list(audience))
     if category.strip():
         qs = qs.filter(category__iexact=category.strip())
+    if updated_after:
+        qs = qs.filter(updated_at__gte=updated_after)
     if q.strip():
         text = q.strip()
         qs = qs.filter(

@@ -8,7 +8,6 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import PermissionDenied as Forbidden
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -16,6 +15,16 @@ from django.views.decorators.http import require_POST
 from controlplane.http import TenantRequest, form_errors_apply, request_actor
 from controlplane.problems import DomainError, NotFound
 from modules.records.actor import Actor
+from modules.records.listing import (
+    WITHIN_CHOICES,
+    Column,
+    ListFilterForm,
+    ListSpec,
+    listing_build,
+    listing_render,
+    saved_view_redirect,
+    within_since,
+)
 from modules.records.registry import kind_names
 
 from . import selectors, services
@@ -29,11 +38,31 @@ def _article(actor: Actor, number: str) -> Article:
         raise Http404(str(exc)) from exc
 
 
-class ArticleFilterForm(forms.Form):
+class ArticleFilterForm(ListFilterForm):
+    """The article list's filters (GET; every field optional, see modules.records.listing)."""
+
     state = forms.MultipleChoiceField(choices=Article.State.choices, required=False)
     audience = forms.MultipleChoiceField(choices=Article.Audience.choices, required=False)
-    category = forms.CharField(required=False)
-    q = forms.CharField(required=False, label="Search")
+    category = forms.CharField(required=False, max_length=100)
+    updated = forms.ChoiceField(choices=WITHIN_CHOICES, required=False, label="Updated within")
+
+
+ARTICLE_LIST = ListSpec(
+    name="articles",
+    target="article-table",
+    columns=(
+        Column("number", "Number", "number"),
+        Column("title", "Title", "title"),
+        Column("category", "Category", "category"),
+        Column("audience", "Audience", "audience"),
+        Column("state", "State", "shown_state"),
+        Column("views", "Views", "view_count", descending_first=True),
+        Column("helpful", "Helpful", "helpful_count", descending_first=True),
+        Column("author", "Author", "author__display_name"),
+        Column("updated", "Updated", "updated_at", descending_first=True),
+    ),
+    default_sort="-updated",
+)
 
 
 class ArticleForm(forms.Form):
@@ -66,22 +95,26 @@ class LinkForm(forms.Form):
 
 
 def article_list(request: TenantRequest, tenant: str) -> HttpResponse:
-    """Articles the actor may see, filtered, most recently updated first, 50 a page. htmx gets the table."""
+    """Articles the actor may see: filters, sorting, saved views and pages from the query string (see
+    modules.records.listing); most recently updated first by default. htmx gets the table."""
     actor = request_actor(request)
+    if (applied := saved_view_redirect(request=request, actor=actor, spec=ARTICLE_LIST)) is not None:
+        return applied
     form = ArticleFilterForm(request.GET or None)
-    filters: dict[str, Any] = {}
-    if form.is_valid():
-        filters = dict(form.cleaned_data)
-    qs = selectors.article_list(actor=actor, **filters).order_by("-updated_at", "-id")
-    page = Paginator(qs, 50).get_page(request.GET.get("page"))
-    template = "knowledge/_table.html" if request.headers.get("HX-Request") else "knowledge/list.html"
-    context = {
-        "form": form,
-        "page": page,
-        "query": request.GET.urlencode(),
-        "may_write": actor.is_technician,
+    data = form.cleaned()
+    filters: dict[str, Any] = {
+        "state": data.get("state"),
+        "audience": data.get("audience"),
+        "category": data.get("category", ""),
+        "q": data.get("q", ""),
+        "updated_after": within_since(data.get("updated", "")),
     }
-    return render(request, template, context)
+    qs = selectors.article_list(actor=actor, **filters)
+    listing = listing_build(request=request, actor=actor, spec=ARTICLE_LIST, qs=qs)
+    context = {"form": form, "listing": listing, "page": listing.page, "may_write": actor.is_technician}
+    return listing_render(
+        request, full="knowledge/list.html", partial="knowledge/_table.html", context=context
+    )
 
 
 def article_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from controlplane.problems import NotFound
 from modules.incidents import selectors as incident_selectors
+from modules.people.models import GroupMembership
 from modules.records.actor import Actor
 from modules.records.models import SearchDocument
 
@@ -38,9 +39,16 @@ def problem_list(
     assignment_group: uuid.UUID | None = None,
     open_only: bool = False,
     q: str = "",
+    priority: Iterable[int] | None = None,
+    assignment_group_member: uuid.UUID | None = None,
+    unassigned: bool = False,
+    category: str = "",
+    opened_after: dt.datetime | None = None,
 ) -> QuerySet[Problem]:
     """Problems the actor may see, filtered. ``q`` matches the number (exact, case-insensitive) or words
-    of the short description. Unordered; callers order (pagination does)."""
+    of the short description. ``assignment_group_member`` (a person id) keeps problems assigned to any
+    group that person belongs to; ``unassigned`` those with no assignee; ``category`` matches exactly
+    (case-insensitive); ``opened_after`` is UTC. Unordered; callers order (pagination does)."""
     qs = problem_visible(actor=actor)
     if state:
         qs = qs.filter(state__in=list(state))
@@ -50,6 +58,17 @@ def problem_list(
         qs = qs.filter(assigned_to_id=assigned_to)
     if assignment_group:
         qs = qs.filter(assignment_group_id=assignment_group)
+    if priority:
+        qs = qs.filter(priority__in=list(priority))
+    if assignment_group_member:
+        groups = GroupMembership.objects.filter(person_id=assignment_group_member).values("group_id")
+        qs = qs.filter(assignment_group_id__in=groups)
+    if unassigned:
+        qs = qs.filter(assigned_to__isnull=True)
+    if category.strip():
+        qs = qs.filter(category__iexact=category.strip())
+    if opened_after:
+        qs = qs.filter(opened_at__gte=opened_after)
     if q.strip():
         qs = qs.filter(Q(number__iexact=q.strip()) | Q(short_description__icontains=q.strip()))
     return qs

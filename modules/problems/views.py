@@ -22,6 +22,18 @@ from modules.incidents import selectors as incident_selectors
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
 from modules.records.forms import AssignForm
+from modules.records.listing import (
+    ASSIGNEE_CHOICES,
+    WITHIN_CHOICES,
+    Column,
+    ListFilterForm,
+    ListSpec,
+    assignee_filters,
+    listing_build,
+    listing_render,
+    saved_view_redirect,
+    within_since,
+)
 from modules.records.selectors import activity_list, timeline_get
 
 from . import selectors, services
@@ -42,11 +54,38 @@ def _known_error(actor: Actor, number: str) -> KnownError:
         raise Http404(str(exc)) from exc
 
 
-class ProblemFilterForm(forms.Form):
+class ProblemFilterForm(ListFilterForm):
+    """The problem list's filters (GET; every field optional, see modules.records.listing)."""
+
     state = forms.MultipleChoiceField(choices=Problem.State.choices, required=False)
+    priority = forms.TypedMultipleChoiceField(
+        choices=[(n, str(n)) for n in range(1, 6)], coerce=int, required=False
+    )
     open_only = forms.BooleanField(required=False)
-    mine = forms.BooleanField(required=False, label="Assigned to me")
-    q = forms.CharField(required=False, label="Search")
+    assignment_group = forms.ModelChoiceField(
+        queryset=Group.objects.order_by("name"), required=False, empty_label="Any group"
+    )
+    assignee = forms.ChoiceField(choices=ASSIGNEE_CHOICES, required=False, label="Assigned to")
+    category = forms.CharField(required=False, max_length=100)
+    opened = forms.ChoiceField(choices=WITHIN_CHOICES, required=False, label="Opened within")
+    mine = forms.BooleanField(required=False, label="Assigned to me", widget=forms.HiddenInput)
+
+
+PROBLEM_LIST = ListSpec(
+    name="problems",
+    target="problem-table",
+    columns=(
+        Column("number", "Number", "number"),
+        Column("title", "Short description", "short_description"),
+        Column("priority", "Priority", "priority"),
+        Column("state", "State", "state"),
+        Column("group", "Group", "assignment_group__name"),
+        Column("assignee", "Assigned to", "assigned_to__display_name"),
+        Column("updated", "Updated", "updated_at", descending_first=True),
+        Column("opened", "Opened", "opened_at", descending_first=True),
+    ),
+    default_sort="-opened",
+)
 
 
 LEVELS = [(1, "1 - High"), (2, "2 - Medium"), (3, "3 - Low")]
@@ -101,19 +140,30 @@ class KnownErrorForm(forms.Form):
 
 
 def problem_list(request: TenantRequest, tenant: str) -> HttpResponse:
-    """The problem queue: filters, newest first, 50 a page. htmx requests get only the table."""
+    """The problem queue: filters, sorting, saved views and pages from the query string (see
+    modules.records.listing); newest first by default. htmx requests get only the table."""
     actor = request_actor(request)
+    if (applied := saved_view_redirect(request=request, actor=actor, spec=PROBLEM_LIST)) is not None:
+        return applied
     form = ProblemFilterForm(request.GET or None)
-    filters: dict[str, Any] = {}
-    if form.is_valid():
-        data = form.cleaned_data
-        filters = {"state": data["state"], "open_only": data["open_only"], "q": data["q"]}
-        if data["mine"] and actor.person is not None:
-            filters["assigned_to"] = actor.person.pk
-    qs = selectors.problem_list(actor=actor, **filters).order_by("-opened_at", "-id")
-    page = Paginator(qs, 50).get_page(request.GET.get("page"))
-    template = "problems/_table.html" if request.headers.get("HX-Request") else "problems/list.html"
-    return render(request, template, {"form": form, "page": page, "query": request.GET.urlencode()})
+    data = form.cleaned()
+    filters: dict[str, Any] = {
+        "state": data.get("state"),
+        "priority": data.get("priority"),
+        "open_only": data.get("open_only", False),
+        "q": data.get("q", ""),
+        "category": data.get("category", ""),
+        "opened_after": within_since(data.get("opened", "")),
+    }
+    if data.get("assignment_group"):
+        filters["assignment_group"] = data["assignment_group"].pk
+    assignee = "me" if data.get("mine") else data.get("assignee", "")
+    filters.update(assignee_filters(actor=actor, choice=assignee))
+    qs = selectors.problem_list(actor=actor, **filters).select_related(None)
+    qs = qs.select_related("assigned_to", "assignment_group")  # only what a row shows
+    listing = listing_build(request=request, actor=actor, spec=PROBLEM_LIST, qs=qs)
+    context = {"form": form, "listing": listing, "page": listing.page}
+    return listing_render(request, full="problems/list.html", partial="problems/_table.html", context=context)
 
 
 def problem_create(request: TenantRequest, tenant: str) -> HttpResponse:

@@ -187,3 +187,33 @@ class Attachment(Record):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+
+class SavedView(Record):
+    """A named list view of one console list: its filters, sort and page size as the query string
+    (``state=new&sort=-opened``, without ``page``). Owned by the control-plane user ``owner_user_id`` (no
+    foreign key into public); ``shared`` makes it visible to every technician of this tenant, while only
+    its owner may delete it. UUIDv7 ids, so another tenant's view id is simply not found here."""
+
+    class ListName(models.TextChoices):
+        INCIDENTS = "incidents", "Incidents"
+        REQUESTS = "requests", "Service requests"
+        PROBLEMS = "problems", "Problems"
+        CHANGES = "changes", "Changes"
+        CIS = "cis", "Configuration items"
+        ARTICLES = "articles", "Knowledge articles"
+
+    owner_user_id = models.BigIntegerField()
+    list_name = models.CharField(max_length=20, choices=ListName.choices)
+    name = models.CharField(max_length=80)
+    query = models.CharField(max_length=2000, blank=True)
+    shared = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["list_name", "name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner_user_id", "list_name", "name"], name="uniq_saved_view_name"
+            )
+        ]
+        indexes = [models.Index(fields=["list_name", "owner_user_id"], name="saved_view_list_owner")]

@@ -17,7 +17,7 @@ from django.utils import timezone
 from controlplane.problems import InvalidInput, NotFound
 
 from .actor import Actor
-from .models import ActivityEntry, Attachment, Comment, RecordLink, SearchDocument
+from .models import ActivityEntry, Attachment, Comment, RecordLink, SavedView, SearchDocument
 from .registry import kind_get, record_get
 
 
@@ -522,3 +522,31 @@ def timeline_get(
     descending = order != "asc"
     numbered.sort(key=lambda e: (e.at, e.seq), reverse=descending)
     return Timeline(entries=numbered, order="desc" if descending else "asc", deadlines=deadlines)
+
+
+# Saved list views of the console lists (modules/records/listing.py).
+
+
+def saved_view_list(*, actor: Actor, list_name: str) -> QuerySet[SavedView]:
+    """The saved views of list ``list_name`` (``incidents``, ``requests``...) the actor may apply: their
+    own, and the views other technicians of this tenant shared. Technicians only (anyone else: none, as
+    end users cannot create views). Ordered by name, then id."""
+    if not actor.is_technician or actor.user_id is None:
+        return SavedView.objects.none()
+    own_or_shared = Q(owner_user_id=actor.user_id) | Q(shared=True)
+    return SavedView.objects.filter(own_or_shared, list_name=list_name).order_by("name", "id")
+
+
+def saved_view_get(*, actor: Actor, view_id: uuid.UUID | str, list_name: str | None = None) -> SavedView:
+    """One saved view the actor may apply (see ``saved_view_list``), optionally of one list. Raises
+    NotFound for a missing, malformed, invisible or other tenant's id alike (ids are UUIDv7, unique
+    across tenants, so another tenant's id is simply absent from this schema)."""
+    if not actor.is_technician or actor.user_id is None:
+        raise NotFound("no such saved view")
+    qs = SavedView.objects.filter(Q(owner_user_id=actor.user_id) | Q(shared=True))
+    if list_name is not None:
+        qs = qs.filter(list_name=list_name)
+    try:
+        return qs.get(pk=view_id)
+    except (SavedView.DoesNotExist, ValidationError, ValueError, TypeError) as exc:
+        raise NotFound("no such saved view") from exc

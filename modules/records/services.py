@@ -20,7 +20,7 @@ from controlplane.problems import Conflict, DomainError, InvalidInput, Permissio
 
 from .actor import Actor
 from .attachments import SNIFF_BYTES, RefusedFile, safe_file_name, sniff
-from .models import ActivityEntry, Attachment, Comment, RecordLink, SearchDocument
+from .models import ActivityEntry, Attachment, Comment, RecordLink, SavedView, SearchDocument
 from .registry import kind_get, record_get
 
 
@@ -390,3 +390,74 @@ def attachment_delete(*, actor: Actor, attachment: Attachment) -> None:
     storage_name = attachment.storage_name
     attachment.delete()
     transaction.on_commit(lambda: default_storage.delete(storage_name))
+
+
+# Saved list views of the console lists (modules/records/listing.py).
+
+SAVED_VIEW_QUERY_MAX = 2000
+
+
+@transaction.atomic
+def saved_view_create(
+    *, actor: Actor, list_name: str, name: str, query: str, shared: bool = False
+) -> SavedView:
+    """Save the query string ``query`` (filters, sort and page size of a console list, as the list's URL
+    carries them; a ``page`` or ``view`` parameter is dropped) as the view ``name`` of ``list_name``,
+    owned by the acting user. ``shared`` shows it to every technician of this tenant (Jira's shared
+    filters, ServiceNow's list filters visible to a group).
+
+    Technicians only: PermissionDenied for anyone else (end users have no console lists). InvalidInput
+    (field ``name`` or ``list_name``) for an empty name, an unknown list or an over-long query; Conflict
+    (field ``name``) when the owner already has a view of that name on that list. Logs
+    ``saved_view.created`` on the view."""
+    from urllib.parse import parse_qsl, urlencode
+
+    if not actor.is_technician or actor.user_id is None:
+        raise PermissionDenied("only technicians may save list views")
+    name = name.strip()
+    if not name or len(name) > 80:
+        raise InvalidInput("a view needs a name", errors=[{"field": "name", "message": "1 to 80 characters"}])
+    if list_name not in SavedView.ListName.values:
+        raise InvalidInput(
+            f"unknown list {list_name!r}", errors=[{"field": "list_name", "message": "unknown list"}]
+        )
+    pairs = [
+        (k, v) for k, v in parse_qsl(query.lstrip("?"), keep_blank_values=False) if k not in ("page", "view")
+    ]
+    clean = urlencode(pairs)
+    if len(clean) > SAVED_VIEW_QUERY_MAX:
+        raise InvalidInput(
+            "the view's filters are too long", errors=[{"field": "name", "message": "too long"}]
+        )
+    if SavedView.objects.filter(owner_user_id=actor.user_id, list_name=list_name, name=name).exists():
+        raise Conflict(
+            f"you already have a view called {name!r}",
+            errors=[{"field": "name", "message": "you already have a view with this name"}],
+        )
+    view = SavedView.objects.create(
+        owner_user_id=actor.user_id, list_name=list_name, name=name, query=clean, shared=shared
+    )
+    activity_record(
+        actor=actor,
+        verb="saved_view.created",
+        record_type="saved_view",
+        record_id=view.pk,
+        changes={"list_name": list_name, "name": name, "query": clean, "shared": shared},
+    )
+    return view
+
+
+@transaction.atomic
+def saved_view_delete(*, actor: Actor, view: SavedView) -> None:
+    """Delete a saved view. Only its owner may (a shared view is applied by others, never deleted by
+    them): PermissionDenied for anyone else, and nothing is deleted. Logs ``saved_view.deleted``."""
+    if actor.user_id is None or view.owner_user_id != actor.user_id:
+        raise PermissionDenied("only the owner of a saved view may delete it")
+    activity_record(
+        actor=actor,
+        verb="saved_view.deleted",
+        record_type="saved_view",
+        record_id=view.pk,
+        changes={"list_name": view.list_name, "name": view.name},
+    )
+    view.delete()

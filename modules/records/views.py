@@ -147,3 +147,45 @@ def assignee_options(request: TenantRequest, tenant: str) -> HttpResponse:
         q=request.GET.get("q", ""),
     )
     return render(request, "records/_assignee_options.html", {"form": form})
+
+
+# Saved list views (modules/records/listing.py): save the list's current query string, delete one's own.
+
+
+class SavedViewForm(forms.Form):
+    list_name = forms.CharField(max_length=20)
+    name = forms.CharField(max_length=80, label="View name")
+    query = forms.CharField(max_length=4000, required=False)
+    shared = forms.BooleanField(required=False)
+
+
+@require_POST
+def saved_view_create(request: TenantRequest, tenant: str) -> HttpResponse:
+    """Save the list's current filters and sort as a named view, then show the list with it applied."""
+    actor = request_actor(request)
+    form = SavedViewForm(request.POST)
+    if not form.is_valid():
+        return render(request, "records/refused.html", {"errors": form.errors}, status=422)
+    try:
+        view = services.saved_view_create(actor=actor, **form.cleaned_data)
+    except DomainError as exc:
+        return render(request, "records/refused.html", {"error": exc}, status=exc.status)
+    response = _back(request, f"/t/{tenant}/")
+    if view.query and response["Location"].startswith("/") and "?" not in response["Location"]:
+        response["Location"] = f"{response['Location']}?{view.query}"
+    return response
+
+
+@require_POST
+def saved_view_delete(request: TenantRequest, tenant: str, view_id: uuid.UUID) -> HttpResponse:
+    """Delete a saved view: its owner only (403 for another technician's shared view, 404 for a view the
+    actor cannot see at all, including another tenant's)."""
+    actor = request_actor(request)
+    try:
+        view = selectors.saved_view_get(actor=actor, view_id=view_id)
+        services.saved_view_delete(actor=actor, view=view)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    except DomainError as exc:
+        return render(request, "records/refused.html", {"error": exc}, status=exc.status)
+    return _back(request, f"/t/{tenant}/")

@@ -11,7 +11,6 @@ import uuid
 from typing import Any
 
 from django import forms
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -21,35 +20,77 @@ from controlplane.http import TenantRequest, form_errors_apply, request_actor
 from controlplane.problems import DomainError, InvalidInput, NotFound
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
+from modules.records.listing import (
+    WITHIN_CHOICES,
+    Column,
+    ListFilterForm,
+    ListSpec,
+    listing_build,
+    listing_render,
+    saved_view_redirect,
+    sla_attach,
+    within_since,
+)
 from modules.records.selectors import timeline_get
+from modules.sla.selectors import sla_due_map
 
 from . import selectors, services
 from .models import ApprovalMode, ApproverRole, CatalogCategory, CatalogItem, ServiceRequest
 from .orderform import order_form_class, order_submit
 
 
-class RequestFilterForm(forms.Form):
+class RequestFilterForm(ListFilterForm):
+    """The service request list's filters (GET; every field optional, see modules.records.listing)."""
+
     state = forms.MultipleChoiceField(choices=ServiceRequest.State.choices, required=False)
     open_only = forms.BooleanField(required=False)
-    q = forms.CharField(required=False, label="Search")
+    opened = forms.ChoiceField(choices=WITHIN_CHOICES, required=False, label="Opened within")
+
+
+REQUEST_LIST = ListSpec(
+    name="requests",
+    target="request-table",
+    columns=(
+        Column("number", "Number", "number"),
+        Column("title", "Short description", "short_description"),
+        Column("requested_for", "Requested for", "requested_for__display_name"),
+        Column("state", "State", "state"),
+        Column("updated", "Updated", "updated_at", descending_first=True),
+        Column("opened", "Opened", "opened_at", descending_first=True),
+        Column("due", "Due", "due_at"),
+        Column("sla", "SLA due"),
+    ),
+    default_sort="-opened",
+)
 
 
 def request_list(request: TenantRequest, tenant: str) -> HttpResponse:
-    """Requests the actor may see, newest first, 50 a page, and the approvals waiting for the actor."""
+    """Requests the actor may see (filters, sorting, saved views and pages from the query string, see
+    modules.records.listing; newest first by default), and the approvals waiting for the actor. htmx
+    requests get only the table."""
     actor = request_actor(request)
+    if (applied := saved_view_redirect(request=request, actor=actor, spec=REQUEST_LIST)) is not None:
+        return applied
     form = RequestFilterForm(request.GET or None)
-    filters: dict[str, Any] = {}
-    if form.is_valid():
-        filters = {k: form.cleaned_data[k] for k in ("state", "open_only", "q")}
-    qs = selectors.service_request_list(actor=actor, **filters).order_by("-opened_at", "-id")
-    page = Paginator(qs, 50).get_page(request.GET.get("page"))
-    context = {
-        "form": form,
-        "page": page,
-        "my_approvals": selectors.approval_list_for(actor=actor)[:50],
-        "is_technician": actor.is_technician or actor.is_admin,
+    data = form.cleaned()
+    filters: dict[str, Any] = {
+        "state": data.get("state"),
+        "open_only": data.get("open_only", False),
+        "q": data.get("q", ""),
+        "opened_after": within_since(data.get("opened", "")),
     }
-    return render(request, "service_requests/list.html", context)
+    qs = selectors.service_request_list(actor=actor, **filters).select_related("requested_for")
+    listing = listing_build(request=request, actor=actor, spec=REQUEST_LIST, qs=qs)
+    rows = listing.page.rows
+    sla_attach(rows, sla_due_map(actor=actor, record_type="service_request", record_ids=[r.pk for r in rows]))
+    context: dict[str, Any] = {"form": form, "listing": listing, "page": listing.page}
+    htmx = request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request")
+    if not htmx:
+        context["my_approvals"] = selectors.approval_list_for(actor=actor)[:50]
+        context["is_technician"] = actor.is_technician or actor.is_admin
+    return listing_render(
+        request, full="service_requests/list.html", partial="service_requests/_table.html", context=context
+    )
 
 
 def _get_by_number(actor: Actor, number: str) -> ServiceRequest:
