@@ -19,6 +19,7 @@ progress, with the owner area; the test fails when such a pair passes, so the li
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +138,7 @@ ADMIN_PAGES: set[str] = {
     "mailin_settings",
 }
 
-# (route name, rule) -> owner area: failures in pages other work in progress owns. Empty it as they
+# (route name, rule) -> owner area (sign-in pages as "<route name>@console" or "@portal"): failures in pages other work in progress owns. Empty it as they
 # are fixed; the test fails for an entry that passes.
 KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
@@ -221,7 +222,8 @@ def test_every_route_is_a_page_the_walker_can_fill_or_is_listed() -> None:
         if unfilled:
             problems.append(f"{route.name} ({route.pattern}): cannot fill {unfilled}; add it to the fixture")
     names = {route.name for route in routes()}
-    for listed in (*NOT_PAGES, *FRAGMENTS, *ADMIN_PAGES, *(name for name, _ in KNOWN_FAILURES)):
+    sign_in = {f"{name}@{host}" for name in SIGN_IN_PAGES for host in ("console", "portal")}
+    for listed in (*NOT_PAGES, *FRAGMENTS, *ADMIN_PAGES, *(n for n, _ in KNOWN_FAILURES if n not in sign_in)):
         if listed not in names:
             problems.append(f"{listed} is listed but is no route any more")
     for name, rule in KNOWN_FAILURES:
@@ -304,6 +306,11 @@ def pages(
     }
 
 
+def role_of(route: Route) -> str:
+    """The client that requests ``route``: end user on the portal, admin for ADMIN_PAGES, else technician."""
+    return "end_user" if route.portal else ("admin" if route.name in ADMIN_PAGES else "technician")
+
+
 def url_for(route: Route, params: dict[str, Any]) -> str:
     kwargs = {}
     for param in route.params:
@@ -320,7 +327,7 @@ def test_every_page_has_labels_and_keyboard_controls(pages: dict[str, Any]) -> N
     failed: set[tuple[str, str]] = set()
     for route in routes():
         url = url_for(route, pages["params"])
-        who = "end_user" if route.portal else ("admin" if route.name in ADMIN_PAGES else "technician")
+        who = role_of(route)
         response = pages[who].get(url)
         content_type = response.get("Content-Type", "")
         if route.name in NOT_PAGES:
@@ -346,7 +353,73 @@ def test_every_page_has_labels_and_keyboard_controls(pages: dict[str, Any]) -> N
                 continue
             report.extend(f"{route.name} {url} [{rule}] {message}" for message in messages)
     for (name, rule), owner in KNOWN_FAILURES.items():
-        if (name, rule) not in failed:
+        if "@" not in name and (name, rule) not in failed:
+            report.append(f"KNOWN_FAILURES ({name!r}, {rule!r}) ({owner}) passes now: remove the entry")
+    assert not report, "\n" + "\n".join(report)
+
+
+SELF_POSTING_FORM = re.compile(r"<form\b(?=[^>]*method=\"?post)(?![^>]*action=\"?[^\"\s>])[^>]*>", re.I)
+
+
+def test_forms_shown_again_with_errors_keep_labels_and_names(pages: dict[str, Any]) -> None:
+    """Each page with a form posting to itself, posted empty: the page shown again with the errors next
+    to the fields passes the same rules (error text must not break labels, ids or names)."""
+    report: list[str] = []
+    posted = 0
+    for route in routes():
+        if route.name in NOT_PAGES or route.name in FRAGMENTS:
+            continue
+        url = url_for(route, pages["params"])
+        client = pages[role_of(route)]
+        page = client.get(url)
+        if page.status_code != 200 or not SELF_POSTING_FORM.search(page.content.decode()):
+            continue
+        response = client.post(url, {})
+        posted += 1
+        if response.status_code not in (200, 400, 422) or "text/html" not in response.get("Content-Type", ""):
+            continue  # accepted (a redirect): nothing shown to check
+        for rule, messages in check(response.content.decode()).items():
+            if (route.name, rule) not in KNOWN_FAILURES:
+                report.extend(f"{route.name} POST {url} [{rule}] {message}" for message in messages)
+    assert posted >= 10, f"only {posted} pages post to themselves: is the form pattern still right?"
+    assert not report, "\n" + "\n".join(report)
+
+
+# allauth's pages people see (the others answer only inside flows, or are off: codes, e-mail changes).
+# Route name -> signed in (True) or anonymous (False); checked on the console host and the portal host.
+SIGN_IN_PAGES = {
+    "account_login": False,
+    "account_reset_password": False,
+    "account_reset_password_done": False,
+    "account_logout": True,
+    "account_change_password": True,
+}
+
+
+def test_sign_in_pages_have_labels_and_keyboard_controls(
+    pages: dict[str, Any], client_for: Callable[..., Client]
+) -> None:
+    """allauth's pages on both hosts: sign in, password reset, sign out, password change."""
+    report = []
+    failed: set[tuple[str, str]] = set()
+    for urlconf, host, user_client in (
+        (CONSOLE, "testserver", "technician"),
+        (PORTAL, PORTAL_HOST, "end_user"),
+    ):
+        for name, signed_in in SIGN_IN_PAGES.items():
+            url = reverse(name, urlconf=urlconf)
+            client = pages[user_client] if signed_in else client_for(None, host=host)
+            response = client.get(url)
+            label = f"{name}@{'portal' if urlconf == PORTAL else 'console'}"
+            if response.status_code != 200:
+                report.append(f"{label} {url}: GET answered {response.status_code}")
+                continue
+            for rule, messages in check(response.content.decode()).items():
+                failed.add((label, rule))
+                if (label, rule) not in KNOWN_FAILURES:
+                    report.extend(f"{label} {url} [{rule}] {message}" for message in messages)
+    for (name, rule), owner in KNOWN_FAILURES.items():
+        if "@" in name and (name, rule) not in failed:
             report.append(f"KNOWN_FAILURES ({name!r}, {rule!r}) ({owner}) passes now: remove the entry")
     assert not report, "\n" + "\n".join(report)
 
