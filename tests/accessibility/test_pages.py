@@ -8,7 +8,9 @@ one record of each kind (``PARAMS``), and GETs it as a technician (console; an a
 passes every rule. A route that is not a page must be listed in ``NOT_PAGES`` with its kind, and the
 test checks that kind (POST-only routes answer GET with 405, redirects with 302, downloads with a
 non-HTML body), so a new page cannot ship unchecked and the list cannot lie. ``FRAGMENTS`` are htmx
-partials: checked with the element rules only.
+partials: checked with the element rules only. ``STATES`` are pages in a second state (a request waiting
+for approval); the catalog item's order form has a field of every kind; allauth's sign-in pages and
+every self-posting form posted empty (shown again with errors) are checked too.
 
 ``KNOWN_FAILURES`` lists (route name, rule) pairs that fail today in pages owned by other work in
 progress, with the owner area; the test fails when such a pair passes, so the list shrinks to empty.
@@ -143,6 +145,27 @@ ADMIN_PAGES: set[str] = {
 KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 
+# Pages in a second state, checked beside the walk (names usable in KNOWN_FAILURES).
+STATES = ("request_detail+approval",)  # a request waiting for the technician's approval: decide form
+
+# A catalog form with every field kind of modules/requests/formschema.py and a conditional field.
+ORDER_FORM: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "reason": {"type": "string", "title": "Reason", "maxLength": 200},
+        "size": {"type": "string", "title": "Size", "enum": ["small", "large"]},
+        "count": {"type": "integer", "title": "How many", "minimum": 1},
+        "needed_by": {"type": "string", "title": "Needed by", "format": "date"},
+        "for_whom": {"type": "string", "title": "For whom", "format": "person"},
+        "device": {"type": "string", "title": "Device", "format": "ci"},
+        "colour": {"type": "string", "title": "Colour"},
+    },
+    "required": ["reason"],
+    "if": {"properties": {"size": {"const": "large"}}, "required": ["size"]},
+    "then": {"required": ["colour"]},
+}
+
+
 @dataclass(frozen=True)
 class Route:
     urlconf: str
@@ -222,7 +245,7 @@ def test_every_route_is_a_page_the_walker_can_fill_or_is_listed() -> None:
         if unfilled:
             problems.append(f"{route.name} ({route.pattern}): cannot fill {unfilled}; add it to the fixture")
     names = {route.name for route in routes()}
-    sign_in = {f"{name}@{host}" for name in SIGN_IN_PAGES for host in ("console", "portal")}
+    sign_in = {f"{name}@{host}" for name in SIGN_IN_PAGES for host in ("console", "portal")} | set(STATES)
     for listed in (*NOT_PAGES, *FRAGMENTS, *ADMIN_PAGES, *(n for n, _ in KNOWN_FAILURES if n not in sign_in)):
         if listed not in names:
             problems.append(f"{listed} is listed but is no route any more")
@@ -261,9 +284,20 @@ def pages(
             category=CatalogCategory.objects.get(pk=params["category_id"]),
             approval_required=True,
             approval_steps=[StepSpec(order=1, approver_person=tech.person)],
+            form_schema=ORDER_FORM,
         )
-        waiting = request_submit(actor=end_user, items=[{"catalog_item": item}])
+        waiting = request_submit(
+            actor=end_user,
+            items=[{"catalog_item": item, "variables": {"reason": "on call", "size": "small"}}],
+        )
         params["approval_id"] = Approval.objects.get(request=waiting).pk
+        # The order page of the item with a form of every field kind; the request waiting for approval.
+        params["item_id"] = item.pk
+        extra = {
+            "request_detail+approval": reverse(
+                "request_detail", urlconf=CONSOLE, kwargs={"tenant": "acme", "number": waiting.number}
+            )
+        }
         params["template_id"] = template_create(
             actor=admin_actor, name="Restart the pager", implementation_plan="restart", backout_plan="none"
         ).pk
@@ -300,6 +334,7 @@ def pages(
     params.update(STATIC_PARAMS)
     return {
         "params": params,
+        "extra": extra,
         "technician": client_for(tech_a),
         "admin": client_for(admin),
         "end_user": client_for(end_user_a, host=PORTAL_HOST),
@@ -352,6 +387,13 @@ def test_every_page_has_labels_and_keyboard_controls(pages: dict[str, Any]) -> N
             if (route.name, rule) in KNOWN_FAILURES:
                 continue
             report.extend(f"{route.name} {url} [{rule}] {message}" for message in messages)
+    for state, url in pages["extra"].items():
+        response = pages["technician"].get(url)
+        assert response.status_code == 200, (state, url, response.status_code)
+        for rule, messages in check(response.content.decode()).items():
+            failed.add((state, rule))
+            if (state, rule) not in KNOWN_FAILURES:
+                report.extend(f"{state} {url} [{rule}] {message}" for message in messages)
     for (name, rule), owner in KNOWN_FAILURES.items():
         if "@" not in name and (name, rule) not in failed:
             report.append(f"KNOWN_FAILURES ({name!r}, {rule!r}) ({owner}) passes now: remove the entry")
