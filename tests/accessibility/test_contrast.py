@@ -214,3 +214,27 @@ def test_the_rule_checker_catches_weak_pairs() -> None:
         ".a { color: #1c2430; background: #fff; } .b { color: #0b5cad; } .e { outline: 3px solid #0b5cad; }"
     )
     assert pair_failures("test", strong, names) == []
+
+
+# Rules that may hide the focus outline: the skip link's target <main tabindex="-1"> is focused only by
+# script and by the skip link, never tabbed to.
+FOCUS_HIDDEN_ALLOWED = ("main:focus",)
+
+
+def test_no_rule_hides_the_focus_outline() -> None:
+    """Visible focus (WCAG 2.4.7): no ``outline: none``/``0`` in the stylesheet or a template's style, but
+    on the skip link's target; and ``:focus-visible`` draws an outline of at least 2 px."""
+    css = css_text()
+    sources = [("app.css", css), *style_blocks()]
+    hidden = []
+    for source, block in sources:
+        for selector, declarations in rules(block):
+            outline = declarations.get("outline", declarations.get("outline-style", "")).strip().lower()
+            width = declarations.get("outline-width", "").strip()
+            if (outline in ("none", "0") or width in ("0", "0px")) and selector not in FOCUS_HIDDEN_ALLOWED:
+                hidden.append(f"{source}: {selector} hides the focus outline")
+    assert not hidden, "\n".join(hidden)
+    focus = [d for s, d in rules(css) if s == ":focus-visible"]
+    assert focus, "app.css has no :focus-visible rule"
+    width = re.match(r"(\d+(?:\.\d+)?)px", focus[0].get("outline", ""))
+    assert width and float(width.group(1)) >= 2, focus[0]
