@@ -236,5 +236,5 @@ def test_no_rule_hides_the_focus_outline() -> None:
     assert not hidden, "\n".join(hidden)
     focus = [d for s, d in rules(css) if s == ":focus-visible"]
     assert focus, "app.css has no :focus-visible rule"
-    width = re.match(r"(\d+(?:\.\d+)?)px", focus[0].get("outline", ""))
-    assert width and float(width.group(1)) >= 2, focus[0]
+    drawn = re.match(r"(\d+(?:\.\d+)?)px", focus[0].get("outline", ""))
+    assert drawn and float(drawn.group(1)) >= 2, focus[0]
