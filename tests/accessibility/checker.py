@@ -12,6 +12,9 @@
 - ``tabindex``: no positive ``tabindex`` (2.4.3);
 - ``native``: no click handler (``onclick``, or ``hx-get``/``hx-post``/... fired by a click) on an element
   that is not natively interactive unless it has both a ``role`` and a ``tabindex`` (2.1.1);
+- ``aria-parts``: an element with a widget role (menu, listbox, tablist, ...) holds the parts that role's
+  keyboard model moves between (menuitem, option, tab, ...): a bare ``role="menu"`` makes screen readers
+  announce a menu that arrow keys cannot move through (4.1.2);
 - page rules, for whole pages only: ``h1`` (exactly one), ``main`` (exactly one), ``lang`` (on ``<html>``).
 
 ``check(html, page=True)`` returns ``{rule: [message, ...]}`` with only the rules that failed; each
@@ -30,7 +33,17 @@ VOID = {
 NATIVE = {"a", "button", "input", "select", "textarea", "option", "summary", "label", "form", "details"}
 NO_LABEL_INPUTS = {"hidden", "submit", "reset", "button", "image"}
 HX_VERBS = ("hx-get", "hx-post", "hx-put", "hx-patch", "hx-delete")
-ELEMENT_RULES = ("label", "duplicate-id", "img-alt", "name", "tabindex", "native")
+ELEMENT_RULES = ("label", "duplicate-id", "img-alt", "name", "tabindex", "native", "aria-parts")
+# ARIA widgets whose keyboard model needs their parts: role -> the roles one of which must be inside.
+WIDGET_PARTS = {
+    "menu": {"menuitem", "menuitemcheckbox", "menuitemradio"},
+    "menubar": {"menuitem", "menuitemcheckbox", "menuitemradio"},
+    "listbox": {"option"},
+    "tablist": {"tab"},
+    "tree": {"treeitem"},
+    "grid": {"row"},
+    "radiogroup": {"radio"},
+}
 PAGE_RULES = ("h1", "main", "lang")
 RULES = ELEMENT_RULES + PAGE_RULES
 
@@ -73,6 +86,7 @@ class _Parser(HTMLParser):
         self.open_named: list[_Named] = []
         self.labelledby: list[tuple[str, dict[str, str], int]] = []
         self.failures: dict[str, list[str]] = {}
+        self.widgets: list[tuple[str, str, int, list[str]]] = []  # (role, where, stack depth, roles inside)
         self.h1 = 0
         self.main = 0
         self.lang: str | None = None
@@ -141,6 +155,11 @@ class _Parser(HTMLParser):
         elif tag in ("svg", "span", "i", "title") and self.open_named and attrs.get("aria-label"):
             for named in self.open_named:
                 named.text.append(attrs["aria-label"])
+        role = attrs.get("role", "").strip()
+        for widget in self.widgets:
+            widget[3].append(role)
+        if role in WIDGET_PARTS and tag not in VOID:
+            self.widgets.append((role, where, len(self.stack), []))
         if tag not in VOID:
             self.stack.append(tag)
             if attrs.get("aria-hidden") == "true":
@@ -179,6 +198,13 @@ class _Parser(HTMLParser):
                 self.label_depth -= 1
             while self.open_named and self.open_named[-1].depth >= len(self.stack):
                 self.open_named.pop()
+            while self.widgets and self.widgets[-1][2] >= len(self.stack):
+                role, where, _, inside = self.widgets.pop()
+                if not WIDGET_PARTS[role] & set(inside):
+                    self.fail(
+                        "aria-parts",
+                        f'role="{role}" on {where} holds no {"/".join(sorted(WIDGET_PARTS[role]))}',
+                    )
             if closed == tag:
                 break
 

@@ -487,14 +487,14 @@ def test_the_checker_catches_each_rule() -> None:
         '<span id="d">D</span><input aria-labelledby="d"><input type="hidden" name="h">'
         '<img src="x" alt=""><a href="/"><img src="y" alt="Home"></a><button aria-label="Close">&times;</button>'
         '<button><span aria-hidden="true">&times;</span> Close</button>'
-        '<div role="button" tabindex="0" onclick="go()">Go</div><div hx-get="/x" hx-trigger="load"></div>'
+        '<div role="button" tabindex="0" onclick="go()">Go</div><div hx-get="/x" hx-trigger="load"></div><ul role="listbox" aria-label="L"><li role="option">o</li></ul>'
         "</main></body></html>"
     )
     assert check(good) == {}
     bad = (
         "<html><body><h1>1</h1><h1>2</h1><input id=x><input id=x aria-label=y><img src=z>"
         '<a href="/"></a><button><span aria-hidden="true">&times;</span></button><p tabindex="2">p</p>'
-        '<div onclick="go()">go</div><span hx-post="/x">x</span><a onclick="go()">a</a><input aria-labelledby="nope"><label for="gone">g</label></body></html>'
+        '<div onclick="go()">go</div><span hx-post="/x">x</span><a onclick="go()">a</a><input aria-labelledby="nope"><label for="gone">g</label><div role="menu"><a href="/">m</a></div></body></html>'
     )
     assert set(check(bad)) == set(RULES)
     assert set(check(bad, page=False)) == set(ELEMENT_RULES)
