@@ -15,6 +15,8 @@
 - ``aria-parts``: an element with a widget role (menu, listbox, tablist, ...) holds the parts that role's
   keyboard model moves between (menuitem, option, tab, ...): a bare ``role="menu"`` makes screen readers
   announce a menu that arrow keys cannot move through (4.1.2);
+- ``describedby``: ``aria-describedby`` names existing ids: a field marked invalid whose error text is not
+  on the page tells a screen reader nothing (3.3.1);
 - page rules, for whole pages only: ``h1`` (exactly one), ``main`` (exactly one), ``lang`` (on ``<html>``).
 
 ``check(html, page=True)`` returns ``{rule: [message, ...]}`` with only the rules that failed; each
@@ -33,7 +35,16 @@ VOID = {
 NATIVE = {"a", "button", "input", "select", "textarea", "option", "summary", "label", "form", "details"}
 NO_LABEL_INPUTS = {"hidden", "submit", "reset", "button", "image"}
 HX_VERBS = ("hx-get", "hx-post", "hx-put", "hx-patch", "hx-delete")
-ELEMENT_RULES = ("label", "duplicate-id", "img-alt", "name", "tabindex", "native", "aria-parts")
+ELEMENT_RULES = (
+    "label",
+    "duplicate-id",
+    "img-alt",
+    "name",
+    "tabindex",
+    "native",
+    "aria-parts",
+    "describedby",
+)
 # ARIA widgets whose keyboard model needs their parts: role -> the roles one of which must be inside.
 WIDGET_PARTS = {
     "menu": {"menuitem", "menuitemcheckbox", "menuitemradio"},
@@ -85,6 +96,7 @@ class _Parser(HTMLParser):
         self.named: list[_Named] = []
         self.open_named: list[_Named] = []
         self.labelledby: list[tuple[str, dict[str, str], int]] = []
+        self.describedby: list[tuple[str, dict[str, str], int]] = []
         self.failures: dict[str, list[str]] = {}
         self.widgets: list[tuple[str, str, int, list[str]]] = []  # (role, where, stack depth, roles inside)
         self.h1 = 0
@@ -113,6 +125,8 @@ class _Parser(HTMLParser):
                 self.ids[element_id] = line
         if attrs.get("aria-labelledby"):
             self.labelledby.append((tag, attrs, line))
+        if attrs.get("aria-describedby"):
+            self.describedby.append((tag, attrs, line))
         tabindex = attrs.get("tabindex", "").strip()
         if tabindex.lstrip("+").isdigit() and int(tabindex) > 0:
             self.fail("tabindex", f"positive tabindex={tabindex} on {where}")
@@ -214,6 +228,13 @@ class _Parser(HTMLParser):
             if missing:
                 self.fail(
                     "name", f"{describe(tag, attrs, line)}: aria-labelledby names missing id(s) {missing}"
+                )
+        for tag, attrs, line in self.describedby:
+            missing = [ref for ref in attrs["aria-describedby"].split() if ref not in self.ids]
+            if missing:
+                self.fail(
+                    "describedby",
+                    f"{describe(tag, attrs, line)}: aria-describedby names missing id(s) {missing}",
                 )
         for tag, attrs, line in self.label_fors:
             if attrs["for"] not in self.ids:
