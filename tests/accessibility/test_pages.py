@@ -218,6 +218,7 @@ NUMBER_BY_PREFIX = (
     ("t/<slug:tenant>/knowledge/", "article_number"),
     ("t/<slug:tenant>/requests/", "request_number"),
     ("incidents/", "portal_incident_number"),
+    ("requests/", "portal_request_number"),
 )
 PARAM_ALIASES = {"incident": "incident_number"}
 STATIC_PARAMS = {"tenant": "acme", "day": "2031-12-25"}
@@ -237,6 +238,8 @@ FILLED = {
     *STATIC_PARAMS,
     *(key for _, key in NUMBER_BY_PREFIX),
     "incident_number",
+    "portal_request_id",
+    "portal_approval_id",
     "request_id", "category_id", "item_id", "task_id", "problem_id", "known_error_id", "change_id", "ci_id",
     "article_id", "attachment_id", "endpoint_id", "calendar_id", "contract_id", "policy_id", "link_id",
     "relationship_id", "member_id", "blackout_id", "address_id", "template_id", "approval_id",
@@ -299,6 +302,18 @@ def pages(
             items=[{"catalog_item": item, "variables": {"reason": "on call", "size": "small"}}],
         )
         params["approval_id"] = Approval.objects.get(request=waiting).pk
+        # For portal pages: the end user's own request, and an approval waiting for the end user.
+        params["portal_request_number"] = waiting.number
+        params["portal_request_id"] = waiting.pk
+        for_end_user = catalog_item_create(
+            actor=tech,
+            name="Pager budget",
+            category=CatalogCategory.objects.get(pk=params["category_id"]),
+            approval_required=True,
+            approval_steps=[StepSpec(order=1, approver_person=end_user.person)],
+        )
+        asked = request_submit(actor=tech, items=[{"catalog_item": for_end_user}])
+        params["portal_approval_id"] = Approval.objects.get(request=asked).pk
         # The order page of the item with a form of every field kind; the request waiting for approval.
         params["item_id"] = item.pk
         extra = {
