@@ -3,14 +3,14 @@ and keyboard use of every control (issue 5, "Quality a person notices"; rules in
 
 The walker takes every route of ``controlplane.urls`` (the console: root pages and everything under
 ``/t/<slug>/``) and of ``controlplane.urls_portal``, fills its path parameters from one tenant holding
-one record of each kind (``PARAMS``), and GETs it as a technician (console; an admin for the pages in
+one record of each kind (the ``pages`` fixture; ``FILLED`` names the parameters it fills), and GETs it as a technician (console; an admin for the pages in
 ``ADMIN_PAGES``) or as an end user on the tenant's portal host. A page must answer 200 with HTML that
 passes every rule. A route that is not a page must be listed in ``NOT_PAGES`` with its kind, and the
 test checks that kind (POST-only routes answer GET with 405, redirects with 302, downloads with a
 non-HTML body), so a new page cannot ship unchecked and the list cannot lie. ``FRAGMENTS`` are htmx
 partials: checked with the element rules only. ``STATES`` are pages in a second state (a request waiting
 for approval); the catalog item's order form has a field of every kind; allauth's sign-in pages and
-every self-posting form posted empty (shown again with errors) are checked too.
+every self-posting form posted empty (shown again with its errors) are checked too.
 
 ``KNOWN_FAILURES`` lists (route name, rule) pairs that fail today in pages owned by other work in
 progress, with the owner area; the test fails when such a pair passes, so the list shrinks to empty.
@@ -197,7 +197,8 @@ def _walk(
 
 
 def routes() -> list[Route]:
-    """Every named route of the console and the portal except the API, admin and sign-in."""
+    """Every named route of the console and the portal except the API, Django's admin and allauth's
+    (its pages people see are checked by ``SIGN_IN_PAGES``)."""
     found = []
     for urlconf in (CONSOLE, PORTAL):
         for pattern, params, entry in _walk(get_resolver(urlconf).url_patterns):
@@ -225,7 +226,8 @@ STATIC_PARAMS = {"tenant": "acme", "day": "2031-12-25"}
 
 
 def fill_key(route: Route, param: str) -> str:
-    """The key of ``PARAMS`` that fills ``param`` of ``route``."""
+    """The key of the fixture's parameters that fills ``param`` of ``route`` (``portal_<key>`` is
+    preferred for portal routes when the fixture has it)."""
     if param == "number":
         for prefix, key in NUMBER_BY_PREFIX:
             if route.pattern.startswith(prefix):
