@@ -6,7 +6,9 @@ fails too), and the rules of app.css and of the templates' ``<style>`` blocks, r
 a rule with a text colour and a background is checked as that pair; a rule with only a text colour is
 checked on the page and card backgrounds (on the header's inside ``header`` selectors); a rule with only
 a background is checked with the text colour it inherits (ink, or ``INHERITED_TEXT``); outline colours
-(focus rings) need 3:1 against the backgrounds they are drawn on.
+(focus rings) need 3:1 against the backgrounds they are drawn on. A pair on a background this file cannot
+resolve (``var(--brand-accent)``, set per tenant at run time) is skipped: the branding must check its
+own colours when they are saved.
 """
 
 from __future__ import annotations
@@ -104,6 +106,34 @@ def style_blocks() -> list[tuple[str, str]]:
     return blocks
 
 
+def shared_backgrounds(
+    selector: str, parsed: list[tuple[str, dict[str, str]]], names: dict[str, str]
+) -> list[str] | None:
+    """The resolvable backgrounds of other rules naming a class of ``selector``'s last compound (for
+    ``main a.button``: rules on ``.button``), or None when no other rule gives that class a background."""
+    classes = {
+        c
+        for part in selector.split(",")
+        for c in re.findall(r"\.[\w-]+", part.split()[-1] if part.split() else "")
+    }
+    found: list[str] | None = None
+    for other, declarations in parsed:
+        if other == selector or not classes:
+            continue
+        value = declarations.get("background-color", declarations.get("background", ""))
+        other_classes = {
+            c
+            for part in other.split(",")
+            for c in re.findall(r"\.[\w-]+", part.split()[-1] if part.split() else "")
+        }
+        if value and classes & other_classes:
+            found = found or []
+            colour = colour_of(value, names)
+            if colour:
+                found.append(colour)
+    return found
+
+
 def pair_failures(source: str, css: str, names: dict[str, str]) -> list[str]:
     """Every text/background and outline pair of ``css`` under its threshold, as messages."""
     ink, page, header = names["--ink"], names["--page"], names["--header"]
@@ -114,9 +144,10 @@ def pair_failures(source: str, css: str, names: dict[str, str]) -> list[str]:
             continue
         in_header = "header" in selector
         text = colour_of(declarations.get("color", ""), names)
-        background = colour_of(
-            declarations.get("background-color", declarations.get("background", "")), names
-        )
+        background_value = declarations.get("background-color", declarations.get("background", ""))
+        background = colour_of(background_value, names)
+        if text and background_value and background is None:
+            continue  # drawn on a colour not known here (a tenant's brand colour set per page): see below
         pairs: list[tuple[str, str, float, str]] = []
         if text and background:
             pairs.append((text, background, TEXT, "text"))
@@ -126,6 +157,11 @@ def pair_failures(source: str, css: str, names: dict[str, str]) -> list[str]:
                 behind = colour_of(other_declarations.get("background", ""), names)
                 if under in other and behind and not any(f in other for f in NOT_TEXT):
                     pairs.append((text, behind, TEXT, f"text on {other}"))
+        elif text and (shared := shared_backgrounds(selector, parsed, names)) is not None:
+            # The same element class gets its background from another rule (``.button`` and
+            # ``main a.button``): check on those; unresolvable ones (a brand colour) are skipped.
+            for behind in shared:
+                pairs.append((text, behind, TEXT, "text on its class's background"))
         elif text:
             for behind in (header,) if in_header else (page, "#ffffff"):
                 pairs.append((text, behind, TEXT, "text"))
@@ -221,9 +257,37 @@ def test_the_rule_checker_catches_weak_pairs() -> None:
 FOCUS_HIDDEN_ALLOWED = ("main:focus",)
 
 
+INDICATORS = (
+    "stroke",
+    "box-shadow",
+    "border",
+    "border-color",
+    "background",
+    "background-color",
+    "text-decoration",
+)
+
+
+def replaced_focus(selector: str, parsed: list[tuple[str, dict[str, str]]]) -> bool:
+    """Whether each ``X:focus``/``X:focus-visible`` part of ``selector`` has another rule drawing an indicator
+    on focus (``X:focus rect { stroke: ... }`` for an SVG node, a box shadow, a border)."""
+    for part in selector.split(","):
+        base = re.split(r":focus(?:-visible)?", part.strip())[0]
+        if not base or base == part.strip():
+            return False
+        if not any(
+            re.search(re.escape(base) + r":focus", other) and any(p in declarations for p in INDICATORS)
+            for other, declarations in parsed
+            if other != selector
+        ):
+            return False
+    return True
+
+
 def test_no_rule_hides_the_focus_outline() -> None:
     """Visible focus (WCAG 2.4.7): no ``outline: none``/``0`` in the stylesheet or a template's style, but
-    on the skip link's target; and ``:focus-visible`` draws an outline of at least 2 px."""
+    on the skip link's target or where another rule draws an indicator on focus instead; and
+    ``:focus-visible`` draws an outline of at least 2 px."""
     css = css_text()
     sources = [("app.css", css), *style_blocks()]
     hidden = []
@@ -231,10 +295,21 @@ def test_no_rule_hides_the_focus_outline() -> None:
         for selector, declarations in rules(block):
             outline = declarations.get("outline", declarations.get("outline-style", "")).strip().lower()
             width = declarations.get("outline-width", "").strip()
-            if (outline in ("none", "0") or width in ("0", "0px")) and selector not in FOCUS_HIDDEN_ALLOWED:
-                hidden.append(f"{source}: {selector} hides the focus outline")
+            hides = (
+                outline in ("none", "0") or width in ("0", "0px")
+            ) and selector not in FOCUS_HIDDEN_ALLOWED
+            if hides and not replaced_focus(selector, rules(block)):
+                hidden.append(f"{source}: {selector} hides the focus outline and draws no other indicator")
     assert not hidden, "\n".join(hidden)
     focus = [d for s, d in rules(css) if s == ":focus-visible"]
     assert focus, "app.css has no :focus-visible rule"
     drawn = re.match(r"(\d+(?:\.\d+)?)px", focus[0].get("outline", ""))
     assert drawn and float(drawn.group(1)) >= 2, focus[0]
+
+
+def test_a_hidden_outline_needs_another_focus_indicator() -> None:
+    bare = rules(".graph a:focus { outline: none; }")
+    assert not replaced_focus(".graph a:focus", bare)
+    drawn = rules(".graph a:focus { outline: none; } .graph a:focus rect { stroke: #000; stroke-width: 3; }")
+    assert replaced_focus(".graph a:focus", drawn)
+    assert not replaced_focus("button", rules("button { outline: none; }"))
