@@ -43,6 +43,7 @@ from modules.cmdb.models import ConfigurationItem
 from modules.incidents.models import Incident
 from modules.incidents.services import incident_create
 from modules.knowledge.models import Article
+from modules.knowledge.services import article_create, article_publish
 from modules.notifications.models import Notification
 from modules.notifications.services import notification_emit
 from modules.problems.models import KnownError, Problem
@@ -220,6 +221,7 @@ NUMBER_BY_PREFIX = (
     ("t/<slug:tenant>/requests/", "request_number"),
     ("incidents/", "portal_incident_number"),
     ("requests/", "portal_request_number"),
+    ("knowledge/", "portal_article_number"),
 )
 PARAM_ALIASES = {"incident": "incident_number"}
 STATIC_PARAMS = {"tenant": "acme", "day": "2031-12-25"}
@@ -335,6 +337,14 @@ def pages(
             upload=ContentFile(b"beep\n", name="pager.txt"),
         ).pk
         params["portal_incident_number"] = mine.number
+        # A published article the portal shows (practice_records' article is a technicians' draft).
+        public = article_create(
+            actor=admin_actor,
+            title="Pager basics",
+            body="Charge it nightly.",
+            audience=Article.Audience.PORTAL,
+        )
+        params["portal_article_number"] = article_publish(actor=admin_actor, article=public).number
         for person, key in ((tech.person, "notification_id"), (end_user.person, "portal_notification_id")):
             assert person is not None
             notification_emit(
