@@ -35,7 +35,7 @@ from django_tenants.utils import tenant_context
 
 from conftest import actor_in, make_user
 from controlplane.accounts.models import User
-from controlplane.accounts.services import provider_membership_set, tenant_grant
+from controlplane.accounts.services import provider_membership_set, tenant_grant, tenant_membership_set
 from controlplane.providers.models import Provider
 from modules.changes.models import Change
 from modules.changes.services import template_create
@@ -47,16 +47,19 @@ from modules.knowledge.services import article_create, article_publish
 from modules.notifications.models import Notification
 from modules.notifications.services import notification_emit
 from modules.problems.models import KnownError, Problem
-from modules.records.services import attachment_add
+from modules.records.services import attachment_add, saved_view_create
 from modules.requests.models import Approval, CatalogCategory, ServiceRequest
 from modules.requests.services import StepSpec, catalog_item_create, request_submit
 from tenants.models import Tenant
+from tenants.services import branding_update, domain_add
+from tenants.tests.test_branding import png
 from tests.accessibility.checker import ELEMENT_RULES, RULES, check
 from tests.isolation.practice_records import practice_links, practice_records
 
 CONSOLE = "controlplane.urls"
 PORTAL = "controlplane.urls_portal"
-SKIPPED_PREFIXES = ("api/", "admin/", "accounts/")  # the API (JSON), Django's admin, allauth's sign-in
+# The API (JSON), Django's admin, allauth's sign-in, the reverse proxy's TLS question (plain text).
+SKIPPED_PREFIXES = ("api/", "admin/", "accounts/", "tls/")
 PORTAL_HOST = "acme.localhost"
 
 # Routes that are not pages, by name: (kind, reason). Kinds: "post" (GET answers 405), "redirect"
@@ -106,6 +109,18 @@ NOT_PAGES: dict[str, tuple[str, str]] = {
     "portal_attachment_download": ("download", "the attachment's bytes"),
     "portal_notification_read_all": ("post", "mark-all-read button target"),
     "portal_notification_read": ("post", "mark-read button target"),
+    "dashboard_csv": ("download", "the numbers behind a chart, as CSV"),
+    "tenant_dashboard_csv": ("download", "the numbers behind a chart, as CSV"),
+    "tenant_domain_verify": ("post", "verify button target"),
+    "tenant_domain_remove": ("post", "remove button target"),
+    "tenant_branding_logo": ("download", "the tenant's logo image"),
+    "portal_logo": ("download", "the tenant's logo image"),
+    "incident_assign": ("post", "inline assignment form target"),
+    "problem_assign": ("post", "inline assignment form target"),
+    "change_assign": ("post", "inline assignment form target"),
+    "portal_approval_decide": ("post", "approve/reject form target"),
+    "saved_view_create": ("post", "save-this-view form target"),
+    "saved_view_delete": ("post", "delete button target"),
 }
 
 # htmx partials: element rules only (they are swapped into a page that has the h1, main and lang).
@@ -113,6 +128,7 @@ FRAGMENTS: dict[str, str] = {
     "console_switch": "switcher results (the full page without htmx is checked too, see test below)",
     "known_error_search": "known-error suggestions for the incident form",
     "sla_subdivisions": "holiday subdivision options for the calendar form",
+    "assignee_options": "assignee picker options of a record page",
 }
 
 # Pages that are an administrator's work: requested as a provider admin instead of a technician.
@@ -144,13 +160,7 @@ ADMIN_PAGES: set[str] = {
 # (route name, rule) -> owner area (sign-in pages as "<route name>@console" or "@portal", a form shown
 # again with errors as "<route name>+errors", STATES by their name): failures in pages other work in progress owns. Empty it as they
 # are fixed; the test fails for an entry that passes.
-KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    # The reply form marks the body invalid and points at "id_body_error", but the error is not shown.
-    (
-        "portal_incident+errors",
-        "describedby",
-    ): "portal pages (modules/incidents/templates/incidents/portal_*)",
-}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 
 # Pages in a second state, checked beside the walk (names usable in KNOWN_FAILURES).
@@ -224,7 +234,9 @@ NUMBER_BY_PREFIX = (
     ("knowledge/", "portal_article_number"),
 )
 PARAM_ALIASES = {"incident": "incident_number"}
-STATIC_PARAMS = {"tenant": "acme", "day": "2031-12-25"}
+STATIC_PARAMS = {"tenant": "acme", "day": "2031-12-25", "chart": "volume"}
+# Portal pages for the client's administrator (the end user's portal client is refused there).
+CLIENT_ADMIN_PAGES: set[str] = {"portal_branding"}
 
 
 def fill_key(route: Route, param: str) -> str:
@@ -247,7 +259,7 @@ FILLED = {
     "request_id", "category_id", "item_id", "task_id", "problem_id", "known_error_id", "change_id", "ci_id",
     "article_id", "attachment_id", "endpoint_id", "calendar_id", "contract_id", "policy_id", "link_id",
     "relationship_id", "member_id", "blackout_id", "address_id", "template_id", "approval_id",
-    "notification_id",
+    "notification_id", "domain_id", "view_id",
 }  # fmt: skip
 
 
@@ -261,7 +273,7 @@ def test_every_route_is_a_page_the_walker_can_fill_or_is_listed() -> None:
     names = {route.name for route in routes()}
     sign_in = {f"{name}@{host}" for name in SIGN_IN_PAGES for host in ("console", "portal")} | set(STATES)
     known = (n.removesuffix("+errors") for n, _ in KNOWN_FAILURES if n not in sign_in)
-    for listed in (*NOT_PAGES, *FRAGMENTS, *ADMIN_PAGES, *known):
+    for listed in (*NOT_PAGES, *FRAGMENTS, *ADMIN_PAGES, *CLIENT_ADMIN_PAGES, *known):
         if listed not in names:
             problems.append(f"{listed} is listed but is no route any more")
     for name, rule in KNOWN_FAILURES:
@@ -366,8 +378,25 @@ def pages(
         params["change_number"] = Change.objects.get(pk=ids["change_id"]).number
         params["article_number"] = Article.objects.get(pk=ids["article_id"]).number
         params["request_number"] = ServiceRequest.objects.get(pk=ids["request_id"]).number
+        # A pending custom domain (domains page rows), a logo (logo downloads), a saved list view.
+        params["domain_id"] = domain_add(actor=admin_actor, tenant=tenant_a, hostname="help.pager.example").pk
+        branding_update(
+            actor=admin_actor,
+            tenant=tenant_a,
+            portal_title="Acme help",
+            welcome_text="Welcome.",
+            primary_color="#1f3a5f",
+            accent_color="#1f3a5f",
+            logo=png(),
+        )
+        params["view_id"] = saved_view_create(
+            actor=tech, list_name="incidents", name="Open P1", query="priority=1"
+        ).pk
+    client_admin = make_user("client.admin.a@acme.example")
+    tenant_membership_set(user=client_admin, tenant=tenant_a, role="client_admin")
     params.update(STATIC_PARAMS)
     return {
+        "client_admin": client_for(client_admin, host=PORTAL_HOST),
         "params": params,
         "extra": extra,
         "technician": client_for(tech_a),
@@ -378,7 +407,9 @@ def pages(
 
 def role_of(route: Route) -> str:
     """The client that requests ``route``: end user on the portal, admin for ADMIN_PAGES, else technician."""
-    return "end_user" if route.portal else ("admin" if route.name in ADMIN_PAGES else "technician")
+    if route.portal:
+        return "client_admin" if route.name in CLIENT_ADMIN_PAGES else "end_user"
+    return "admin" if route.name in ADMIN_PAGES else "technician"
 
 
 def url_for(route: Route, params: dict[str, Any]) -> str:
