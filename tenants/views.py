@@ -18,7 +18,7 @@ from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from controlplane.http import TenantRequest, form_errors_apply, request_actor
+from controlplane.http import TenantRequest, form_errors_apply, portal_page, request_actor
 from controlplane.problems import DomainError, NotFound
 
 from . import selectors, services
@@ -113,10 +113,9 @@ def console_branding(request: TenantRequest, tenant: str) -> HttpResponse:
     return _branding_page(request, "tenants/branding.html")
 
 
+@portal_page
 def portal_branding(request: TenantRequest) -> HttpResponse:
     """The tenant's branding, set by its client admin on the portal (404 for other roles)."""
-    if getattr(request, "actor", None) is None:
-        return redirect(f"/accounts/login/?next={request.path}")
     return _branding_page(request, "tenants/portal_branding.html")
 
 

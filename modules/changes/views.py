@@ -17,12 +17,12 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from controlplane.http import TenantRequest, form_errors_apply, request_actor
+from controlplane.http import TenantRequest, form_errors_apply, htmx_render, request_actor
 from controlplane.problems import DomainError, InvalidInput, NotFound, PermissionDenied
 from modules.cmdb.selectors import ci_visible
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
-from modules.records.forms import AssignForm
+from modules.records.forms import AssignForm, CommentForm
 from modules.records.listing import (
     ASSIGNEE_CHOICES,
     WITHIN_CHOICES,
@@ -31,7 +31,6 @@ from modules.records.listing import (
     ListSpec,
     assignee_filters,
     listing_build,
-    listing_render,
     saved_view_redirect,
     within_since,
 )
@@ -135,11 +134,6 @@ class VoteForm(forms.Form):
     comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
 
-class CommentForm(forms.Form):
-    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
-    work_note = forms.BooleanField(required=False)
-
-
 def _uuid(value: str) -> uuid.UUID:
     """A posted id; a malformed one becomes an id that matches nothing (answered as unknown)."""
     try:
@@ -183,9 +177,7 @@ def change_list(request: TenantRequest, tenant: str) -> HttpResponse:
     listing = listing_build(request=request, actor=actor, spec=CHANGE_LIST, qs=qs)
     context = {"form": form, "listing": listing, "page": listing.page}
     with timezone.override(_zone(request)):
-        return listing_render(
-            request, full="changes/list.html", partial="changes/_table.html", context=context
-        )
+        return htmx_render(request, full="changes/list.html", partial="changes/_table.html", context=context)
 
 
 def change_create(request: TenantRequest, tenant: str) -> HttpResponse:
@@ -257,9 +249,7 @@ def _render_detail(
         "all_cis": ci_visible(actor=actor)[:500] if actor.is_technician else [],
         "error": error,
     }
-    template = (
-        "changes/_detail_body.html" if request.headers.get("HX-Request") == "true" else "changes/detail.html"
-    )
+    template = "changes/_detail_body.html" if request.htmx else "changes/detail.html"
     with timezone.override(zone):  # times in the tenant's zone, the timeline's field values too
         context["timeline"] = timeline_get(
             actor=actor, record_type="change", record=change, order=request.GET.get("order", ""), base=base
@@ -291,7 +281,7 @@ def _post(
         if form is not None:
             form_errors_apply(form, exc)
         return _render_detail(request, actor, _get(actor, number), exc, **refused)
-    if request.headers.get("HX-Request") == "true":
+    if request.htmx:
         return _render_detail(request, actor, _get(actor, number))
     return redirect("change_detail", tenant=tenant, number=change.number)
 

@@ -12,7 +12,6 @@ nearest first, and the graph says how many were left out. The page keeps the sam
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -210,8 +209,3 @@ def impact_graph_svg(graph: ImpactGraph, *, title: str) -> SafeString:
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped
-
-
-def node_ids(graph: ImpactGraph) -> list[uuid.UUID]:
-    """The drawn CIs' ids, in drawing order (tests and callers that list what was drawn)."""
-    return [uuid.UUID(n.id) for n in graph.nodes]

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from controlplane.http import TenantRequest, form_errors_apply, request_actor
+from controlplane.http import TenantRequest, form_errors_apply, htmx_render, request_actor
 from controlplane.problems import DomainError, NotFound
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
@@ -21,7 +21,6 @@ from modules.records.listing import (
     ListFilterForm,
     ListSpec,
     listing_build,
-    listing_render,
     saved_view_redirect,
 )
 
@@ -125,7 +124,7 @@ def ci_list(request: TenantRequest, tenant: str) -> HttpResponse:
         "page": listing.page,
         "can_manage": selectors.cmdb_manager(actor),
     }
-    return listing_render(request, full="cmdb/list.html", partial="cmdb/_table.html", context=context)
+    return htmx_render(request, full="cmdb/list.html", partial="cmdb/_table.html", context=context)
 
 
 def ci_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:

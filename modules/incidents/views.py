@@ -13,13 +13,13 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from controlplane.http import TenantRequest, form_errors_apply, request_actor
+from controlplane.http import TenantRequest, form_errors_apply, htmx_render, portal_page, request_actor
 from controlplane.problems import DomainError, InvalidInput, NotFound
 from modules.cmdb import selectors as cmdb_selectors
 from modules.people.models import Group, Person
 from modules.records import listing
 from modules.records.actor import Actor
-from modules.records.forms import AssignForm
+from modules.records.forms import AssignForm, CommentForm
 from modules.records.selectors import timeline_get, timeline_public
 
 from . import selectors, services
@@ -108,11 +108,6 @@ class ActionForm(forms.Form):
     comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
 
-class CommentForm(forms.Form):
-    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
-    work_note = forms.BooleanField(required=False)
-
-
 def incident_list(request: TenantRequest, tenant: str) -> HttpResponse:
     """The incident queue: filters, sorting, saved views and pages from the query string (see
     modules.records.listing); newest first by default. htmx requests get only the table."""
@@ -145,9 +140,7 @@ def incident_list(request: TenantRequest, tenant: str) -> HttpResponse:
         rows, sla_due_map(actor=actor, record_type="incident", record_ids=[r.pk for r in rows])
     )
     context = {"form": form, "listing": table, "page": table.page}
-    return listing.listing_render(
-        request, full="incidents/list.html", partial="incidents/_table.html", context=context
-    )
+    return htmx_render(request, full="incidents/list.html", partial="incidents/_table.html", context=context)
 
 
 def incident_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
@@ -214,17 +207,13 @@ def _render_detail(
         "hold_reasons": Incident.HoldReason.choices,
         "error": error,
     }
-    template = (
-        "incidents/_detail_body.html"
-        if request.headers.get("HX-Request") == "true"
-        else "incidents/detail.html"
-    )
+    template = "incidents/_detail_body.html" if request.htmx else "incidents/detail.html"
     return render(request, template, context, status=error.status if error else 200)
 
 
 def _done(request: TenantRequest, actor: Actor, incident: Incident) -> HttpResponse:
     """After an inline action: the fresh body for htmx, else back to the page (post/redirect/get)."""
-    if request.headers.get("HX-Request") == "true":
+    if request.htmx:
         return _render_detail(request, actor, _incident(actor, incident.number))
     return redirect(
         "incident_detail", tenant=request.tenant.slug if request.tenant else "", number=incident.number
@@ -330,25 +319,14 @@ def incident_comment(request: TenantRequest, tenant: str, number: str) -> HttpRe
 # Portal (the tenant's own host): end users see and report their own incidents.
 
 
-def _portal_gate(request: TenantRequest) -> HttpResponse | None:
-    """None when the request has an actor; else sign-in for visitors, or 403 for a signed-in user with no
-    role in this tenant (sending them to sign-in would loop: allauth sends signed-in users home)."""
-    if getattr(request, "actor", None) is not None:
-        return None
-    if request.user.is_authenticated:
-        return render(request, "incidents/portal_no_access.html", status=403)
-    return redirect(f"/accounts/login/?next={request.path}")
-
-
 class ReportForm(forms.Form):
     short_description = forms.CharField(max_length=160, label="What is wrong?")
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), required=False, label="Details")
     urgency = forms.TypedChoiceField(choices=Impact.choices, coerce=int, initial=2, label="How urgent?")
 
 
+@portal_page
 def portal_report(request: TenantRequest) -> HttpResponse:
-    if (refused := _portal_gate(request)) is not None:
-        return refused
     actor = request_actor(request)
     form = ReportForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -364,13 +342,12 @@ class PortalReplyForm(forms.Form):
 PORTAL_NO_REPLY = (Incident.State.CLOSED, Incident.State.CANCELED)
 
 
+@portal_page
 def portal_incident(request: TenantRequest, number: str) -> HttpResponse:
     """An incident the actor may see (their own; a client admin's organisation's): its state, its public
     timeline (comments and state changes; never work notes, assignment or other technicians' fields)
     and a reply box (a public comment; on a resolved incident, "not fixed" reopens it with the reply)
     until it is closed. An empty reply comes back as 422 with the error next to the box."""
-    if (refused := _portal_gate(request)) is not None:
-        return refused
     actor = request_actor(request)
     try:
         incident = selectors.incident_get_by_number(actor=actor, number=number)
@@ -415,11 +392,10 @@ class SurveyForm(forms.Form):
     )
 
 
+@portal_page
 def portal_survey(request: TenantRequest, number: str) -> HttpResponse:
     """The satisfaction survey of one of the caller's resolved incidents: score 1-5 and a comment. Shows
     the answer once given; refuses (403) anyone but the caller and (409) an incident not resolved."""
-    if (refused := _portal_gate(request)) is not None:
-        return refused
     actor = request_actor(request)
     try:
         incident = selectors.incident_get_by_number(actor=actor, number=number)

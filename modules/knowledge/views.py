@@ -12,7 +12,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from controlplane.http import TenantRequest, form_errors_apply, request_actor
+from controlplane.http import TenantRequest, form_errors_apply, htmx_render, request_actor
 from controlplane.problems import DomainError, NotFound
 from modules.records.actor import Actor
 from modules.records.listing import (
@@ -21,7 +21,6 @@ from modules.records.listing import (
     ListFilterForm,
     ListSpec,
     listing_build,
-    listing_render,
     saved_view_redirect,
     within_since,
 )
@@ -112,9 +111,7 @@ def article_list(request: TenantRequest, tenant: str) -> HttpResponse:
     qs = selectors.article_list(actor=actor, **filters)
     listing = listing_build(request=request, actor=actor, spec=ARTICLE_LIST, qs=qs)
     context = {"form": form, "listing": listing, "page": listing.page, "may_write": actor.is_technician}
-    return listing_render(
-        request, full="knowledge/list.html", partial="knowledge/_table.html", context=context
-    )
+    return htmx_render(request, full="knowledge/list.html", partial="knowledge/_table.html", context=context)
 
 
 def article_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:

@@ -84,7 +84,7 @@ def notification_read(
     except DomainError as exc:
         return HttpResponse(exc.detail, status=exc.status)
     services.notification_read(actor=actor, notification=notification)
-    if request.headers.get("HX-Request"):
+    if request.htmx:
         context = {
             "item": {"n": notification, "url": record_link(request, notification)},
             "base": notifications_base(request),
@@ -99,7 +99,7 @@ def notification_read(
 def notification_read_all(request: TenantRequest, tenant: str | None = None) -> HttpResponse:
     """Mark all of the actor's notifications read; htmx reloads the page, a plain POST redirects back."""
     services.notification_read_all(actor=request_actor(request))
-    if request.headers.get("HX-Request"):
+    if request.htmx:
         return HttpResponse(status=204, headers={"HX-Refresh": "true"})
     return _back(request)
 
@@ -249,11 +249,7 @@ def webhook_detail(request: TenantRequest, tenant: str, endpoint_id: uuid.UUID) 
     except DomainError as exc:
         return _denied(request, exc)
     context = {"endpoint": endpoint, "deliveries": deliveries, "admin": actor.is_admin}
-    template = (
-        "notifications/_deliveries.html"
-        if request.headers.get("HX-Request")
-        else "notifications/webhook.html"
-    )
+    template = "notifications/_deliveries.html" if request.htmx else "notifications/webhook.html"
     return render(request, template, context)
 
 
@@ -269,7 +265,7 @@ def webhook_set_active(request: TenantRequest, tenant: str, endpoint_id: uuid.UU
         )
     except DomainError as exc:
         return _denied(request, exc)
-    if request.headers.get("HX-Request"):
+    if request.htmx:
         return render(request, "notifications/_webhook_row.html", {"e": endpoint, "admin": actor.is_admin})
     return redirect("notification_webhooks", tenant=tenant)
 
@@ -283,6 +279,6 @@ def webhook_delete(request: TenantRequest, tenant: str, endpoint_id: uuid.UUID) 
         services.webhook_endpoint_delete(actor=actor, endpoint=_endpoint(actor, endpoint_id))
     except DomainError as exc:
         return _denied(request, exc)
-    if request.headers.get("HX-Request"):
+    if request.htmx:
         return HttpResponse("")
     return redirect("notification_webhooks", tenant=tenant)

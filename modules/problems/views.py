@@ -15,13 +15,13 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from controlplane.http import TenantRequest, form_errors_apply, request_actor
+from controlplane.http import TenantRequest, form_errors_apply, htmx_render, request_actor
 from controlplane.problems import DomainError, InvalidInput, NotFound
 from modules.cmdb import selectors as cmdb_selectors
 from modules.incidents import selectors as incident_selectors
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
-from modules.records.forms import AssignForm
+from modules.records.forms import AssignForm, CommentForm
 from modules.records.listing import (
     ASSIGNEE_CHOICES,
     WITHIN_CHOICES,
@@ -30,7 +30,6 @@ from modules.records.listing import (
     ListSpec,
     assignee_filters,
     listing_build,
-    listing_render,
     saved_view_redirect,
     within_since,
 )
@@ -123,11 +122,6 @@ class ProblemActionForm(forms.Form):
     comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
 
-class CommentForm(forms.Form):
-    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
-    work_note = forms.BooleanField(required=False)
-
-
 class KnownErrorForm(forms.Form):
     title = forms.CharField(max_length=200)
     symptoms = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
@@ -163,7 +157,7 @@ def problem_list(request: TenantRequest, tenant: str) -> HttpResponse:
     qs = qs.select_related("assigned_to", "assignment_group")  # only what a row shows
     listing = listing_build(request=request, actor=actor, spec=PROBLEM_LIST, qs=qs)
     context = {"form": form, "listing": listing, "page": listing.page}
-    return listing_render(request, full="problems/list.html", partial="problems/_table.html", context=context)
+    return htmx_render(request, full="problems/list.html", partial="problems/_table.html", context=context)
 
 
 def problem_create(request: TenantRequest, tenant: str) -> HttpResponse:
@@ -231,17 +225,13 @@ def _render_detail(
         "incident_resolution_codes": incident_selectors.resolution_code_list(actor=actor),
         "error": error,
     }
-    template = (
-        "problems/_detail_body.html"
-        if request.headers.get("HX-Request") == "true"
-        else "problems/detail.html"
-    )
+    template = "problems/_detail_body.html" if request.htmx else "problems/detail.html"
     return render(request, template, context, status=error.status if error else 200)
 
 
 def _done(request: TenantRequest, actor: Actor, problem: Problem) -> HttpResponse:
     """After an inline action: the fresh body for htmx, else back to the page (post/redirect/get)."""
-    if request.headers.get("HX-Request") == "true":
+    if request.htmx:
         return _render_detail(request, actor, _problem(actor, problem.number))
     assert request.tenant is not None
     return redirect("problem_detail", tenant=request.tenant.slug, number=problem.number)
@@ -377,11 +367,7 @@ def known_error_list(request: TenantRequest, tenant: str) -> HttpResponse:
     qs = qs.order_by(F("rank").desc(), "-updated_at") if q else qs.order_by("-updated_at", "-id")
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
     context = {"page": page, "q": q, "state": state, "states": KnownError.State.choices}
-    template = (
-        "problems/_known_error_table.html"
-        if request.headers.get("HX-Request")
-        else "problems/known_error_list.html"
-    )
+    template = "problems/_known_error_table.html" if request.htmx else "problems/known_error_list.html"
     return render(request, template, context)
 
 

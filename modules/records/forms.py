@@ -16,6 +16,13 @@ from .actor import Actor
 ASSIGNEE_OPTIONS = 200
 
 
+class CommentForm(forms.Form):
+    """A comment or, with ``work_note``, an internal work note on a record page (every practice's)."""
+
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+    work_note = forms.BooleanField(required=False)
+
+
 class AssignForm(forms.Form):
     """Assignment group and assignee of a record (either may be empty). Choices are the tenant's active
     persons and groups as the actor may list them (people.selectors); ``q`` narrows what is shown (by

@@ -28,9 +28,8 @@ from typing import Any
 from django import forms
 from django.db.models import F, OrderBy, QuerySet
 from django.http import Http404, HttpResponse, QueryDict
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 
 from controlplane.problems import NotFound
 
@@ -226,7 +225,6 @@ class Listing:
     sizes: list[tuple[int, str, bool]]
     saved_views: list[SavedView] = field(default_factory=list)
     may_save: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _with(base: QueryDict, **changes: Any) -> str:
@@ -288,17 +286,6 @@ def saved_view_redirect(*, request: Any, actor: Actor, spec: ListSpec) -> HttpRe
     except NotFound as exc:
         raise Http404(str(exc)) from exc
     return redirect(f"{request.path}?{view.query}" if view.query else request.path)
-
-
-def listing_render(
-    request: Any, *, full: str, partial: str, context: Mapping[str, Any], status: int = 200
-) -> HttpResponse:
-    """The list page, or only its table for htmx (``HX-Request``, except a history restore, which needs
-    the whole page). Varies on ``HX-Request`` so a cache never serves one for the other."""
-    htmx = request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request")
-    response = render(request, partial if htmx else full, dict(context), status=status)
-    patch_vary_headers(response, ["HX-Request"])
-    return response
 
 
 # Filters shared by the lists.
@@ -366,10 +353,6 @@ def due_label(seconds: int) -> str:
     else:
         amount = f"{span // 86400} d"
     return f"in {amount}" if seconds >= 0 else f"overdue {amount}"
-
-
-def nonempty(values: Iterable[Any]) -> list[Any]:
-    return [v for v in values if v not in (None, "")]
 
 
 def sla_attach(rows: Iterable[Any], due: Mapping[Any, Any]) -> None:

@@ -300,6 +300,9 @@ class Timeline:
     entries: list[TimelineItem]
     order: str
     deadlines: list[TimelineDeadline]
+    # The SLA timers read for the entries (``modules.sla.selectors.sla_panel_get``), for the page's SLA
+    # panel to show without reading them again; None when they were not read (not a technician's page).
+    sla_timers: list[Any] | None = None
 
 
 # Verbs whose rows come from another table (comments) and fields that are bookkeeping, not news.
@@ -396,7 +399,7 @@ def _kind_and_title(entry: ActivityEntry) -> tuple[str, str]:
 
 def _sla_entries(
     actor: Actor, record_type: str, record: Any, history: list[ActivityEntry], now: dt.datetime
-) -> tuple[list[TimelineItem], list[TimelineDeadline]]:
+) -> tuple[list[TimelineItem], list[TimelineDeadline], list[Any]]:
     """Timer started / paused / resumed / stopped / breached entries of an incident's or service
     request's SLA timers (two queries, through the SLA module's own panel selector), the pauses and
     resumptions replayed from the history already read (the engine's own rules, no query)."""
@@ -405,7 +408,7 @@ def _sla_entries(
 
     panel = sla_panel_get(actor=actor, record_type=record_type, record_id=record.pk, now=now)
     if not panel:
-        return [], []
+        return [], [], panel
     opened_at = getattr(record, "opened_at", None) or record.created_at
     traces = engine.replay(
         record_type=record_type,
@@ -443,7 +446,7 @@ def _sla_entries(
             )
         if running and timer.due_at is not None:
             deadlines.append(TimelineDeadline(label, timer.due_at, timer.due_at <= now))
-    return entries, deadlines
+    return entries, deadlines, panel
 
 
 def timeline_get(
@@ -515,13 +518,16 @@ def timeline_get(
         shown = _escalation_changes(changes) if entry.verb == "sla.escalated" else _changes(changes)
         entries.append(TimelineItem(entry.at, kind, title, who, changes=shown, internal=internal, url=url))
     deadlines: list[TimelineDeadline] = []
+    sla_timers = None
     if record_type in ("incident", "service_request") and actor.is_technician:
-        sla_entries, deadlines = _sla_entries(actor, record_type, record, history, now)
+        sla_entries, deadlines, sla_timers = _sla_entries(actor, record_type, record, history, now)
         entries += sla_entries
     numbered = [replace(e, seq=i) for i, e in enumerate(sorted(entries, key=lambda e: e.at))]
     descending = order != "asc"
     numbered.sort(key=lambda e: (e.at, e.seq), reverse=descending)
-    return Timeline(entries=numbered, order="desc" if descending else "asc", deadlines=deadlines)
+    return Timeline(
+        entries=numbered, order="desc" if descending else "asc", deadlines=deadlines, sla_timers=sla_timers
+    )
 
 
 # Saved list views of the console lists (modules/records/listing.py).

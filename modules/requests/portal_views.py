@@ -10,8 +10,6 @@ are sent to sign in; a signed-in user without a role here gets the "no access" p
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django import forms
@@ -21,7 +19,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from controlplane.http import TenantRequest, request_actor
+from controlplane.http import TenantRequest, form_errors_apply, portal_page, request_actor
 from controlplane.problems import DomainError, NotFound
 from modules.incidents import selectors as incident_selectors
 from modules.incidents.models import Incident
@@ -34,24 +32,6 @@ from .orderform import answers_display, order_form_class, order_submit
 
 PAGE_SIZE = 25
 DECIDED_SHOWN = 50
-
-View = Callable[..., HttpResponse]
-
-
-def portal_page(view: View) -> View:
-    """Serve ``view`` only to a user with a role in this tenant: visitors are sent to sign in (and back),
-    a signed-in user without a role here gets 403 with a way to sign out (sending them to sign in would
-    loop: allauth sends signed-in users home)."""
-
-    @wraps(view)
-    def wrapped(request: TenantRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if getattr(request, "actor", None) is None:
-            if request.user.is_authenticated:
-                return render(request, "incidents/portal_no_access.html", status=403)
-            return redirect(f"/accounts/login/?next={request.path}")
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 # The catalog
@@ -276,10 +256,7 @@ def portal_approval_decide(request: TenantRequest, approval_id: uuid.UUID) -> Ht
                 comment=form.cleaned_data["comment"],
             )
         except DomainError as exc:
-            errors = exc.extra.get("errors") or [{"field": None, "message": exc.detail}]
-            for error in errors:
-                field = error.get("field")
-                form.add_error(field if field in form.fields else None, error["message"])
+            form_errors_apply(form, exc)
             return _approvals_page(request, actor, (approval.pk, form), status=exc.status)
         return redirect("portal_approvals")
     return _approvals_page(request, actor, (approval.pk, form), status=422)

@@ -16,17 +16,17 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from controlplane.http import TenantRequest, form_errors_apply, request_actor
+from controlplane.http import TenantRequest, form_errors_apply, htmx_render, request_actor
 from controlplane.problems import DomainError, InvalidInput, NotFound
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
+from modules.records.forms import CommentForm
 from modules.records.listing import (
     WITHIN_CHOICES,
     Column,
     ListFilterForm,
     ListSpec,
     listing_build,
-    listing_render,
     saved_view_redirect,
     sla_attach,
     within_since,
@@ -84,11 +84,11 @@ def request_list(request: TenantRequest, tenant: str) -> HttpResponse:
     rows = listing.page.rows
     sla_attach(rows, sla_due_map(actor=actor, record_type="service_request", record_ids=[r.pk for r in rows]))
     context: dict[str, Any] = {"form": form, "listing": listing, "page": listing.page}
-    htmx = request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request")
+    htmx = request.htmx and not request.htmx.history_restore_request
     if not htmx:
         context["my_approvals"] = selectors.approval_list_for(actor=actor)[:50]
         context["is_technician"] = actor.is_technician or actor.is_admin
-    return listing_render(
+    return htmx_render(
         request, full="service_requests/list.html", partial="service_requests/_table.html", context=context
     )
 
@@ -143,11 +143,7 @@ def _render_detail(
         "now": timezone.now(),
         "error": error,
     }
-    template = (
-        "service_requests/_detail_body.html"
-        if request.headers.get("HX-Request") == "true"
-        else "service_requests/detail.html"
-    )
+    template = "service_requests/_detail_body.html" if request.htmx else "service_requests/detail.html"
     return render(request, template, context, status=error.status if error else 200)
 
 
@@ -159,12 +155,12 @@ def _done(request: TenantRequest, actor: Actor, found: ServiceRequest) -> HttpRe
     try:
         fresh = selectors.service_request_get(actor=actor, service_request_id=found.pk)
     except NotFound:
-        if request.headers.get("HX-Request") == "true":
+        if request.htmx:
             response = HttpResponse(status=204)
             response["HX-Redirect"] = f"/t/{request.tenant.slug}/requests/"
             return response
         return redirect("request_list", tenant=request.tenant.slug)
-    if request.headers.get("HX-Request") == "true":
+    if request.htmx:
         return _render_detail(request, actor, fresh)
     return redirect("request_detail", tenant=request.tenant.slug, number=found.number)
 
@@ -185,11 +181,6 @@ def request_cancel(request: TenantRequest, tenant: str, number: str) -> HttpResp
     except DomainError as exc:
         return _render_detail(request, actor, found, exc, failed_cancel=True)
     return _done(request, actor, found)
-
-
-class CommentForm(forms.Form):
-    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
-    work_note = forms.BooleanField(required=False)
 
 
 @require_POST

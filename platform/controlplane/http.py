@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from functools import wraps
 from typing import TYPE_CHECKING, Any
 
-from django.http import HttpRequest
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
+from django_htmx.middleware import HtmxDetails
 
 if TYPE_CHECKING:
     from controlplane.problems import DomainError
@@ -18,13 +24,14 @@ class TenantRequest(HttpRequest):
     ``tenant``: the tenant this request runs in (None on public pages); ``portal_tenant``: the tenant whose
     portal host was requested (None on the console host); ``actor``: the acting user in that tenant (set
     only after access was checked; views and API operations behind the middleware can rely on it);
-    ``auth_via``: "token" or "session".
+    ``auth_via``: "token" or "session"; ``htmx``: django-htmx's request details (``HtmxMiddleware``).
     """
 
     tenant: Tenant | None
     portal_tenant: Tenant | None
     actor: Actor
     auth_via: str | None
+    htmx: HtmxDetails
 
 
 def request_actor(request: TenantRequest) -> Actor:
@@ -53,3 +60,32 @@ def form_errors_apply(form: Any, exc: DomainError, *, aliases: dict[str, str] | 
         parent = name.split(".")[0]
         target = parent if parent in form.fields else None
         form.add_error(target, f"{field}: {error['message']}" if field else error["message"])
+
+
+def htmx_render(
+    request: Any, *, full: str, partial: str, context: Mapping[str, Any], status: int = 200
+) -> HttpResponse:
+    """Render ``partial`` for an htmx request (django-htmx's ``request.htmx``) and ``full`` otherwise,
+    including for htmx's history restore, which needs the whole page. Varies on ``HX-Request`` so a
+    cache never serves one for the other."""
+    htmx = request.htmx and not request.htmx.history_restore_request
+    response = render(request, partial if htmx else full, dict(context), status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def portal_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Serve a portal ``view`` only to a user with a role in this tenant (``request.actor`` set by the
+    routing middleware): visitors are sent to sign in and back (``LOGIN_URL``, the full path as ``next``);
+    a signed-in user without a role here gets 403 with a way to sign out (sending them to sign in would
+    loop: allauth sends signed-in users home)."""
+
+    @wraps(view)
+    def wrapped(request: TenantRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if getattr(request, "actor", None) is None:
+            if request.user.is_authenticated:
+                return render(request, "incidents/portal_no_access.html", status=403)
+            return redirect_to_login(request.get_full_path())
+        return view(request, *args, **kwargs)
+
+    return wrapped

@@ -10,7 +10,6 @@ elapsed and remaining business time, and the escalation levels already run. Buil
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from typing import Any
 
 from django import template
@@ -48,26 +47,21 @@ def active_zone() -> tuple[str, dt.tzinfo]:
     return timezone.get_current_timezone_name(), timezone.get_current_timezone()
 
 
-def tenant_zone(tenant: Any) -> tuple[str, dt.tzinfo]:
-    """The tenant's IANA time zone name and ZoneInfo (UTC when it has none or an unknown one)."""
-    name = str(getattr(tenant, "time_zone", "") or "UTC")
-    try:
-        return name, zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return "UTC", dt.UTC
-
-
 @register.inclusion_tag("sla/_panel.html", takes_context=True)
-def sla_panel(context: dict[str, Any], record_type: str, record: Any) -> dict[str, Any]:
+def sla_panel(
+    context: dict[str, Any], record_type: str, record: Any, timers: list[Any] | None = None
+) -> dict[str, Any]:
     """The panel's context for ``record`` (an Incident or ServiceRequest the page has read for its actor);
-    ``record_type`` is "incident" or "service_request"."""
+    ``record_type`` is "incident" or "service_request". ``timers``: the record's ``sla_panel_get`` list
+    when the page already read it (the timeline does), else None and the tag reads it."""
     request = context["request"]
     tenant = getattr(request, "tenant", None)
     zone_name, zone = active_zone()
     now = timezone.now()
-    timers = selectors.sla_panel_get(
-        actor=request.actor, record_type=record_type, record_id=record.pk, now=now
-    )
+    if not isinstance(timers, list):  # not read by the page (None, or a missing variable's "")
+        timers = selectors.sla_panel_get(
+            actor=request.actor, record_type=record_type, record_id=record.pk, now=now
+        )
     rows = []
     for view in timers:
         timer = view.timer

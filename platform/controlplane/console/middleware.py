@@ -56,14 +56,13 @@ def viewer_zone_name(request: HttpRequest) -> str:
 
 class ViewerTimeZoneMiddleware:
     """Activate the viewer's zone (``viewer_zone_name``) for the request, so ``|date``, ``localtime``
-    and the ``ui`` and ``sla`` tags show local times; ``request.viewer_time_zone`` holds its name."""
+    and the ``ui`` and ``sla`` tags show local times."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         name = viewer_zone_name(request)
-        request.viewer_time_zone = name  # type: ignore[attr-defined]
         with timezone.override(zoneinfo.ZoneInfo(name)):
             return self.get_response(request)
 

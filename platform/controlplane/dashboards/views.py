@@ -6,22 +6,20 @@ is an SVG drawn on the server, with its numbers in a table beside it and as CSV 
 from __future__ import annotations
 
 import csv
-import datetime as dt
-import zoneinfo
 from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from controlplane.accounts.models import User
-from controlplane.http import TenantRequest, request_actor
+from controlplane.http import TenantRequest, htmx_render, request_actor
 from controlplane.problems import PermissionDenied as DomainPermissionDenied
 from controlplane.workindex.selectors import RECORD_LABELS
+from controlplane.workindex.services import workindex_local_day
 
 from . import selectors
 from .svg import svg_bar_chart, svg_line_chart
@@ -108,8 +106,13 @@ def _page(
     context = {"dashboard": dashboard, "summary": dashboard.summary(), "charts": charts, "form": form}
     context.update(extra, scope=scope, generated_at=timezone.now())
     # htmx (the filter form) swaps in only the numbers and charts; a plain GET gets the whole page.
-    template = "dashboards/_body.html" if request.headers.get("HX-Request") else "dashboards/dashboard.html"
-    return render(request, template, context, status=status)
+    return htmx_render(
+        request,
+        full="dashboards/dashboard.html",
+        partial="dashboards/_body.html",
+        context=context,
+        status=status,
+    )
 
 
 def _cross_client(request: HttpRequest) -> tuple[selectors.Dashboard, DashboardForm, int, str]:
@@ -166,7 +169,7 @@ def _tenant(request: TenantRequest) -> tuple[selectors.Dashboard, DashboardForm,
     del form.fields["client"]
     status = 422 if form.is_bound and not form.is_valid() else 200
     data = form.cleaned_data if status == 200 and form.is_bound else {}
-    today = dt.datetime.now(zoneinfo.ZoneInfo(str(tenant.time_zone))).date()
+    today = workindex_local_day(timezone.now())  # the rollup's day: the tenant's local date
     dashboard = selectors.dashboard_get(
         tenant_ids=[tenant.pk],
         days=data.get("days") or selectors.DAY_CHOICES[0],

@@ -9,11 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from django.db.models import Q
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 
-from controlplane.http import TenantRequest, request_actor
+from controlplane.http import TenantRequest, portal_page, request_actor
 from controlplane.problems import NotFound
 from modules.incidents import selectors as incident_selectors
 from modules.knowledge import selectors as knowledge_selectors
@@ -22,16 +21,6 @@ from modules.requests import selectors as request_selectors
 
 SNIPPET_CHARS = 180
 RESULTS = 20
-
-
-def _gate(request: TenantRequest) -> HttpResponse | None:
-    """None when the request has an actor; else sign-in for visitors, or 403 for a signed-in user with no
-    role in this tenant (sending them to sign-in would loop)."""
-    if getattr(request, "actor", None) is not None:
-        return None
-    if request.user.is_authenticated:
-        return render(request, "incidents/portal_no_access.html", status=403)
-    return redirect(f"/accounts/login/?next={request.path}")
 
 
 @dataclass(frozen=True)
@@ -66,20 +55,18 @@ def snippet(text: str, q: str, width: int = SNIPPET_CHARS) -> Snippet:
     )
 
 
+@portal_page
 def home(request: TenantRequest) -> HttpResponse:
     """The portal home: welcome text, help-article search, popular and recent articles, links to report a
     problem, the catalog, my requests and approvals, and the person's open records count."""
-    if (refused := _gate(request)) is not None:
-        return refused
     actor = request_actor(request)
     articles = knowledge_selectors.article_portal_list(actor=actor)
     popular = list(articles.order_by("-view_count", "-published_at", "-id")[:5])
     recent = list(articles.order_by("-published_at", "-id")[:5])
-    person = actor.person_id
-    my_incidents = incident_selectors.incident_list(actor=actor, open_only=True).filter(caller_id=person)
-    my_requests = request_selectors.service_request_list(actor=actor, open_only=True).filter(
-        Q(requested_for_id=person) | Q(opened_by_id=person)
-    )
+    my_incidents = incident_selectors.incident_list(actor=actor, open_only=True, caller=actor.person_id)
+    if actor.person_id is None:  # no caller filter would mean every incident the actor may see
+        my_incidents = my_incidents.none()
+    my_requests = request_selectors.service_request_list(actor=actor, open_only=True, own_only=True)
     open_incidents = list(my_incidents.order_by("-opened_at", "-id")[:5])
     open_incident_count, open_request_count = my_incidents.count(), my_requests.count()
     context = {
@@ -95,11 +82,10 @@ def home(request: TenantRequest) -> HttpResponse:
     return render(request, "portal/home.html", context)
 
 
+@portal_page
 def knowledge_search(request: TenantRequest) -> HttpResponse:
     """Search the tenant's published portal articles (``?q=``); results with a snippet around the first
     word found; most viewed first, then most recently published. At most 20 results."""
-    if (refused := _gate(request)) is not None:
-        return refused
     actor = request_actor(request)
     q = request.GET.get("q", "").strip()[:200]
     qs = knowledge_selectors.article_portal_list(actor=actor, q=q)
@@ -109,10 +95,9 @@ def knowledge_search(request: TenantRequest) -> HttpResponse:
     return render(request, template, {"q": q, "results": results})
 
 
+@portal_page
 def knowledge_article(request: TenantRequest, number: str) -> HttpResponse:
     """One published portal article (its published text only); counts a view."""
-    if (refused := _gate(request)) is not None:
-        return refused
     actor = request_actor(request)
     try:
         article = knowledge_selectors.article_portal_get(actor=actor, number=number)

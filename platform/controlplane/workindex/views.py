@@ -5,9 +5,9 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 
 from controlplane.accounts.models import User
+from controlplane.http import htmx_render
 from controlplane.problems import DomainError
 
 from . import selectors
@@ -62,5 +62,10 @@ def queue(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     query.pop("cursor", None)
     context = {"form": form, "page": page, "error": error, "query": query.urlencode(), "user_id": user.pk}
-    template = "workindex/_queue_rows.html" if request.headers.get("HX-Request") else "workindex/queue.html"
-    return render(request, template, context, status=status)
+    return htmx_render(
+        request,
+        full="workindex/queue.html",
+        partial="workindex/_queue_rows.html",
+        context=context,
+        status=status,
+    )
