@@ -81,33 +81,59 @@ def tenant_provision(
     snapshot = template_snapshot()
     try:
         with transaction.atomic():
-            tenant = Tenant(
+            tenant = tenant_register(
                 provider=provider,
-                name=name.strip(),
+                name=name,
                 slug=slug,
-                schema_name=new_schema_name(),
                 time_zone=time_zone,
                 locale=locale,
+                schema_name=new_schema_name(),
                 migration_state=snapshot.migration_state,
-            )
-            # One INSERT each. TenantMixin.save would add a case-insensitive uniqueness query for the schema
-            # name (ours are generated UUIDv7s) and DomainMixin.save would demote other primary domains (a
-            # new tenant has none). A taken slug fails right here, before any DDL runs.
-            Tenant.objects.bulk_create([tenant])
-            Domain.objects.bulk_create(
-                [
-                    Domain(
-                        domain=f"{slug}.{settings.PORTAL_BASE_DOMAIN}",
-                        tenant=tenant,
-                        is_primary=True,
-                        verified_at=timezone.now(),  # ours: the platform's own wildcard name
-                    )
-                ]
             )
             with connection.cursor() as cursor:
                 cursor.execute(snapshot.statements_for(tenant.schema_name).as_string(cursor.connection))
     except IntegrityError as exc:
         raise TenantSlugTaken(f"a tenant with slug {slug!r} already exists") from exc
+    return tenant
+
+
+def tenant_register(
+    *,
+    provider: Provider,
+    name: str,
+    slug: str,
+    time_zone: str,
+    locale: str,
+    schema_name: str,
+    migration_state: str,
+) -> Tenant:
+    """Write a tenant's rows (the tenant and its primary portal domain) for a schema that is built in the
+    same transaction (tenant_provision) or already exists at ``migration_state`` (the test suite's pool of
+    pre-built schemas). Input is validated by the caller; a taken slug raises IntegrityError.
+    """
+    tenant = Tenant(
+        provider=provider,
+        name=name.strip(),
+        slug=slug,
+        schema_name=schema_name,
+        time_zone=time_zone,
+        locale=locale,
+        migration_state=migration_state,
+    )
+    # One INSERT each. TenantMixin.save would add a case-insensitive uniqueness query for the schema name
+    # (ours are generated UUIDv7s) and DomainMixin.save would demote other primary domains (a new tenant has
+    # none). A taken slug fails right here, before any DDL runs.
+    Tenant.objects.bulk_create([tenant])
+    Domain.objects.bulk_create(
+        [
+            Domain(
+                domain=f"{slug}.{settings.PORTAL_BASE_DOMAIN}",
+                tenant=tenant,
+                is_primary=True,
+                verified_at=timezone.now(),  # ours: the platform's own wildcard name
+            )
+        ]
+    )
     return tenant
 
 

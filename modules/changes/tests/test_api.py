@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from django.test import Client
 from django_tenants.utils import tenant_context
-from openapi_spec_validator import validate
 
 from conftest import make_user
 from controlplane.accounts.models import User
@@ -404,9 +403,8 @@ def test_templates_cab_blackouts_and_settings_are_the_admins(
     ]
 
 
-def test_openapi_document_lists_the_change_paths(db: None) -> None:
-    document = Client(HTTP_HOST="testserver").get("/api/v1/openapi.json").json()
-    validate(document)
+def test_openapi_document_lists_the_change_paths(openapi_document: dict[str, Any]) -> None:
+    document = openapi_document
     paths = set(document["paths"])
     for path in (
         "/api/v1/t/{tenant}/changes/",

@@ -15,7 +15,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from django.test import Client
 from django_tenants.utils import tenant_context
-from openapi_spec_validator import validate
 
 from conftest import make_user
 from controlplane.accounts.models import User
@@ -581,11 +580,8 @@ def test_token_post_needs_no_csrf_token(tech_a: User, tenant_a: Tenant) -> None:
 # OpenAPI
 
 
-def test_openapi_document_is_valid_and_lists_the_incident_paths(db: None) -> None:
-    response = Client(HTTP_HOST="testserver").get("/api/v1/openapi.json")
-    assert response.status_code == 200
-    document = response.json()
-    validate(document)
+def test_openapi_document_is_valid_and_lists_the_incident_paths(openapi_document: dict[str, Any]) -> None:
+    document = openapi_document
     for path in (
         "/api/v1/t/{tenant}/incidents/",
         "/api/v1/t/{tenant}/incidents/{incident_id}",

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from django.test import Client
 from django_tenants.utils import tenant_context
-from openapi_spec_validator import validate
 
 from conftest import actor_in, make_user
 from controlplane.accounts.models import User
@@ -417,9 +416,8 @@ def test_another_tenants_ids_under_this_tenants_path_answer_like_missing_ones(
     assert writes(tenant_a) == counts_a and writes(tenant_b) == counts_b
 
 
-def test_openapi_lists_the_problem_paths(db: None) -> None:
-    document = Client(HTTP_HOST="testserver").get("/api/v1/openapi.json").json()
-    validate(document)
+def test_openapi_lists_the_problem_paths(openapi_document: dict[str, Any]) -> None:
+    document = openapi_document
     prefix = "/api/v1/t/{tenant}/problems"
     for path in (
         "/",

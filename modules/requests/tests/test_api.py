@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from django.test import Client
 from django_tenants.utils import tenant_context
-from openapi_spec_validator import validate
 
 from conftest import actor_in, make_user
 from controlplane.accounts.models import User
@@ -393,9 +392,8 @@ def test_other_tenants_requests_answer_like_missing_ones(
     assert writes(tenant_b) == before
 
 
-def test_openapi_lists_the_request_paths(db: None) -> None:
-    document = Client(HTTP_HOST="testserver").get("/api/v1/openapi.json").json()
-    validate(document)
+def test_openapi_lists_the_request_paths(openapi_document: dict[str, Any]) -> None:
+    document = openapi_document
     for path in (
         "/api/v1/t/{tenant}/catalog/categories",
         "/api/v1/t/{tenant}/catalog/items",
