@@ -24,9 +24,13 @@ class CommentForm(forms.Form):
 
 
 class AssignForm(forms.Form):
-    """Assignment group and assignee of a record (either may be empty). Choices are the tenant's active
-    persons and groups as the actor may list them (people.selectors); ``q`` narrows what is shown (by
-    name, the current choice always kept), never what a post may choose. Field ids are ``assign-<name>``.
+    """Assignment group and assignee of a record (either may be empty). Field ids are ``assign-<name>``.
+
+    A post may choose any of the tenant's active persons and groups as the actor may list them
+    (people.selectors); the service decides the rest. What the page offers is narrower, as ServiceNow's
+    "Assigned to" does: the members of the chosen assignment group (of any group when none is chosen), the
+    actor and the current assignee, narrowed by name with ``q``; groups narrowed by name with ``q``; at
+    most ASSIGNEE_OPTIONS of each.
     """
 
     assignment_group: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
@@ -39,21 +43,27 @@ class AssignForm(forms.Form):
     def __init__(self, *args: Any, actor: Actor, q: str = "", **kwargs: Any) -> None:
         kwargs.setdefault("auto_id", "assign-%s")
         super().__init__(*args, **kwargs)
-        q = q.strip()
         people, groups = person_list(actor=actor), group_list(actor=actor)
-        chosen = {
-            name: self.data.get(name) or self.initial.get(name)
-            for name in ("assignment_group", "assigned_to")
-        }
-        if q:
-            keep_person = _pk(chosen["assigned_to"])
-            keep_group = _pk(chosen["assignment_group"])
-            people = people.filter(Q(display_name__icontains=q) | Q(pk=keep_person))
-            groups = groups.filter(Q(name__icontains=q) | Q(pk=keep_group))
-        for name, qs in (("assigned_to", people), ("assignment_group", groups)):
+        source = self.data if self.is_bound else self.initial
+        keep_person = _pk(source.get("assigned_to"))
+        keep_group = _pk(source.get("assignment_group"))
+        members = Q(groups=keep_group) if keep_group else Q(groups__isnull=False)
+        shown_people = people.filter(members | Q(pk=keep_person) | Q(pk=actor.person_id)).distinct()
+        shown_groups = groups
+        if q := q.strip():
+            shown_people = shown_people.filter(Q(display_name__icontains=q) | Q(pk=keep_person))
+            shown_groups = groups.filter(Q(name__icontains=q) | Q(pk=keep_group))
+        for name, everything, shown in (
+            ("assigned_to", people, shown_people),
+            ("assignment_group", groups, shown_groups),
+        ):
             field = self.fields[name]
             assert isinstance(field, forms.ModelChoiceField)
-            field.queryset = qs if self.is_bound and not q else qs[:ASSIGNEE_OPTIONS]
+            # The widget keeps the iterator over the offered rows; the field validates against all of them.
+            field.queryset = shown[:ASSIGNEE_OPTIONS]
+            offered = field.widget.choices
+            field.queryset = everything
+            field.widget.choices = offered
 
 
 def _pk(value: Any) -> uuid.UUID | None:
