@@ -137,7 +137,14 @@ def test_tenant_dashboard_charts_period_and_csv(
     show_period(page, 30)
     expect(page).to_have_url(re.compile(r"/t/acme/dashboard/\?days=30$"))
     assert summary(page, "Opened") == "1"
-    assert page.evaluate(MARKED)
+
+    # Back: the 90-day numbers, and the period control says 90 days again.
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/t/acme/dashboard/\?days=90$"))
+    expect(page.locator("#dashboard-body")).to_contain_text("(90 days")
+    assert summary(page, "Opened") == str(1 + OLD_OPENED)
+    expect(page.get_by_label("Period")).to_have_value("90")
+    assert page.evaluate(MARKED), "the period or Back reloaded the page"
 
 
 def test_cross_client_dashboard_charts_filters_and_csv(
