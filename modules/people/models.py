@@ -25,6 +25,8 @@ class Person(Record):
 
     class Meta:
         ordering = ["display_name"]
+        # Lists sorted by caller or assignee name walk persons in name order and join their records.
+        indexes = [models.Index(fields=["display_name", "id"], name="person_name")]
 
     def __str__(self) -> str:
         return self.display_name

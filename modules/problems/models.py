@@ -77,6 +77,11 @@ class Problem(Record):
             models.Index(fields=["state", "priority"], name="problem_state_priority"),
             models.Index(fields=["assigned_to", "state"], name="problem_assignee_state"),
             models.Index(fields=["opened_at", "id"], name="problem_opened"),
+            # The console list's sort columns, each with id as its tiebreak (records.listing.sort_apply).
+            models.Index(fields=["priority", "id"], name="problem_priority_id"),
+            models.Index(fields=["state", "id"], name="problem_state_id"),
+            models.Index(fields=["updated_at", "id"], name="problem_updated"),
+            models.Index(fields=["short_description", "id"], name="problem_title"),
         ]
 
     def __str__(self) -> str:

@@ -293,10 +293,10 @@ def test_assignee_picker_narrows_persons_and_groups(
     client_for: Callable[..., Client], tenant_a: Tenant, tech_a: User
 ) -> None:
     with tenant_context(tenant_a):
-        Group.objects.create(name="Network team")
+        network = Group.objects.create(name="Network team")
         Group.objects.create(name="Service desk")
         kept = Person.objects.create(display_name="Zed Kept")
-        Person.objects.create(display_name="Nina Network")
+        network.members.add(Person.objects.create(display_name="Nina Network"))
     response = client_for(tech_a).get(
         "/t/acme/assignees/", {"q": "netw", "assigned_to": str(kept.pk)}, headers=HTMX
     )
@@ -304,6 +304,35 @@ def test_assignee_picker_narrows_persons_and_groups(
     assert response.status_code == 200
     assert "Network team" in body and "Service desk" not in body
     assert "Nina Network" in body and "Zed Kept" in body and "Tech.A" not in body
+
+
+def test_assignees_offered_are_the_groups_members_but_a_post_may_name_anyone(
+    client_for: Callable[..., Client], tenant_a: Tenant, tech_a: User
+) -> None:
+    with tenant_context(tenant_a):
+        tech = actor_in(tenant_a, tech_a)
+        network, desk = Group.objects.create(name="Network team"), Group.objects.create(name="Service desk")
+        network.members.add(Person.objects.create(display_name="Nina Network"))
+        desk.members.add(Person.objects.create(display_name="Dave Desk"))
+        caller = Person.objects.create(display_name="Carl Caller")
+        incident = incident_opened(tech, OPENED)
+    console = client_for(tech_a)
+    offered = console.get(f"/t/acme/incidents/{incident.number}/").content.decode()
+    # Group members and the technician themselves; not a caller who is in no group.
+    assert "Nina Network" in offered and "Dave Desk" in offered and "Tech.A" in offered
+    assert "Carl Caller" not in offered
+    # Choosing a group offers its members only (the htmx request the group <select> sends).
+    narrowed = console.get("/t/acme/assignees/", {"assignment_group": str(network.pk)}, headers=HTMX)
+    assert "Nina Network" in narrowed.content.decode() and "Dave Desk" not in narrowed.content.decode()
+    # What is offered is not what may be posted: the caller can still be assigned (the service decides).
+    posted = console.post(
+        f"/t/acme/incidents/{incident.number}/assign/",
+        {"assignment_group": str(network.pk), "assigned_to": str(caller.pk)},
+    )
+    assert posted.status_code in (200, 302, 303)
+    with tenant_context(tenant_a):
+        incident.refresh_from_db()
+        assert (incident.assignment_group_id, incident.assigned_to_id) == (network.pk, caller.pk)
 
 
 def _page_queries(client: Client, path: str) -> int:
