@@ -250,9 +250,7 @@ def article_portal_list(*, actor: Actor, q: str = "") -> QuerySet[Article]:
     included: the portal shows only published text, never a draft). Each row has ``published_version``
     joined. ``q`` is split into words; every word must appear in the published title or body
     (case-insensitive), or ``q`` equals the number. Unordered."""
-    qs = Article.objects.filter(audience=Audience.PORTAL, published_version__isnull=False).select_related(
-        "published_version"
-    )
+    qs = article_visible(actor=actor).filter(audience=Audience.PORTAL, published_version__isnull=False)
     words = q.split()
     if words:
         match = Q()

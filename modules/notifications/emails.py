@@ -107,12 +107,21 @@ def record_url(*, event: NotificationEvent, audience: str = "console") -> str:
 def email_context(*, event: NotificationEvent, person: Any, language: str) -> dict[str, Any]:
     """What every notification template sees: ``tenant`` (name, slug), ``brand`` (sender name, accent
     colour, logo URL), ``event``, ``person`` (the reader), ``actor`` (who caused it, or None),
-    ``occurred_at`` (in the tenant's time zone), ``url``, ``state_label`` and ``previous_state_label``
-    in the language, and the event's ``context``."""
+    ``occurred_at`` (in the tenant's time zone), ``url``, ``survey_url`` (the portal's satisfaction survey
+    when an incident was resolved and the reader is its caller, else empty), ``state_label`` and
+    ``previous_state_label`` in the language, and the event's ``context``."""
     tenant = getattr(connection, "tenant", None)
     brand = NotificationSettings.objects.filter(pk=1).first() or NotificationSettings()
     zone = ZoneInfo(getattr(tenant, "time_zone", "UTC") or "UTC")
     ctx = event.context or {}
+    url = record_url(event=event, audience=ctx.get("audience", "console"))
+    resolved_for_caller = (
+        event.record_type == "incident" and ctx.get("state") == "resolved" and ctx.get("audience") == "portal"
+    )
+    # The portal's survey page (modules.incidents portal_urls: /incidents/<number>/survey/).
+    survey_url = (
+        f"{url}survey/" if resolved_for_caller and not url.startswith(settings.CONSOLE_BASE_URL) else ""
+    )
     return {
         "tenant": tenant,
         "tenant_name": getattr(tenant, "name", ""),
@@ -122,7 +131,8 @@ def email_context(*, event: NotificationEvent, person: Any, language: str) -> di
         "person": person,
         "actor": event.actor_person,
         "occurred_at": event.occurred_at.astimezone(zone),
-        "url": record_url(event=event, audience=ctx.get("audience", "console")),
+        "url": url,
+        "survey_url": survey_url,
         "context": ctx,
         "state_label": state_label(language, str(ctx.get("state", ""))),
         "previous_state_label": state_label(language, str(ctx.get("previous_state", ""))),

@@ -11,7 +11,7 @@ from django_tenants.utils import tenant_context
 
 from conftest import actor_in
 from controlplane.accounts.models import User
-from modules.incidents.services import incident_comment, incident_create, incident_update
+from modules.incidents.services import incident_comment, incident_create, incident_transition, incident_update
 from modules.notifications.models import EmailDelivery, NotificationPreference, NotificationSettings
 from modules.notifications.services import email_delivery_send, notification_emit
 from modules.notifications.tasks import email_delivery_send_task
@@ -105,6 +105,30 @@ def test_comment_email_reaches_the_caller_and_respects_opt_out_but_critical_even
     assert "Please restart &amp; try again &lt;today&gt;." in Mailbox.html(first)
     assert f"http://acme.localhost:8000/incidents/{incident.number}/" in Mailbox.text(first)  # the portal
     assert critical["Subject"] == "[INC0000042] SLA breached: Printer on fire"
+
+
+def test_the_resolution_email_asks_the_caller_for_the_survey_and_other_changes_do_not(
+    smtp: Mailbox, tenant_a: Tenant, tech_a: User
+) -> None:
+    with tenant_context(tenant_a):
+        actor = actor_in(tenant_a, tech_a)
+        carol = Person.objects.create(display_name="Carol", email="carol@acme.example")
+        incident = incident_create(actor=actor, short_description="Printer jams", caller=carol)
+        incident_transition(actor=actor, incident=incident, action="start")
+        incident_transition(
+            actor=actor,
+            incident=incident,
+            action="resolve",
+            resolution_code="solved_permanently",
+            resolution_notes="New roller.",
+        )
+        assert send_all() == 2
+
+    started, resolved = smtp.messages
+    survey = f"http://acme.localhost:8000/incidents/{incident.number}/survey/"
+    assert "survey" not in Mailbox.text(started) and "survey" not in Mailbox.html(started)
+    assert f"How did we do? Rate the resolution (1\N{EN DASH}5): {survey}" in Mailbox.text(resolved)
+    assert f'<a href="{survey}">Rate the resolution</a>' in Mailbox.html(resolved)
 
 
 def test_the_same_task_run_twice_sends_once(smtp: Mailbox, tenant_a: Tenant) -> None:
