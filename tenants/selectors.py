@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from django.db.models import QuerySet
 
+from controlplane.accounts.models import User
 from controlplane.problems import NotFound
 from modules.records.actor import Actor
 
-from .models import Domain, Tenant, TenantBranding
+from .models import Domain, Tenant, TenantAuditEntry, TenantBranding
 
 DOMAIN_READ_ROLES = frozenset({"owner", "admin", "technician"})
 
@@ -41,3 +45,39 @@ def domain_is_routable(*, hostname: str) -> bool:
     return Domain.objects.filter(
         domain=hostname, verified_at__isnull=False, tenant__status=Tenant.Status.ACTIVE
     ).exists()
+
+
+@dataclass(frozen=True)
+class AuditLine:
+    """One audit entry as the console and portal show it: ``who`` is the user's name (or "system")."""
+
+    entry: TenantAuditEntry
+    who: str
+
+    @property
+    def changes(self) -> list[tuple[str, Any, Any]]:
+        """``(field, old, new)`` per changed field, in field order."""
+        return [(field, *pair) for field, pair in sorted(self.entry.changes.items())]
+
+
+AUDIT_READ_ROLES = {
+    "branding.": frozenset({"owner", "admin", "technician", "client_admin"}),
+    "domain.": DOMAIN_READ_ROLES,
+}
+
+
+def tenant_audit_list(*, actor: Actor, tenant: Tenant, prefix: str, limit: int = 20) -> list[AuditLine]:
+    """The newest ``limit`` audit entries of ``tenant`` whose verb starts with ``prefix`` ("branding." or
+    "domain."), newest first, each with its author's name; two queries. Empty for a role that may not
+    read that page (AUDIT_READ_ROLES). Times are UTC (aware datetimes)."""
+    if actor.role not in AUDIT_READ_ROLES.get(prefix, frozenset()):
+        return []
+    entries = list(
+        TenantAuditEntry.objects.filter(tenant=tenant, verb__startswith=prefix).order_by("-at", "-id")[:limit]
+    )
+    names = dict(
+        User.objects.filter(pk__in={e.actor_user_id for e in entries if e.actor_user_id}).values_list(
+            "pk", "full_name"
+        )
+    )
+    return [AuditLine(entry=e, who=names.get(e.actor_user_id, "") or "system") for e in entries]

@@ -104,7 +104,11 @@ def _branding_page(request: TenantRequest, template: str) -> HttpResponse:
         else:
             messages.success(request, "Branding saved.")
             return redirect(request.path)
-    context = {"form": form, "branding": branding}
+    context = {
+        "form": form,
+        "branding": branding,
+        "audit": selectors.tenant_audit_list(actor=actor, tenant=tenant, prefix="branding."),
+    }
     return render(request, template, context, status=status)
 
 
@@ -176,6 +180,7 @@ def console_domains(request: TenantRequest, tenant: str) -> HttpResponse:
         "can_manage": actor.role in services.DOMAIN_ROLES,
         "may_read": actor.role in selectors.DOMAIN_READ_ROLES,
         "cname_target": f"{owner.slug}.{settings.PORTAL_BASE_DOMAIN}",
+        "audit": selectors.tenant_audit_list(actor=actor, tenant=owner, prefix="domain."),
     }
     if not context["may_read"]:
         raise Http404("no such page")

@@ -166,6 +166,10 @@ def test_the_msp_brands_in_the_console_and_each_host_shows_its_own(
         )
         assert response.status_code == 302
     assert TenantAuditEntry.objects.filter(actor_role="technician", source="console").count() == 2
+    # Each client's branding page shows its own change, by whom; never the other client's.
+    history_a = console.get("/t/acme/branding/").content.decode()
+    assert "Recent changes" in history_a and tech_ab.full_name in history_a
+    assert "#7a1f5c" in history_a.split("Recent changes")[1] and "#0f5132" not in history_a
 
     page_a = signed_in(end_user_a, "acme.localhost").get("/").content.decode()
     page_b = signed_in(end_user_b, "globex.localhost").get("/").content.decode()

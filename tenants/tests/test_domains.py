@@ -130,6 +130,9 @@ def test_a_pending_domain_does_not_route_until_its_txt_proof_is_found(
         ("domain.added", owner.pk),
         ("domain.verified", owner.pk),
     ]
+    history = client.get("/t/acme/domains/").content.decode().split("Recent domain changes")[1]
+    assert history.index("domain.verified") < history.index("domain.added")  # newest first
+    assert owner.full_name in history and "help.acme.example" in history
 
 
 def test_verify_reports_a_wrong_token_and_a_missing_record_and_writes_nothing(
