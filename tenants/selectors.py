@@ -80,4 +80,7 @@ def tenant_audit_list(*, actor: Actor, tenant: Tenant, prefix: str, limit: int =
             "pk", "full_name"
         )
     )
-    return [AuditLine(entry=e, who=names.get(e.actor_user_id, "") or "system") for e in entries]
+    return [
+        AuditLine(entry=e, who=(names.get(e.actor_user_id, "") if e.actor_user_id else "") or "system")
+        for e in entries
+    ]
