@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import zoneinfo
 from typing import Any
 
 import dns.exception
@@ -19,6 +18,7 @@ from django.utils import timezone
 
 from controlplane.problems import Conflict, InvalidInput, PermissionDenied
 from controlplane.providers.models import Provider
+from controlplane.zones import zone_valid
 from modules.records.actor import Actor
 
 from .models import Domain, Tenant, TenantAuditEntry, TenantBranding
@@ -42,17 +42,6 @@ def new_schema_name() -> str:
     return f"t_{uuid_utils.uuid7().hex}"
 
 
-def _known_time_zone(name: str) -> bool:
-    """True for an IANA zone name. Loading one zone is cheap; listing them all scans the disk (~15 ms)."""
-    if not name or name.startswith(("/", ".")) or ".." in name:
-        return False
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
 def tenant_validate(*, slug: str, name: str, time_zone: str) -> None:
     """Raise InvalidInput naming the field if slug, name or time zone is unacceptable."""
     errors = []
@@ -60,7 +49,7 @@ def tenant_validate(*, slug: str, name: str, time_zone: str) -> None:
         errors.append({"field": "slug", "message": "2-40 lower-case letters, digits or '-', not reserved"})
     if not name.strip():
         errors.append({"field": "name", "message": "required"})
-    if not _known_time_zone(time_zone):
+    if not zone_valid(time_zone):
         errors.append({"field": "time_zone", "message": f"unknown IANA time zone {time_zone!r}"})
     if errors:
         raise InvalidInput("; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors)

@@ -7,13 +7,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-import zoneinfo
 from typing import Any
 
 import holidays
 from django import forms
 
 from controlplane.problems import NotFound
+from controlplane.zones import zone_choices
 from modules.cmdb import selectors as cmdb_selectors
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
@@ -23,12 +23,6 @@ from .services import HoursSpec
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 INTERVAL = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
-
-
-@functools.cache
-def time_zone_choices() -> list[tuple[str, str]]:
-    """Every IANA time zone name known to this Python (``zoneinfo.available_timezones``), sorted."""
-    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
 
 @functools.cache
@@ -96,7 +90,7 @@ class WeeklyHoursField(forms.MultiValueField):
 class CalendarForm(forms.Form):
     name = forms.CharField(max_length=120, required=False)
     time_zone = forms.CharField(
-        widget=forms.Select(choices=time_zone_choices()), help_text="Working hours are wall-clock times here."
+        widget=forms.Select(choices=zone_choices()), help_text="Working hours are wall-clock times here."
     )
     holiday_country = forms.CharField(
         required=False,

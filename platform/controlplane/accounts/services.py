@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-import zoneinfo
 
 from django.db import transaction
 from django.utils import timezone
 
 from controlplane.problems import Conflict, InvalidInput
 from controlplane.providers.models import Provider
+from controlplane.zones import zone_valid
 from tenants.models import Tenant
 
 from .models import (
@@ -104,7 +104,7 @@ def user_time_zone_set(*, user: User, time_zone: str) -> User:
     to unset it (pages then use the browser's zone, else the tenant's, else UTC). Raises InvalidInput
     (field ``time_zone``) for an unknown name. Control plane; no tenant data changes."""
     time_zone = time_zone.strip()
-    if time_zone and time_zone not in zoneinfo.available_timezones():
+    if time_zone and not zone_valid(time_zone):
         raise InvalidInput(
             f"unknown time zone {time_zone!r}",
             errors=[{"field": "time_zone", "message": "Choose a time zone from the list."}],

@@ -7,7 +7,6 @@ known, for console and portal requests alike.
 
 from __future__ import annotations
 
-import functools
 import zoneinfo
 from collections.abc import Callable
 from urllib.parse import unquote
@@ -15,21 +14,12 @@ from urllib.parse import unquote
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from controlplane.zones import zone_valid
+
 # Set by static/app.js from Intl.DateTimeFormat().resolvedOptions().timeZone (an IANA name, URI-encoded).
 TZ_COOKIE = "tz"
 RECENT_SESSION_KEY = "console_recent_tenants"
 RECENT_MAX = 5
-
-
-@functools.cache
-def known_zones() -> frozenset[str]:
-    """The IANA zone names this machine's zoneinfo knows (read once per process)."""
-    return frozenset(zoneinfo.available_timezones())
-
-
-def zone_valid(name: str | None) -> bool:
-    """True if ``name`` is a known IANA zone name ("Europe/London", "UTC"). Never a path or an offset."""
-    return bool(name) and name in known_zones()
 
 
 def viewer_zone_name(request: HttpRequest) -> str:

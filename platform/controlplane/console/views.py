@@ -13,9 +13,10 @@ from controlplane.accounts.models import ApiToken, User
 from controlplane.accounts.services import api_token_create, api_token_revoke, user_time_zone_set
 from controlplane.http import form_errors_apply
 from controlplane.problems import DomainError
+from controlplane.zones import zone_choices
 
 from . import selectors
-from .middleware import known_zones, recent_tenant_ids
+from .middleware import recent_tenant_ids
 
 
 @login_required
@@ -71,7 +72,7 @@ class ProfileForm(forms.Form):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         field = self.fields["time_zone"]
         assert isinstance(field, forms.ChoiceField)
-        field.choices = [("", "Not set (use my browser's zone)")] + [(z, z) for z in sorted(known_zones())]
+        field.choices = [("", "Not set (use my browser's zone)"), *zone_choices()]
 
 
 @login_required
