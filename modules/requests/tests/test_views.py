@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 from django.test import Client
@@ -76,6 +77,9 @@ def test_technician_orders_for_someone_from_the_schema_form(
     form = console.get(url).content.decode()
     assert 'name="var_reason"' in form and 'type="date"' in form and 'name="requested_for"' in form
     assert '<option value="developer">developer</option>' in form
+    # The same conditional form as the portal's: justification is required only for the developer model.
+    assert "data-conditional-form" in form and "requests/conditional.js" in form
+    assert re.search(r'data-field="var_justification"[^>]*data-required-when=', form)
     refused = console.post(url, {"requested_for": str(bob.pk), "var_model": "developer", "quantity": 1})
     page = refused.content.decode()
     assert refused.status_code == 422 and page.count("required") >= 2
