@@ -3,8 +3,6 @@ console, validated (WCAG AA contrast, logo bytes), audited, and shown on each te
 
 from __future__ import annotations
 
-import struct
-import zlib
 from typing import Any
 
 import pytest
@@ -18,23 +16,8 @@ from controlplane.accounts.services import tenant_membership_set
 from controlplane.problems import InvalidInput, PermissionDenied
 from tenants.models import Tenant, TenantAuditEntry, TenantBranding
 from tenants.services import branding_update
+from tenants.tests.factories import png
 from tenants.validation import contrast_ratio
-
-
-def png(width: int = 2, height: int = 1) -> bytes:
-    """A valid PNG of ``width`` x ``height`` red pixels."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 @pytest.fixture

@@ -52,7 +52,7 @@ from modules.requests.models import Approval, CatalogCategory, ServiceRequest
 from modules.requests.services import StepSpec, catalog_item_create, request_submit
 from tenants.models import Tenant
 from tenants.services import branding_update, domain_add
-from tenants.tests.test_branding import png
+from tenants.tests.factories import png
 from tests.accessibility.checker import ELEMENT_RULES, RULES, check
 from tests.isolation.practice_records import practice_links, practice_records
 

@@ -11,7 +11,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from conftest import PASSWORD
 from tenants.models import TenantBranding
-from tenants.tests.test_branding import png
+from tenants.tests.factories import png
 
 from .helpers import Site, screenshot, sign_in
 
