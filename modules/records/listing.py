@@ -313,13 +313,9 @@ class ListFilterForm(forms.Form):
     q = forms.CharField(required=False, label="Search", max_length=200)
 
     def cleaned(self) -> dict[str, Any]:
-        """The valid fields' values; a field with an error gets ``aria-invalid`` and is described by its
-        message (the ``<span id="<field id>-error">`` of records/_list_filters.html)."""
+        """The valid fields' values. Django marks a field with an error ``aria-invalid`` and describes it
+        by ``<field id>_error``, the message's id in records/_list_filters.html."""
         self.is_valid()
-        for name in self.errors:
-            if name in self.fields:
-                described = f"{self[name].id_for_label}-error"
-                self.fields[name].widget.attrs.update({"aria-invalid": "true", "aria-describedby": described})
         return dict(getattr(self, "cleaned_data", {}))
 
 

@@ -303,8 +303,9 @@ def test_incident_filters(client_for: Callable[..., Client], tech_a: User, tenan
     # A bad value is reported next to its field; the other filters still apply.
     bad = console.get("/t/acme/incidents/?opened=9999&priority=1")
     assert sorted(numbers(bad)) == ["INC0000001", "INC0000002"]
-    assert 'class="error" id="id_opened-error"' in bad.content.decode()
-    assert 'aria-describedby="id_opened-error"' in bad.content.decode()
+    assert 'class="error" id="id_opened_error"' in bad.content.decode()
+    assert 'aria-describedby="id_opened_error"' in bad.content.decode()
+    assert 'aria-invalid="true"' in bad.content.decode()
     # htmx gets only the table, and the response varies on HX-Request.
     partial = console.get("/t/acme/incidents/?assignee=me", HTTP_HX_REQUEST="true")
     assert b"<html" not in partial.content and numbers(partial) == ["INC0000003"]
