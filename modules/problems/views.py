@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.core.paginator import Paginator
 from django.db.models import F
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -30,6 +29,8 @@ from modules.records.listing import (
     ListSpec,
     assignee_filters,
     listing_build,
+    page_get,
+    page_number,
     saved_view_redirect,
     within_since,
 )
@@ -357,6 +358,8 @@ def problem_known_error_create(request: TenantRequest, tenant: str, number: str)
 
 # Known errors
 
+KNOWN_ERRORS_PAGE = 50
+
 
 def known_error_list(request: TenantRequest, tenant: str) -> HttpResponse:
     """Known errors, searched by full text (``q``) in relevance order, else most recently updated."""
@@ -365,7 +368,9 @@ def known_error_list(request: TenantRequest, tenant: str) -> HttpResponse:
     state = [s for s in request.GET.getlist("state") if s in KnownError.State.values]
     qs = selectors.known_error_list(actor=actor, q=q, state=state)
     qs = qs.order_by(F("rank").desc(), "-updated_at") if q else qs.order_by("-updated_at", "-id")
-    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    page = page_get(
+        qs, number=page_number(request.GET.get("page"), KNOWN_ERRORS_PAGE), size=KNOWN_ERRORS_PAGE
+    )
     context = {"page": page, "q": q, "state": state, "states": KnownError.State.choices}
     template = "problems/_known_error_table.html" if request.htmx else "problems/known_error_list.html"
     return render(request, template, context)

@@ -195,6 +195,17 @@ def page_get(qs: QuerySet[Any], *, number: int, size: int) -> Page:
     return Page(rows=rows, number=number, size=size, has_next=more and not capped, capped=capped)
 
 
+def page_slice(rows: Any, *, number: int, size: int) -> Page:
+    """Rows ``(number - 1) * size`` .. ``+ size`` of an ordered queryset that cannot be fetched again by
+    id (a ``union`` or ``values`` query), in one query (``LIMIT size + 1``; no COUNT), as a Page.
+    ``number`` as page_number clamps it."""
+    offset = (number - 1) * size
+    found = list(rows[offset : offset + size + 1])
+    more = len(found) > size
+    capped = more and offset + size >= MAX_ROWS
+    return Page(rows=found[:size], number=number, size=size, has_next=more and not capped, capped=capped)
+
+
 @dataclass(frozen=True)
 class Header:
     """A column header: its sort link (``query``, without ``?``) and ``aria_sort`` (ascending,

@@ -13,7 +13,6 @@ import uuid
 from typing import Any
 
 from django import forms
-from django.core.paginator import Paginator
 from django.db.models import CharField, F, Value
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -24,6 +23,7 @@ from controlplane.problems import DomainError, NotFound
 from modules.incidents import selectors as incident_selectors
 from modules.incidents.models import Incident
 from modules.records.actor import Actor
+from modules.records.listing import page_number, page_slice
 from modules.records.selectors import timeline_public
 
 from . import selectors, services
@@ -120,10 +120,11 @@ def portal_my(request: TenantRequest) -> HttpResponse:
     scope = SCOPE_ORGANISATION if request.GET.get("scope") == SCOPE_ORGANISATION else SCOPE_MINE
     if scope == SCOPE_ORGANISATION and not actor.sees_organisation:
         scope = SCOPE_MINE
-    page = Paginator(_records(actor, scope), PAGE_SIZE).get_page(request.GET.get("page"))
+    number = page_number(request.GET.get("page"), PAGE_SIZE)
+    page = page_slice(_records(actor, scope), number=number, size=PAGE_SIZE)
     rows = [
         {**row, "state_label": STATE_LABELS[row["kind"]].get(row["row_state"], row["row_state"])}
-        for row in page
+        for row in page.rows
     ]
     context = {"page": page, "rows": rows, "scope": scope, "may_see_organisation": actor.sees_organisation}
     htmx = getattr(request, "htmx", False)  # paging with htmx swaps the table only
