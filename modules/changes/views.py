@@ -22,7 +22,6 @@ from controlplane.problems import DomainError, NotFound, PermissionDenied
 from modules.cmdb.selectors import ci_visible
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
-from modules.records.forms import AssignForm, CommentForm
 from modules.records.listing import (
     ASSIGNEE_CHOICES,
     WITHIN_CHOICES,
@@ -229,6 +228,7 @@ PAGE = RecordPage(
     templates="changes",
     url_name="change_detail",
     get=_get,
+    record_arg="change",
     context=_page_context,
     zone=_zone,
     reread_refused=True,  # change_transition sets fields (actual start, outcome) before it may refuse
@@ -238,57 +238,26 @@ PAGE = RecordPage(
 @require_POST
 def change_action(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """A state action (one of the page's per-action forms); refused: 4xx, nothing written."""
-    form = ActionForm(request.POST)
-    return PAGE.post(
-        request,
-        number,
-        lambda actor, change: services.change_transition(actor=actor, change=change, **form.cleaned_data),
-        form=form,
-        slot="action_form",
-    )
+    return PAGE.action_post(request, number, ActionForm(request.POST), services.change_transition)
 
 
 @require_POST
 def change_vote(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    """A CAB member's vote; refused (not a member, not in authorise): 4xx, nothing written."""
-    form = VoteForm(request.POST)
-    return PAGE.post(
-        request,
-        number,
-        lambda actor, change: services.change_vote(actor=actor, change=change, **form.cleaned_data),
-        form=form,
-    )
+    """A CAB member's vote; refused (not a member, not in authorise): 4xx, nothing written (the vote form
+    comes back empty)."""
+    return PAGE.form_post(request, number, VoteForm(request.POST), services.change_vote)
 
 
 @require_POST
 def change_assign(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """Set the assignment group and/or assignee (``change_update``); refused: errors next to the fields."""
-    form = AssignForm(request.POST, actor=request_actor(request))
-    return PAGE.post(
-        request,
-        number,
-        lambda actor, change: services.change_update(actor=actor, change=change, **form.cleaned_data),
-        form=form,
-        slot="assign_form",
-    )
+    return PAGE.assign_post(request, number, services.change_update)
 
 
 @require_POST
 def change_comment(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """A comment or (technicians) a work note; refused: the message next to the text, 4xx."""
-    form = CommentForm(request.POST)
-    return PAGE.post(
-        request,
-        number,
-        lambda actor, change: services.change_comment(
-            actor=actor,
-            change=change,
-            body=form.cleaned_data["body"],
-            work_note=form.cleaned_data["work_note"],
-        ),
-        form=form,
-        slot="comment_form",
-    )
+    return PAGE.comment_post(request, number, services.change_comment)
 
 
 @require_POST

@@ -19,7 +19,6 @@ from modules.cmdb import selectors as cmdb_selectors
 from modules.people.models import Group, Person
 from modules.records import listing
 from modules.records.actor import Actor
-from modules.records.forms import AssignForm, CommentForm
 from modules.records.pages import RecordPage
 from modules.records.selectors import timeline_public
 
@@ -179,6 +178,7 @@ PAGE = RecordPage(
     templates="incidents",
     url_name="incident_detail",
     get=_incident,
+    record_arg="incident",
     context=_page_context,
 )
 
@@ -223,48 +223,20 @@ def incident_edit(request: TenantRequest, tenant: str, number: str) -> HttpRespo
 def incident_action(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """A state action (one of the page's per-action forms). Refused: the page (or its body for htmx) with
     the message next to the action's fields, 4xx, nothing written."""
-    form = ActionForm(request.POST)
-    return PAGE.post(
-        request,
-        number,
-        lambda actor, incident: services.incident_transition(
-            actor=actor, incident=incident, **form.cleaned_data
-        ),
-        form=form,
-        slot="action_form",
-    )
+    return PAGE.action_post(request, number, ActionForm(request.POST), services.incident_transition)
 
 
 @require_POST
 def incident_assign(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """Set the assignment group and/or assignee (``incident_update``; a change from a set value counts as a
     reassignment). Refused (end users, closed incidents, unknown ids): errors next to the fields, 4xx."""
-    form = AssignForm(request.POST, actor=request_actor(request))
-    return PAGE.post(
-        request,
-        number,
-        lambda actor, incident: services.incident_update(actor=actor, incident=incident, **form.cleaned_data),
-        form=form,
-        slot="assign_form",
-    )
+    return PAGE.assign_post(request, number, services.incident_update)
 
 
 @require_POST
 def incident_comment(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """A public comment or (technicians) a work note. Refused: the message next to the text, 4xx."""
-    form = CommentForm(request.POST)
-    return PAGE.post(
-        request,
-        number,
-        lambda actor, incident: services.incident_comment(
-            actor=actor,
-            incident=incident,
-            body=form.cleaned_data["body"],
-            work_note=form.cleaned_data["work_note"],
-        ),
-        form=form,
-        slot="comment_form",
-    )
+    return PAGE.comment_post(request, number, services.incident_comment)
 
 
 # Portal (the tenant's own host): end users see and report their own incidents.

@@ -21,7 +21,6 @@ from modules.cmdb import selectors as cmdb_selectors
 from modules.incidents import selectors as incident_selectors
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
-from modules.records.forms import AssignForm, CommentForm
 from modules.records.listing import (
     ASSIGNEE_CHOICES,
     WITHIN_CHOICES,
@@ -122,6 +121,11 @@ class ProblemActionForm(forms.Form):
     incident_resolution_code = forms.CharField(required=False)
     comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
+    def clean_incident_resolution_code(self) -> str:
+        """The code given to the linked incidents a resolve also resolves: "solved_permanently" unless
+        another is chosen."""
+        return self.cleaned_data["incident_resolution_code"] or "solved_permanently"
+
 
 class KnownErrorForm(forms.Form):
     title = forms.CharField(max_length=200)
@@ -205,6 +209,7 @@ PAGE = RecordPage(
     templates="problems",
     url_name="problem_detail",
     get=_problem,
+    record_arg="problem",
     context=_page_context,
 )
 
@@ -232,46 +237,20 @@ def problem_edit(request: TenantRequest, tenant: str, number: str) -> HttpRespon
 def problem_action(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """A state action (one of the page's per-action forms). Refused: the page (or its body for htmx) with
     the message next to the action's fields, 4xx, nothing written."""
-    form = ProblemActionForm(request.POST)
-
-    def transition(actor: Actor, problem: Problem) -> Problem:
-        data = dict(form.cleaned_data)
-        data["incident_resolution_code"] = data["incident_resolution_code"] or "solved_permanently"
-        return services.problem_transition(actor=actor, problem=problem, **data)
-
-    return PAGE.post(request, number, transition, form=form, slot="action_form")
+    return PAGE.action_post(request, number, ProblemActionForm(request.POST), services.problem_transition)
 
 
 @require_POST
 def problem_assign(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """Set the assignment group and/or assignee (``problem_update``). Refused: errors next to the
     fields, 4xx, nothing written."""
-    form = AssignForm(request.POST, actor=request_actor(request))
-    return PAGE.post(
-        request,
-        number,
-        lambda actor, problem: services.problem_update(actor=actor, problem=problem, **form.cleaned_data),
-        form=form,
-        slot="assign_form",
-    )
+    return PAGE.assign_post(request, number, services.problem_update)
 
 
 @require_POST
 def problem_comment(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """A work note or comment (technicians). Refused: the message next to the text, 4xx."""
-    form = CommentForm(request.POST)
-    return PAGE.post(
-        request,
-        number,
-        lambda actor, problem: services.problem_comment(
-            actor=actor,
-            problem=problem,
-            body=form.cleaned_data["body"],
-            work_note=form.cleaned_data["work_note"],
-        ),
-        form=form,
-        slot="comment_form",
-    )
+    return PAGE.comment_post(request, number, services.problem_comment)
 
 
 @require_POST

@@ -24,7 +24,7 @@ from controlplane.http import TenantRequest, form_errors_apply, request_actor
 from controlplane.problems import DomainError, InvalidInput
 
 from .actor import Actor
-from .forms import AssignForm
+from .forms import AssignForm, CommentForm
 from .selectors import timeline_get
 
 
@@ -51,6 +51,7 @@ class RecordPage:
     templates: str
     url_name: str
     get: Callable[[Actor, str], Any]
+    record_arg: str
     context: Callable[[TenantRequest, Actor, Any], dict[str, Any]]
     assignable: bool = True
     zone: Callable[[TenantRequest], dt.tzinfo] | None = None
@@ -145,3 +146,50 @@ class RecordPage:
             shown = self.get(actor, number) if self.reread_refused else record
             return self.render(request, actor, shown, exc, **refused)
         return (done or self.done)(request, actor, record)
+
+    def form_post(
+        self,
+        request: TenantRequest,
+        number: str,
+        form: forms.Form,
+        service: Callable[..., Any],
+        *,
+        slot: str = "",
+        done: Callable[[TenantRequest, Actor, Any], HttpResponse] | None = None,
+    ) -> HttpResponse:
+        """``post`` with the call ``service(actor=, <record_arg>=record, **form.cleaned_data)``: the form's
+        fields are the service's keywords."""
+
+        def call(actor: Actor, record: Any) -> Any:
+            return service(actor=actor, **{self.record_arg: record}, **form.cleaned_data)
+
+        return self.post(request, number, call, form=form, slot=slot, done=done)
+
+    def action_post(
+        self, request: TenantRequest, number: str, form: forms.Form, service: Callable[..., Any]
+    ) -> HttpResponse:
+        """A state action from one of the page's per-action forms: ``form``, the practice's action form
+        bound to the post, and ``service``, its transition service (see ``form_post``). Refused: the
+        message next to the action's fields, 4xx, nothing written."""
+        return self.form_post(request, number, form, service, slot="action_form")
+
+    def assign_post(self, request: TenantRequest, number: str, service: Callable[..., Any]) -> HttpResponse:
+        """The assignment group and/or assignee (records.forms.AssignForm) set by ``service``, the
+        practice's update service (see ``form_post``). Refused: errors next to the fields, 4xx."""
+        form = AssignForm(request.POST, actor=request_actor(request))
+        return self.form_post(request, number, form, service, slot="assign_form")
+
+    def comment_post(
+        self,
+        request: TenantRequest,
+        number: str,
+        service: Callable[..., Any],
+        *,
+        done: Callable[[TenantRequest, Actor, Any], HttpResponse] | None = None,
+    ) -> HttpResponse:
+        """A comment or (technicians) a work note (records.forms.CommentForm: ``body``, ``work_note``)
+        written by ``service``, the practice's comment service (see ``form_post``; it decides who may write
+        work notes). Refused: the message next to the text, 4xx."""
+        return self.form_post(
+            request, number, CommentForm(request.POST), service, slot="comment_form", done=done
+        )

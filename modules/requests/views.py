@@ -20,7 +20,6 @@ from controlplane.http import TenantRequest, form_errors_apply, htmx_render, req
 from controlplane.problems import DomainError, NotFound
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
-from modules.records.forms import CommentForm
 from modules.records.listing import (
     WITHIN_CHOICES,
     Column,
@@ -128,6 +127,7 @@ PAGE = RecordPage(
     templates="service_requests",
     url_name="request_detail",
     get=_get_by_number,
+    record_arg="request",
     context=_page_context,
     assignable=False,  # a request is assigned through its fulfilment tasks
 )
@@ -170,20 +170,7 @@ def request_cancel(request: TenantRequest, tenant: str, number: str) -> HttpResp
 @require_POST
 def request_comment(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """A public comment or (technicians) a work note. Refused: the message next to the text, 4xx."""
-    form = CommentForm(request.POST)
-    return PAGE.post(
-        request,
-        number,
-        lambda actor, found: services.request_comment(
-            actor=actor,
-            request=found,
-            body=form.cleaned_data["body"],
-            work_note=form.cleaned_data["work_note"],
-        ),
-        form=form,
-        slot="comment_form",
-        done=_done,
-    )
+    return PAGE.comment_post(request, number, services.request_comment, done=_done)
 
 
 def _approval_page(request: TenantRequest, approval_id: uuid.UUID, act: Any) -> HttpResponse:
