@@ -18,11 +18,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from controlplane.http import TenantRequest, form_errors_apply, htmx_render, request_actor
-from controlplane.problems import DomainError, InvalidInput, NotFound, PermissionDenied
+from controlplane.problems import DomainError, NotFound, PermissionDenied
 from modules.cmdb.selectors import ci_visible
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
-from modules.records.forms import AssignForm, CommentForm
 from modules.records.listing import (
     ASSIGNEE_CHOICES,
     WITHIN_CHOICES,
@@ -34,7 +33,7 @@ from modules.records.listing import (
     saved_view_redirect,
     within_since,
 )
-from modules.records.selectors import timeline_get
+from modules.records.pages import RecordPage
 
 from . import selectors, services
 from .models import CabVote, Change, Risk, StandardChangeTemplate
@@ -202,156 +201,70 @@ def change_detail(request: TenantRequest, tenant: str, number: str) -> HttpRespo
     """The change's console page: plans, conflicts, CAB, actions allowed now, assignment, comment form,
     timeline (``?order=asc`` oldest first; newest first by default), CIs and risk."""
     actor = request_actor(request)
-    return _render_detail(request, actor, _get(actor, number))
+    return PAGE.render(request, actor, _get(actor, number))
 
 
-def _render_detail(
-    request: TenantRequest,
-    actor: Actor,
-    change: Change,
-    error: DomainError | None = None,
-    *,
-    action_form: forms.Form | None = None,
-    comment_form: forms.Form | None = None,
-    assign_form: forms.Form | None = None,
-) -> HttpResponse:
-    """The whole page, or for htmx only its body (``#record-body``), with a refused form's errors next to
-    its fields and the error's status (4xx) when one is given. Times in the tenant's zone."""
-    zone = _zone(request)
-    assert request.tenant is not None
-    base = f"/t/{request.tenant.slug}/"
-    path = f"{base}changes/{change.number}/"
-    if assign_form is None and actor.is_technician:
-        assign_form = AssignForm(
-            initial={"assignment_group": change.assignment_group_id, "assigned_to": change.assigned_to_id},
-            actor=actor,
-        )
-    context = {
+def _page_context(request: TenantRequest, actor: Actor, change: Change) -> dict[str, Any]:
+    """The change page's own context (modules.records.pages has the rest): CIs and their impact,
+    schedule conflicts, the CAB and its vote form, the risk questions; times in the tenant's zone."""
+    return {
         "change": change,
-        "zone": zone,
+        "zone": _zone(request),
         "cis": selectors.change_ci_list(actor=actor, change=change),
         "impact": selectors.change_impact_get(actor=actor, change=change),
         "conflicts": selectors.change_conflict_list(actor=actor, change=change),
         "cab": selectors.cab_get(actor=actor, change=change),
         "questions": selectors.risk_question_list(actor=actor),
-        "is_technician": actor.is_technician,
         "actions": services.allowed_actions(change=change, actor=actor),
-        "action_form": action_form,
-        "action_failed": action_form.data.get("action") if action_form is not None else None,
-        "comment_form": comment_form,
-        "work_note_default": False,
-        "assign_form": assign_form,
-        "assign_url": f"{path}assign/",
-        "comment_url": f"{path}comments/",
-        "record_path": path,
         "outcomes": Change.Outcome.choices,
         "decisions": CabVote.Decision.choices,
         "all_cis": ci_visible(actor=actor)[:500] if actor.is_technician else [],
-        "error": error,
     }
-    template = "changes/_detail_body.html" if request.htmx else "changes/detail.html"
-    with timezone.override(zone):  # times in the tenant's zone, the timeline's field values too
-        context["timeline"] = timeline_get(
-            actor=actor, record_type="change", record=change, order=request.GET.get("order", ""), base=base
-        )
-        return render(request, template, context, status=error.status if error else 200)
 
 
-def _post(
-    request: TenantRequest,
-    tenant: str,
-    number: str,
-    call: Any,
-    *,
-    form: forms.Form | None = None,
-    slot: str = "",
-) -> HttpResponse:
-    """Run one service call for a detail-page form. Success: the fresh body for htmx, else a redirect to
-    the page. A refused form (invalid, or a domain error put next to its fields) re-renders the page or
-    its body with the error's status; ``slot`` names which of the page's inline forms ``form`` is
-    (``action_form``, ``comment_form``, ``assign_form``)."""
-    actor = request_actor(request)
-    change = _get(actor, number)
-    refused = {slot: form} if form is not None and slot else {}
-    if form is not None and not form.is_valid():
-        return _render_detail(request, actor, change, InvalidInput("check the highlighted fields"), **refused)
-    try:
-        call(actor, change)
-    except DomainError as exc:
-        if form is not None:
-            form_errors_apply(form, exc)
-        return _render_detail(request, actor, _get(actor, number), exc, **refused)
-    if request.htmx:
-        return _render_detail(request, actor, _get(actor, number))
-    return redirect("change_detail", tenant=tenant, number=change.number)
+PAGE = RecordPage(
+    kind="change",
+    segment="changes",
+    templates="changes",
+    url_name="change_detail",
+    get=_get,
+    record_arg="change",
+    context=_page_context,
+    zone=_zone,
+    reread_refused=True,  # change_transition sets fields (actual start, outcome) before it may refuse
+)
 
 
 @require_POST
 def change_action(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """A state action (one of the page's per-action forms); refused: 4xx, nothing written."""
-    form = ActionForm(request.POST)
-    return _post(
-        request,
-        tenant,
-        number,
-        lambda actor, change: services.change_transition(actor=actor, change=change, **form.cleaned_data),
-        form=form,
-        slot="action_form",
-    )
+    return PAGE.action_post(request, number, ActionForm(request.POST), services.change_transition)
 
 
 @require_POST
 def change_vote(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
-    """A CAB member's vote; refused (not a member, not in authorise): 4xx, nothing written."""
-    form = VoteForm(request.POST)
-    return _post(
-        request,
-        tenant,
-        number,
-        lambda actor, change: services.change_vote(actor=actor, change=change, **form.cleaned_data),
-        form=form,
-    )
+    """A CAB member's vote; refused (not a member, not in authorise): 4xx, nothing written (the vote form
+    comes back empty)."""
+    return PAGE.form_post(request, number, VoteForm(request.POST), services.change_vote)
 
 
 @require_POST
 def change_assign(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """Set the assignment group and/or assignee (``change_update``); refused: errors next to the fields."""
-    form = AssignForm(request.POST, actor=request_actor(request))
-    return _post(
-        request,
-        tenant,
-        number,
-        lambda actor, change: services.change_update(actor=actor, change=change, **form.cleaned_data),
-        form=form,
-        slot="assign_form",
-    )
+    return PAGE.assign_post(request, number, services.change_update)
 
 
 @require_POST
 def change_comment(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """A comment or (technicians) a work note; refused: the message next to the text, 4xx."""
-    form = CommentForm(request.POST)
-    return _post(
-        request,
-        tenant,
-        number,
-        lambda actor, change: services.change_comment(
-            actor=actor,
-            change=change,
-            body=form.cleaned_data["body"],
-            work_note=form.cleaned_data["work_note"],
-        ),
-        form=form,
-        slot="comment_form",
-    )
+    return PAGE.comment_post(request, number, services.change_comment)
 
 
 @require_POST
 def change_ci_add(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     ci_id = _uuid(request.POST.get("ci_id", ""))
-    return _post(
+    return PAGE.post(
         request,
-        tenant,
         number,
         lambda actor, change: services.change_ci_add(actor=actor, change=change, ci_id=ci_id),
     )
@@ -360,9 +273,8 @@ def change_ci_add(request: TenantRequest, tenant: str, number: str) -> HttpRespo
 @require_POST
 def change_ci_remove(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     ci_id = _uuid(request.POST.get("ci_id", ""))
-    return _post(
+    return PAGE.post(
         request,
-        tenant,
         number,
         lambda actor, change: services.change_ci_remove(actor=actor, change=change, ci_id=ci_id),
     )
@@ -375,9 +287,8 @@ def change_risk(request: TenantRequest, tenant: str, number: str) -> HttpRespons
         for key, value in request.POST.items()
         if key.startswith("answer_") and value
     }
-    return _post(
+    return PAGE.post(
         request,
-        tenant,
         number,
         lambda actor, change: services.change_risk_set(actor=actor, change=change, answers=answers),
     )

@@ -14,13 +14,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from controlplane.http import TenantRequest, form_errors_apply, htmx_render, portal_page, request_actor
-from controlplane.problems import DomainError, InvalidInput, NotFound
+from controlplane.problems import DomainError, NotFound
 from modules.cmdb import selectors as cmdb_selectors
 from modules.people.models import Group, Person
 from modules.records import listing
 from modules.records.actor import Actor
-from modules.records.forms import AssignForm, CommentForm
-from modules.records.selectors import timeline_get, timeline_public
+from modules.records.pages import RecordPage
+from modules.records.selectors import timeline_public
 
 from . import selectors, services
 from .models import Impact, Incident, Priority, ResolutionCode, SatisfactionResponse
@@ -147,7 +147,7 @@ def incident_detail(request: TenantRequest, tenant: str, number: str) -> HttpRes
     """The incident's console page: fields, actions allowed now, assignment, comment form and timeline
     (``?order=asc`` oldest first; newest first by default)."""
     actor = request_actor(request)
-    return _render_detail(request, actor, _incident(actor, number))
+    return PAGE.render(request, actor, _incident(actor, number))
 
 
 def _incident(actor: Actor, number: str) -> Incident:
@@ -157,67 +157,30 @@ def _incident(actor: Actor, number: str) -> Incident:
         raise Http404(str(exc)) from exc
 
 
-def _render_detail(
-    request: TenantRequest,
-    actor: Actor,
-    incident: Incident,
-    error: DomainError | None = None,
-    *,
-    action_form: forms.Form | None = None,
-    comment_form: forms.Form | None = None,
-    assign_form: forms.Form | None = None,
-) -> HttpResponse:
-    """The whole page, or for htmx only its body (``#record-body``: header, fields, actions, timeline),
-    with the refused form's errors next to its fields and the error's status (4xx) when one is given."""
-    tenant = request.tenant
-    assert tenant is not None
-    base = f"/t/{tenant.slug}/"
-    path = f"{base}incidents/{incident.number}/"
-    if assign_form is None and actor.is_technician:
-        assign_form = AssignForm(
-            initial={
-                "assignment_group": incident.assignment_group_id,
-                "assigned_to": incident.assigned_to_id,
-            },
-            actor=actor,
-        )
-    context = {
+def _page_context(request: TenantRequest, actor: Actor, incident: Incident) -> dict[str, Any]:
+    """The incident page's own context (modules.records.pages has the rest): the CI's impact, the
+    known error search, resolution codes and hold reasons for the action forms."""
+    return {
         "incident": incident,
         "impact": selectors.incident_ci_impact(actor=actor, incident=incident),
         "impact_depth": selectors.IMPACT_DEPTH,
         "known_error_query": selectors.known_error_query(incident),
-        "is_technician": actor.is_technician,
-        "timeline": timeline_get(
-            actor=actor,
-            record_type="incident",
-            record=incident,
-            order=request.GET.get("order", ""),
-            base=base,
-        ),
         "actions": services.allowed_actions(incident=incident, actor=actor),
-        "action_form": action_form,
-        "action_failed": action_form.data.get("action") if action_form is not None else None,
-        "comment_form": comment_form,
         "work_note_default": actor.is_technician,
-        "assign_form": assign_form,
-        "assign_url": f"{path}assign/",
-        "comment_url": f"{path}comments/",
-        "record_path": path,
         "resolution_codes": ResolutionCode.objects.filter(active=True),
         "hold_reasons": Incident.HoldReason.choices,
-        "error": error,
     }
-    template = "incidents/_detail_body.html" if request.htmx else "incidents/detail.html"
-    return render(request, template, context, status=error.status if error else 200)
 
 
-def _done(request: TenantRequest, actor: Actor, incident: Incident) -> HttpResponse:
-    """After an inline action: the fresh body for htmx, else back to the page (post/redirect/get)."""
-    if request.htmx:
-        return _render_detail(request, actor, _incident(actor, incident.number))
-    return redirect(
-        "incident_detail", tenant=request.tenant.slug if request.tenant else "", number=incident.number
-    )
+PAGE = RecordPage(
+    kind="incident",
+    segment="incidents",
+    templates="incidents",
+    url_name="incident_detail",
+    get=_incident,
+    record_arg="incident",
+    context=_page_context,
+)
 
 
 def incident_create(request: TenantRequest, tenant: str) -> HttpResponse:
@@ -260,60 +223,20 @@ def incident_edit(request: TenantRequest, tenant: str, number: str) -> HttpRespo
 def incident_action(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """A state action (one of the page's per-action forms). Refused: the page (or its body for htmx) with
     the message next to the action's fields, 4xx, nothing written."""
-    actor = request_actor(request)
-    incident = _incident(actor, number)
-    form = ActionForm(request.POST)
-    if not form.is_valid():
-        error = InvalidInput("check the highlighted fields")
-        return _render_detail(request, actor, incident, error, action_form=form)
-    try:
-        services.incident_transition(actor=actor, incident=incident, **form.cleaned_data)
-    except DomainError as exc:
-        form_errors_apply(form, exc)
-        return _render_detail(request, actor, incident, exc, action_form=form)
-    return _done(request, actor, incident)
+    return PAGE.action_post(request, number, ActionForm(request.POST), services.incident_transition)
 
 
 @require_POST
 def incident_assign(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """Set the assignment group and/or assignee (``incident_update``; a change from a set value counts as a
     reassignment). Refused (end users, closed incidents, unknown ids): errors next to the fields, 4xx."""
-    actor = request_actor(request)
-    incident = _incident(actor, number)
-    form = AssignForm(request.POST, actor=actor)
-    if not form.is_valid():
-        return _render_detail(
-            request, actor, incident, InvalidInput("check the highlighted fields"), assign_form=form
-        )
-    try:
-        services.incident_update(actor=actor, incident=incident, **form.cleaned_data)
-    except DomainError as exc:
-        form_errors_apply(form, exc)
-        return _render_detail(request, actor, incident, exc, assign_form=form)
-    return _done(request, actor, incident)
+    return PAGE.assign_post(request, number, services.incident_update)
 
 
 @require_POST
 def incident_comment(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """A public comment or (technicians) a work note. Refused: the message next to the text, 4xx."""
-    actor = request_actor(request)
-    incident = _incident(actor, number)
-    form = CommentForm(request.POST)
-    if not form.is_valid():
-        return _render_detail(
-            request, actor, incident, InvalidInput("check the highlighted fields"), comment_form=form
-        )
-    try:
-        services.incident_comment(
-            actor=actor,
-            incident=incident,
-            body=form.cleaned_data["body"],
-            work_note=form.cleaned_data["work_note"],
-        )
-    except DomainError as exc:
-        form_errors_apply(form, exc)
-        return _render_detail(request, actor, incident, exc, comment_form=form)
-    return _done(request, actor, incident)
+    return PAGE.comment_post(request, number, services.incident_comment)
 
 
 # Portal (the tenant's own host): end users see and report their own incidents.

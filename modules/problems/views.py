@@ -15,12 +15,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from controlplane.http import TenantRequest, form_errors_apply, htmx_render, request_actor
-from controlplane.problems import DomainError, InvalidInput, NotFound
+from controlplane.problems import DomainError, NotFound
 from modules.cmdb import selectors as cmdb_selectors
 from modules.incidents import selectors as incident_selectors
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
-from modules.records.forms import AssignForm, CommentForm
 from modules.records.listing import (
     ASSIGNEE_CHOICES,
     WITHIN_CHOICES,
@@ -34,7 +33,8 @@ from modules.records.listing import (
     saved_view_redirect,
     within_since,
 )
-from modules.records.selectors import activity_list, timeline_get
+from modules.records.pages import RecordPage
+from modules.records.selectors import activity_list
 
 from . import selectors, services
 from .models import KnownError, Problem
@@ -122,6 +122,11 @@ class ProblemActionForm(forms.Form):
     incident_resolution_code = forms.CharField(required=False)
     comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
+    def clean_incident_resolution_code(self) -> str:
+        """The code given to the linked incidents a resolve also resolves: "solved_permanently" unless
+        another is chosen."""
+        return self.cleaned_data["incident_resolution_code"] or "solved_permanently"
+
 
 class KnownErrorForm(forms.Form):
     title = forms.CharField(max_length=200)
@@ -182,60 +187,32 @@ def problem_detail(request: TenantRequest, tenant: str, number: str) -> HttpResp
     """The problem's console page: RCA, actions allowed now, assignment, linked incidents, known errors,
     comment form and timeline (``?order=asc`` oldest first; newest first by default)."""
     actor = request_actor(request)
-    return _render_detail(request, actor, _problem(actor, number))
+    return PAGE.render(request, actor, _problem(actor, number))
 
 
-def _render_detail(
-    request: TenantRequest,
-    actor: Actor,
-    problem: Problem,
-    error: DomainError | None = None,
-    *,
-    action_form: forms.Form | None = None,
-    comment_form: forms.Form | None = None,
-    assign_form: forms.Form | None = None,
-) -> HttpResponse:
-    """The whole page, or for htmx only its body (``#record-body``), with a refused form's errors next to
-    its fields and the error's status (4xx) when one is given."""
-    assert request.tenant is not None
-    base = f"/t/{request.tenant.slug}/"
-    path = f"{base}problems/{problem.number}/"
-    if assign_form is None and actor.is_technician:
-        assign_form = AssignForm(
-            initial={"assignment_group": problem.assignment_group_id, "assigned_to": problem.assigned_to_id},
-            actor=actor,
-        )
-    context = {
+def _page_context(request: TenantRequest, actor: Actor, problem: Problem) -> dict[str, Any]:
+    """The problem page's own context (modules.records.pages has the rest): linked incidents, known
+    errors, and the resolution codes of the resolve action (the problem's and its incidents')."""
+    return {
         "problem": problem,
         "incidents": selectors.problem_incident_list(actor=actor, problem=problem),
         "known_errors": selectors.known_error_list(actor=actor, problem=problem.pk).order_by("-created_at"),
-        "timeline": timeline_get(
-            actor=actor, record_type="problem", record=problem, order=request.GET.get("order", ""), base=base
-        ),
-        "is_technician": actor.is_technician,
         "actions": services.allowed_actions(problem=problem, actor=actor),
-        "action_form": action_form,
-        "action_failed": action_form.data.get("action") if action_form is not None else None,
-        "comment_form": comment_form,
         "work_note_default": True,
-        "assign_form": assign_form,
-        "assign_url": f"{path}assign/",
-        "comment_url": f"{path}comments/",
-        "record_path": path,
         "resolution_codes": Problem.ResolutionCode.choices,
         "incident_resolution_codes": incident_selectors.resolution_code_list(actor=actor),
-        "error": error,
     }
-    template = "problems/_detail_body.html" if request.htmx else "problems/detail.html"
-    return render(request, template, context, status=error.status if error else 200)
 
 
-def _done(request: TenantRequest, actor: Actor, problem: Problem) -> HttpResponse:
-    """After an inline action: the fresh body for htmx, else back to the page (post/redirect/get)."""
-    if request.htmx:
-        return _render_detail(request, actor, _problem(actor, problem.number))
-    assert request.tenant is not None
-    return redirect("problem_detail", tenant=request.tenant.slug, number=problem.number)
+PAGE = RecordPage(
+    kind="problem",
+    segment="problems",
+    templates="problems",
+    url_name="problem_detail",
+    get=_problem,
+    record_arg="problem",
+    context=_page_context,
+)
 
 
 def problem_edit(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
@@ -261,60 +238,20 @@ def problem_edit(request: TenantRequest, tenant: str, number: str) -> HttpRespon
 def problem_action(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """A state action (one of the page's per-action forms). Refused: the page (or its body for htmx) with
     the message next to the action's fields, 4xx, nothing written."""
-    actor = request_actor(request)
-    problem = _problem(actor, number)
-    form = ProblemActionForm(request.POST)
-    if not form.is_valid():
-        error = InvalidInput("check the highlighted fields")
-        return _render_detail(request, actor, problem, error, action_form=form)
-    data = dict(form.cleaned_data)
-    data["incident_resolution_code"] = data["incident_resolution_code"] or "solved_permanently"
-    try:
-        services.problem_transition(actor=actor, problem=problem, **data)
-    except DomainError as exc:
-        form_errors_apply(form, exc)
-        return _render_detail(request, actor, problem, exc, action_form=form)
-    return _done(request, actor, problem)
+    return PAGE.action_post(request, number, ProblemActionForm(request.POST), services.problem_transition)
 
 
 @require_POST
 def problem_assign(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """Set the assignment group and/or assignee (``problem_update``). Refused: errors next to the
     fields, 4xx, nothing written."""
-    actor = request_actor(request)
-    problem = _problem(actor, number)
-    form = AssignForm(request.POST, actor=actor)
-    if not form.is_valid():
-        error = InvalidInput("check the highlighted fields")
-        return _render_detail(request, actor, problem, error, assign_form=form)
-    try:
-        services.problem_update(actor=actor, problem=problem, **form.cleaned_data)
-    except DomainError as exc:
-        form_errors_apply(form, exc)
-        return _render_detail(request, actor, problem, exc, assign_form=form)
-    return _done(request, actor, problem)
+    return PAGE.assign_post(request, number, services.problem_update)
 
 
 @require_POST
 def problem_comment(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """A work note or comment (technicians). Refused: the message next to the text, 4xx."""
-    actor = request_actor(request)
-    problem = _problem(actor, number)
-    form = CommentForm(request.POST)
-    if not form.is_valid():
-        error = InvalidInput("check the highlighted fields")
-        return _render_detail(request, actor, problem, error, comment_form=form)
-    try:
-        services.problem_comment(
-            actor=actor,
-            problem=problem,
-            body=form.cleaned_data["body"],
-            work_note=form.cleaned_data["work_note"],
-        )
-    except DomainError as exc:
-        form_errors_apply(form, exc)
-        return _render_detail(request, actor, problem, exc, comment_form=form)
-    return _done(request, actor, problem)
+    return PAGE.comment_post(request, number, services.problem_comment)
 
 
 @require_POST
@@ -328,7 +265,7 @@ def problem_incident_link(request: TenantRequest, tenant: str, number: str) -> H
         )
         services.problem_incident_link(actor=actor, problem=problem, incident=incident)
     except DomainError as exc:
-        return _render_detail(request, actor, problem, exc)
+        return PAGE.render(request, actor, problem, exc)
     return redirect("problem_detail", tenant=tenant, number=problem.number)
 
 
@@ -340,7 +277,7 @@ def problem_incident_unlink(request: TenantRequest, tenant: str, number: str, in
         linked = incident_selectors.incident_get_by_number(actor=actor, number=incident)
         services.problem_incident_unlink(actor=actor, problem=problem, incident=linked)
     except DomainError as exc:
-        return _render_detail(request, actor, problem, exc)
+        return PAGE.render(request, actor, problem, exc)
     return redirect("problem_detail", tenant=tenant, number=problem.number)
 
 
@@ -352,7 +289,7 @@ def problem_known_error_create(request: TenantRequest, tenant: str, number: str)
     try:
         known_error = services.known_error_create(actor=actor, problem=problem)
     except DomainError as exc:
-        return _render_detail(request, actor, problem, exc)
+        return PAGE.render(request, actor, problem, exc)
     return redirect("known_error_detail", tenant=tenant, number=known_error.number)
 
 

@@ -17,10 +17,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from controlplane.http import TenantRequest, form_errors_apply, htmx_render, request_actor
-from controlplane.problems import DomainError, InvalidInput, NotFound
+from controlplane.problems import DomainError, NotFound
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
-from modules.records.forms import CommentForm
 from modules.records.listing import (
     WITHIN_CHOICES,
     Column,
@@ -31,7 +30,7 @@ from modules.records.listing import (
     sla_attach,
     within_since,
 )
-from modules.records.selectors import timeline_get
+from modules.records.pages import RecordPage
 from modules.sla.selectors import sla_due_map
 
 from . import selectors, services
@@ -100,51 +99,38 @@ def _get_by_number(actor: Actor, number: str) -> ServiceRequest:
         raise Http404(str(exc)) from exc
 
 
-def _render_detail(
-    request: TenantRequest,
-    actor: Actor,
-    found: ServiceRequest,
-    error: DomainError | None = None,
-    *,
-    comment_form: forms.Form | None = None,
-    failed_task: uuid.UUID | None = None,
-    failed_cancel: bool = False,
-) -> HttpResponse:
-    """The whole page, or for htmx only its body (``#record-body``: header, items, approvals, tasks,
-    timeline), with a refusal's message next to the form that caused it and its status (4xx)."""
-    assert request.tenant is not None
-    base = f"/t/{request.tenant.slug}/"
+def _page_context(request: TenantRequest, actor: Actor, found: ServiceRequest) -> dict[str, Any]:
+    """The request page's own context (modules.records.pages has the rest): items, approvals (each with
+    whether the actor may decide it), fulfilment tasks with the people and groups to assign them, and
+    no refused task or cancel until a refusal says so."""
     summary = selectors.request_summary(actor=actor, request=found)
     approvals = [(a, services.approval_may_decide(actor=actor, approval=a)) for a in summary["approvals"]]
     # Pairs built here: a dict key named "items" would shadow .items in the template language.
-    context = {
+    return {
         "req": found,
         "items": [(item, list(item.variables.items())) for item in summary["items"]],
         "approvals": approvals,
         "tasks": summary["tasks"],
         "task_actions": ("start", "complete", "skip"),
-        "timeline": timeline_get(
-            actor=actor,
-            record_type="service_request",
-            record=found,
-            order=request.GET.get("order", ""),
-            base=base,
-        ),
         "actions": services.request_allowed_actions(actor=actor, request=found),
-        "is_technician": actor.is_technician,
         "people": Person.objects.filter(is_active=True)[:500] if actor.is_technician else [],
         "groups": Group.objects.all() if actor.is_technician else [],
-        "comment_form": comment_form,
-        "comment_url": f"{base}requests/{found.number}/comments/",
-        "record_path": f"{base}requests/{found.number}/",
-        "work_note_default": False,
-        "failed_task": failed_task,
-        "failed_cancel": failed_cancel,
+        "failed_task": None,
+        "failed_cancel": False,
         "now": timezone.now(),
-        "error": error,
     }
-    template = "service_requests/_detail_body.html" if request.htmx else "service_requests/detail.html"
-    return render(request, template, context, status=error.status if error else 200)
+
+
+PAGE = RecordPage(
+    kind="service_request",
+    segment="requests",
+    templates="service_requests",
+    url_name="request_detail",
+    get=_get_by_number,
+    record_arg="request",
+    context=_page_context,
+    assignable=False,  # a request is assigned through its fulfilment tasks
+)
 
 
 def _done(request: TenantRequest, actor: Actor, found: ServiceRequest) -> HttpResponse:
@@ -160,16 +146,14 @@ def _done(request: TenantRequest, actor: Actor, found: ServiceRequest) -> HttpRe
             response["HX-Redirect"] = f"/t/{request.tenant.slug}/requests/"
             return response
         return redirect("request_list", tenant=request.tenant.slug)
-    if request.htmx:
-        return _render_detail(request, actor, fresh)
-    return redirect("request_detail", tenant=request.tenant.slug, number=found.number)
+    return PAGE.done(request, actor, fresh, reread=False)
 
 
 def request_detail(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """The request's console page: items, approvals, fulfilment tasks (actions and assignment inline),
     comment form and timeline (``?order=asc`` oldest first; newest first by default)."""
     actor = request_actor(request)
-    return _render_detail(request, actor, _get_by_number(actor, number))
+    return PAGE.render(request, actor, _get_by_number(actor, number))
 
 
 @require_POST
@@ -179,31 +163,14 @@ def request_cancel(request: TenantRequest, tenant: str, number: str) -> HttpResp
     try:
         services.request_cancel(actor=actor, request=found, reason=request.POST.get("reason", ""))
     except DomainError as exc:
-        return _render_detail(request, actor, found, exc, failed_cancel=True)
+        return PAGE.render(request, actor, found, exc, failed_cancel=True)
     return _done(request, actor, found)
 
 
 @require_POST
 def request_comment(request: TenantRequest, tenant: str, number: str) -> HttpResponse:
     """A public comment or (technicians) a work note. Refused: the message next to the text, 4xx."""
-    actor = request_actor(request)
-    found = _get_by_number(actor, number)
-    form = CommentForm(request.POST)
-    if not form.is_valid():
-        return _render_detail(
-            request, actor, found, InvalidInput("check the highlighted fields"), comment_form=form
-        )
-    try:
-        services.request_comment(
-            actor=actor,
-            request=found,
-            body=form.cleaned_data["body"],
-            work_note=form.cleaned_data["work_note"],
-        )
-    except DomainError as exc:
-        form_errors_apply(form, exc)
-        return _render_detail(request, actor, found, exc, comment_form=form)
-    return _done(request, actor, found)
+    return PAGE.comment_post(request, number, services.request_comment, done=_done)
 
 
 def _approval_page(request: TenantRequest, approval_id: uuid.UUID, act: Any) -> HttpResponse:
@@ -217,7 +184,7 @@ def _approval_page(request: TenantRequest, approval_id: uuid.UUID, act: Any) -> 
     try:
         act(actor, approval)
     except DomainError as exc:
-        return _render_detail(request, actor, found, exc)
+        return PAGE.render(request, actor, found, exc)
     return _done(request, actor, found)
 
 
@@ -294,7 +261,7 @@ def task_action(request: TenantRequest, tenant: str, task_id: uuid.UUID) -> Http
             person = _person(request.POST.get("assigned_to"))
             services.task_update(actor=actor, task=task, assignment_group=group, assigned_to=person)
     except DomainError as exc:
-        return _render_detail(request, actor, found, exc, failed_task=task.pk)
+        return PAGE.render(request, actor, found, exc, failed_task=task.pk)
     return _done(request, actor, found)
 
 
