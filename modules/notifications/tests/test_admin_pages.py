@@ -264,7 +264,8 @@ def test_the_delivery_log_shows_attempts_status_codes_and_the_next_attempt(
     attempt = f'<div class="attempt">{t0:%Y-%m-%dT%H:%M:%S} · <strong>503</strong> · <small>status 503 from receiver</small></div>'
     assert attempt in page
     retry_at = t0 + dt.timedelta(seconds=30)
-    assert f"<td>{retry_at:%Y-%m-%d %H:%M:%S}</td>" in page  # pending: the next attempt (UTC)
+    # pending: the next attempt, as a machine-readable moment and in the viewer's zone, relative to now
+    assert f'<time datetime="{retry_at.astimezone(dt.UTC).isoformat()}"' in page
     assert "Add an endpoint" not in page and ">Disable</button>" not in page
 
     with tenant_context(tenant_a):
