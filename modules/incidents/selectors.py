@@ -132,12 +132,59 @@ def incident_ci_impact(*, actor: Actor, incident: Incident, depth: int = IMPACT_
 
 
 WORD = re.compile(r"\w+")
+# Words too common to help a search (PostgreSQL's English configuration ignores them anyway).
+QUERY_STOP_WORDS = frozenset(
+    [
+        "the",
+        "and",
+        "for",
+        "with",
+        "from",
+        "not",
+        "are",
+        "was",
+        "were",
+        "has",
+        "have",
+        "had",
+        "but",
+        "can",
+        "cannot",
+        "all",
+        "any",
+        "this",
+        "that",
+        "these",
+        "those",
+        "when",
+        "what",
+        "which",
+        "who",
+        "our",
+        "your",
+        "their",
+        "its",
+        "out",
+        "off",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "again",
+    ]
+)
 
 
 def known_error_query(incident: Incident) -> str:
-    """The known error search an incident starts: its short description's words joined by ``or``
-    (websearch syntax), so a known error sharing some of the words is found and ranked."""
-    return " or ".join(WORD.findall(incident.short_description)[:12])
+    """The known error search an incident starts: its short description's words of three or more
+    letters (not numbers, not the commonest English words) joined by ``or`` (websearch syntax), so a
+    known error sharing some of the words is found and ranked, and the technician sees a readable query
+    in the search box ("printer or floor or jams" for "Printer on floor 2 jams")."""
+    words: dict[str, str] = {}  # lower-case word -> its first spelling
+    for word in WORD.findall(incident.short_description):
+        if len(word) >= 3 and not word.isdigit() and word.lower() not in QUERY_STOP_WORDS:
+            words.setdefault(word.lower(), word)
+    return " or ".join(list(words.values())[:12])
 
 
 def incident_known_error_list(*, actor: Actor, incident: Incident, limit: int = KNOWN_ERROR_MATCHES) -> Any:

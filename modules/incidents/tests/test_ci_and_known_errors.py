@@ -18,6 +18,7 @@ from controlplane.accounts.models import User
 from modules.cmdb.models import ConfigurationItem
 from modules.cmdb.services import ci_create, relationship_create
 from modules.incidents.models import Incident
+from modules.incidents.selectors import known_error_query
 from modules.incidents.services import incident_create, incident_problem_set
 from modules.problems.models import KnownError
 from modules.problems.services import (
@@ -297,6 +298,11 @@ def test_detail_has_the_known_error_search_box_prefilled(
         '<a href="/t/acme/problems/known-errors/KE0000001/">KE0000001</a> VPN drops every hour after sleep'
         in (fragment.content.decode())
     )
+
+
+def test_the_known_error_query_keeps_the_words_that_help() -> None:
+    incident = Incident(short_description="Printer on floor 2 jams and the printer smokes")
+    assert known_error_query(incident) == "Printer or floor or jams or smokes"
 
 
 # API: known errors matching an incident
