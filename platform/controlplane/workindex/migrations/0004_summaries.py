@@ -143,6 +143,9 @@ def _rollup_function(event: str) -> str:
     nonzero = " OR ".join(f"sum({c}) <> 0" for c in COUNTERS)
     prev = ", ".join(f"COALESCE(p.{c}, 0)" for c in COUNTERS)
     cols = ", ".join(COUNTERS)
+    zeros = ", ".join(f"0::numeric AS {c}" for c in COUNTERS)
+    window = "OVER (PARTITION BY tenant_id ORDER BY day, change DESC ROWS UNBOUNDED PRECEDING)"
+    running = ", ".join(f"sum({c}) {window} AS {c}" for c in COUNTERS)
     # A day's total row is created when its first rollup row is (a delete never needs one: the row it
     # deletes made it; and a tenant's cascade delete may already have removed its totals).
     create = (
@@ -165,12 +168,17 @@ BEGIN
   -- daily row's own lock), in tenant order so two bulk writers cannot deadlock.
   PERFORM pg_advisory_xact_lock({LOCK_CLASS}, (l.tenant_id % 2147483647)::int)
   FROM (SELECT DISTINCT tenant_id FROM ({source}) s ORDER BY 1) l;{create}
+  -- Each total row of a day >= a changed day gets the sum of the changes up to its day: one ordered pass
+  -- over the changes and the rows they move (a change sorts before the total row of its own day).
+  WITH g AS (SELECT tenant_id, day, {sums} FROM ({source}) s GROUP BY 1, 2 HAVING {nonzero}),
+  u AS (SELECT t2.id, t2.tenant_id, t2.day, 0 AS change, {zeros}
+        FROM workindex_tenantrolluptotal t2
+        JOIN (SELECT tenant_id, min(day) AS since FROM g GROUP BY 1) m
+          ON t2.tenant_id = m.tenant_id AND t2.day >= m.since
+        UNION ALL SELECT NULL, tenant_id, day, 1, {cols} FROM g),
+  a AS (SELECT id, {running} FROM u)
   UPDATE workindex_tenantrolluptotal t SET {", ".join(f"{c} = t.{c} + a.{c}" for c in COUNTERS)}
-  FROM (SELECT t2.id, {", ".join(f"sum(g.{c}) AS {c}" for c in COUNTERS)}
-        FROM (SELECT tenant_id, day, {sums} FROM ({source}) s GROUP BY 1, 2 HAVING {nonzero}) g
-        JOIN workindex_tenantrolluptotal t2 ON t2.tenant_id = g.tenant_id AND t2.day >= g.day
-        GROUP BY t2.id) a
-  WHERE t.id = a.id;
+  FROM a WHERE a.id IS NOT NULL AND t.id = a.id;
   INSERT INTO workindex_providerdailyrollup (provider_id, day, stripe, opened, resolved)
   SELECT provider_id, day, tenant_id % {STRIPES}, sum(opened), sum(resolved) FROM ({source}) s
   GROUP BY 1, 2, 3 HAVING sum(opened) <> 0 OR sum(resolved) <> 0 ORDER BY 1, 2, 3
@@ -198,14 +206,14 @@ def _backlog_function(event: str) -> str:
 CREATE OR REPLACE FUNCTION workindex_backlog_hours_{event.lower()}() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-  WITH d AS (SELECT provider_id, stripe, h, sum(n) AS n FROM ({source}) s GROUP BY 1, 2, 3
-             HAVING sum(n) <> 0 ORDER BY 1, 3, 2),
-  up AS (INSERT INTO workindex_providerbackloghour (provider_id, stripe, opened_hour, open_records)
-         SELECT provider_id, stripe, h, n FROM d
-         ON CONFLICT (provider_id, opened_hour, stripe) DO UPDATE
-         SET open_records = workindex_providerbackloghour.open_records + EXCLUDED.open_records
-         RETURNING id, open_records)
-  DELETE FROM workindex_providerbackloghour b USING up WHERE b.id = up.id AND up.open_records = 0;
+  INSERT INTO workindex_providerbackloghour (provider_id, stripe, opened_hour, open_records)
+  SELECT provider_id, stripe, h, sum(n) FROM ({source}) s GROUP BY 1, 2, 3 HAVING sum(n) <> 0
+  ORDER BY 1, 3, 2
+  ON CONFLICT (provider_id, opened_hour, stripe) DO UPDATE
+  SET open_records = workindex_providerbackloghour.open_records + EXCLUDED.open_records;
+  -- A separate statement: one statement cannot see the rows its own WITH updated.
+  DELETE FROM workindex_providerbackloghour b USING (SELECT DISTINCT provider_id, stripe, h FROM ({source}) s) k
+  WHERE b.provider_id = k.provider_id AND b.stripe = k.stripe AND b.opened_hour = k.h AND b.open_records = 0;
   RETURN NULL;
 END $$;
 """
