@@ -62,8 +62,10 @@ def assert_summaries_match() -> None:
         got[(p.provider_id, p.day)][1] += p.resolved
     assert {k: v for k, v in got.items() if v != [0, 0]} == {k: v for k, v in volume.items() if v != [0, 0]}
     categories: dict[tuple[object, ...], int] = defaultdict(int)
-    for row in TenantDailyCategory.objects.all():
-        categories[(row.provider_id, row.day, row.record_type, row.category)] += row.opened
+    for category in TenantDailyCategory.objects.all():
+        categories[(category.provider_id, category.day, category.record_type, category.category)] += (
+            category.opened
+        )
     provider_categories = {
         (p.provider_id, p.day, p.record_type, p.category): p.opened
         for p in ProviderDailyCategory.objects.all()
@@ -274,9 +276,8 @@ def test_whole_provider_path_equals_per_client_rows_and_partial_grants_see_only_
     # Exact numbers from the rows themselves.
     start = today - dt.timedelta(days=days - 1)
     in_window = [d for d in (0, 10, 40, 89, 95) if d < days]
-    assert sum(int(r[1]) for r in whole.charts["volume"].rows) == sum(
-        i + d for i in range(24) for d in in_window
-    )  # type: ignore[call-overload]
+    opened = sum(int(r[1]) for r in whole.charts["volume"].rows)  # type: ignore[call-overload]
+    assert opened == sum(i + d for i in range(24) for d in in_window)
     assert whole.charts["sla"].rows[-1][1:3] == (
         sum(d % 3 for d in in_window) * 24,
         sum(i % 2 for i in range(24)) * len(in_window),
