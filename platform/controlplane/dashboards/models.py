@@ -45,7 +45,9 @@ class ProviderDailyCategory(models.Model):
     who sees every client. Kept by the ``dashboards_category_totals`` trigger (migration 0002) in the
     transaction of every write of the per-tenant rows; never written by code."""
 
-    provider = models.ForeignKey("providers.Provider", on_delete=models.CASCADE, related_name="+")
+    provider = models.ForeignKey(
+        "providers.Provider", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     day = models.DateField()
     record_type = models.CharField(max_length=40)
     category = models.CharField(max_length=100, blank=True)

@@ -172,7 +172,8 @@ class TenantWakeup(models.Model):
 # PostgreSQL triggers on their source tables (migration 0004; decision 0014), in the same transaction as
 # every write of the source, whatever wrote it (the live services, the nightly rebuild, a reconcile, a
 # tenant's deletion): no code path can forget them. STRIPES spreads the provider-wide counters over rows
-# (stripe = tenant id % STRIPES) so the tenants of one provider do not all queue on one row lock.
+# (stripe = tenant id % STRIPES) so the tenants of one provider do not all queue on one row lock. Their
+# foreign keys have no index of their own: each unique constraint leads with that column.
 STRIPES = 8
 
 
@@ -182,7 +183,7 @@ class TenantRollupTotal(models.Model):
     ``total(x)`` is the tenant's latest row with ``day <= x`` (zeros when none): two index probes a
     tenant, whatever the window. Kept by the ``workindex_rollup_totals`` trigger; never written by code."""
 
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
     day = models.DateField()
     opened = models.BigIntegerField(default=0)
     resolved = models.BigIntegerField(default=0)
@@ -203,7 +204,9 @@ class ProviderDailyRollup(models.Model):
     whose id % STRIPES is ``stripe``: the cross-client volume chart of a user who sees every client.
     Kept by the ``workindex_rollup_totals`` trigger."""
 
-    provider = models.ForeignKey("providers.Provider", on_delete=models.CASCADE, related_name="+")
+    provider = models.ForeignKey(
+        "providers.Provider", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     day = models.DateField()
     stripe = models.PositiveSmallIntegerField()
     opened = models.BigIntegerField(default=0)
@@ -221,7 +224,9 @@ class ProviderBacklogHour(models.Model):
     client (the partial hours at the buckets' edges are counted from WorkItem). Kept by the
     ``workindex_backlog_hours`` trigger; rows that fall to 0 are deleted."""
 
-    provider = models.ForeignKey("providers.Provider", on_delete=models.CASCADE, related_name="+")
+    provider = models.ForeignKey(
+        "providers.Provider", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     stripe = models.PositiveSmallIntegerField()
     opened_hour = models.DateTimeField()
     open_records = models.BigIntegerField(default=0)

@@ -28,7 +28,10 @@ class Migration(migrations.Migration):
                 (
                     "provider",
                     models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="providers.provider"
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="providers.provider",
                     ),
                 ),
             ],

@@ -71,21 +71,30 @@ class Migration(migrations.Migration):
             model_name="providerbackloghour",
             name="provider",
             field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="providers.provider"
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="providers.provider",
             ),
         ),
         migrations.AddField(
             model_name="providerdailyrollup",
             name="provider",
             field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="providers.provider"
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="providers.provider",
             ),
         ),
         migrations.AddField(
             model_name="tenantrolluptotal",
             name="tenant",
             field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tenants.tenant"
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="tenants.tenant",
             ),
         ),
         migrations.AddConstraint(
