@@ -175,6 +175,10 @@ class TenantWakeup(models.Model):
 # (stripe = tenant id % STRIPES) so the tenants of one provider do not all queue on one row lock. Their
 # foreign keys have no index of their own: each unique constraint leads with that column.
 STRIPES = 8
+# pg_advisory_xact_lock(ROLLUP_TOTALS_LOCK, tenant id): one writer of a tenant's running totals at a time.
+# The trigger takes it; the services take it before their first rollup write, so no writer holds a daily
+# row's lock while it waits for this one (which could deadlock with a holder of this lock wanting that row).
+ROLLUP_TOTALS_LOCK = 7301
 
 
 class TenantRollupTotal(models.Model):
