@@ -38,3 +38,24 @@ class TenantDailyCategory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} {self.day} {self.record_type} {self.category!r}: {self.opened}"
+
+
+class ProviderDailyCategory(models.Model):
+    """``TenantDailyCategory`` summed over every tenant of ``provider``: the top-categories chart of a user
+    who sees every client. Kept by the ``dashboards_category_totals`` trigger (migration 0002) in the
+    transaction of every write of the per-tenant rows; never written by code."""
+
+    provider = models.ForeignKey(
+        "providers.Provider", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    day = models.DateField()
+    record_type = models.CharField(max_length=40)
+    category = models.CharField(max_length=100, blank=True)
+    opened = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "day", "record_type", "category"], name="uniq_provider_category"
+            )
+        ]

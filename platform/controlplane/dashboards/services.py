@@ -45,25 +45,28 @@ def dashboard_category_add(
     local day of ``opened_at`` (aware) in ``category`` (stripped, cut to 100 characters). One atomic
     ``INSERT ... ON CONFLICT DO UPDATE``; the counter never goes below 0. Uses the connection's tenant
     (workindex NoTenant in public)."""
-    if not count:
+    _category_add(record_type, opened_at, {_category(category): count})
+
+
+def _category_add(record_type: str, opened_at: dt.datetime, counts: dict[str, int]) -> None:
+    """Add each ``counts`` value to its (already cleaned) category, categories in order: the provider's
+    sums (decision 0014) are then locked in one order by every writer, so two re-categorisations the
+    opposite way round in two clients cannot deadlock. One atomic ``INSERT ... ON CONFLICT DO UPDATE``
+    a category; a counter never goes below 0."""
+    rows = sorted((category, count) for category, count in counts.items() if count)
+    if not rows:
         return
     tenant_id, provider_id = current_tenant_ids()
+    day = workindex_local_day(opened_at)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO dashboards_tenantdailycategory (tenant_id, provider_id, day, record_type, category,"
-            " opened) VALUES (%s, %s, %s, %s, %s, GREATEST(0, %s))"
-            " ON CONFLICT (tenant_id, day, record_type, category)"
-            " DO UPDATE SET opened = GREATEST(0, dashboards_tenantdailycategory.opened + %s)",
-            [
-                tenant_id,
-                provider_id,
-                workindex_local_day(opened_at),
-                record_type,
-                _category(category),
-                count,
-                count,
-            ],
-        )
+        for category, count in rows:
+            cursor.execute(
+                "INSERT INTO dashboards_tenantdailycategory (tenant_id, provider_id, day, record_type,"
+                " category, opened) VALUES (%s, %s, %s, %s, %s, GREATEST(0, %s))"
+                " ON CONFLICT (tenant_id, day, record_type, category)"
+                " DO UPDATE SET opened = GREATEST(0, dashboards_tenantdailycategory.opened + %s)",
+                [tenant_id, provider_id, day, record_type, category, count, count],
+            )
 
 
 def dashboard_category_move(*, record_type: str, opened_at: dt.datetime, before: str, after: str) -> None:
@@ -71,8 +74,7 @@ def dashboard_category_move(*, record_type: str, opened_at: dt.datetime, before:
     Nothing when both are the same once stripped. Uses the connection's tenant."""
     if _category(before) == _category(after):
         return
-    dashboard_category_add(record_type=record_type, opened_at=opened_at, category=before, count=-1)
-    dashboard_category_add(record_type=record_type, opened_at=opened_at, category=after, count=1)
+    _category_add(record_type, opened_at, {_category(before): -1, _category(after): 1})
 
 
 def dashboard_category_rebuild(*, since: dt.date, time_zone: str) -> int:

@@ -92,6 +92,8 @@ class WorkItem(models.Model):
                 models.F("id"),
                 name="work_queue_assignee",
             ),
+            # The backlog chart's partial hours at its bucket edges (dashboards.selectors).
+            models.Index(fields=["provider", "opened_at"], name="work_provider_opened"),
         ]
 
     def __str__(self) -> str:
@@ -164,3 +166,78 @@ class TenantWakeup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of {self.tenant_id} at {self.due_at.isoformat()}"
+
+
+# Summaries the cross-client dashboard reads instead of thousands of per-tenant rows. They are kept by
+# PostgreSQL triggers on their source tables (migration 0004; decision 0014), in the same transaction as
+# every write of the source, whatever wrote it (the live services, the nightly rebuild, a reconcile, a
+# tenant's deletion): no code path can forget them. STRIPES spreads the provider-wide counters over rows
+# (stripe = tenant id % STRIPES) so the tenants of one provider do not all queue on one row lock. Their
+# foreign keys have no index of their own: each unique constraint leads with that column.
+STRIPES = 8
+# pg_advisory_xact_lock(ROLLUP_TOTALS_LOCK, tenant id): one writer of a tenant's running totals at a time.
+# The trigger takes it; the services take it before their first rollup write, so no writer holds a daily
+# row's lock while it waits for this one (which could deadlock with a holder of this lock wanting that row).
+ROLLUP_TOTALS_LOCK = 7301
+
+
+class TenantRollupTotal(models.Model):
+    """A running total of one tenant's ``TenantDailyRollup`` rows, every record type summed: each counter
+    is the sum over the days <= ``day``. A window's sum is ``total(end) - total(start - 1)``, where
+    ``total(x)`` is the tenant's latest row with ``day <= x`` (zeros when none): two index probes a
+    tenant, whatever the window. Kept by the ``workindex_rollup_totals`` trigger; never written by code."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    opened = models.BigIntegerField(default=0)
+    resolved = models.BigIntegerField(default=0)
+    acknowledged = models.BigIntegerField(default=0)
+    acknowledge_seconds = models.BigIntegerField(default=0)
+    resolve_seconds = models.BigIntegerField(default=0)
+    sla_met = models.BigIntegerField(default=0)
+    sla_breached = models.BigIntegerField(default=0)
+    satisfaction_sum = models.BigIntegerField(default=0)
+    satisfaction_count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "day"], name="uniq_rollup_total_day")]
+
+
+class ProviderDailyRollup(models.Model):
+    """Records opened and resolved on ``day`` (each tenant's local date) in every tenant of ``provider``
+    whose id % STRIPES is ``stripe``: the cross-client volume chart of a user who sees every client.
+    Kept by the ``workindex_rollup_totals`` trigger."""
+
+    provider = models.ForeignKey(
+        "providers.Provider", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    day = models.DateField()
+    stripe = models.PositiveSmallIntegerField()
+    opened = models.BigIntegerField(default=0)
+    resolved = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "day", "stripe"], name="uniq_provider_rollup_day")
+        ]
+
+
+class ProviderBacklogHour(models.Model):
+    """Open records (``WorkItem`` rows) of ``provider``'s tenants whose id % STRIPES is ``stripe``, by the
+    UTC hour ``opened_hour`` their record was opened in: the backlog-age chart of a user who sees every
+    client (the partial hours at the buckets' edges are counted from WorkItem). Kept by the
+    ``workindex_backlog_hours`` trigger; rows that fall to 0 are deleted."""
+
+    provider = models.ForeignKey(
+        "providers.Provider", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    stripe = models.PositiveSmallIntegerField()
+    opened_hour = models.DateTimeField()
+    open_records = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "opened_hour", "stripe"], name="uniq_provider_backlog_hour"
+            )
+        ]

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_tenants.utils import tenant_context
 
-from .models import TenantDailyRollup, TenantWakeup, WorkGroupMember, WorkItem
+from .models import ROLLUP_TOTALS_LOCK, TenantDailyRollup, TenantWakeup, WorkGroupMember, WorkItem
 from .rollup import ROLLUP_SOURCES, acknowledged_sql, rebuild_sql
 
 if TYPE_CHECKING:
@@ -233,6 +233,13 @@ def workindex_local_day(at: dt.datetime) -> dt.date:
     return at.astimezone(zoneinfo.ZoneInfo(_time_zone())).date()
 
 
+def _rollup_lock(tenant_id: int) -> None:
+    """Take the tenant's running-totals lock (held to commit) before writing its rollup rows: the
+    ``workindex_rollup_totals`` trigger takes it too, after the rows are locked (decision 0014)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ROLLUP_TOTALS_LOCK, tenant_id % 2147483647])
+
+
 def workindex_rollup_add(*, record_type: str, day: dt.date, **increments: int) -> None:
     """Add ``increments`` (counter column -> whole number, negative to take a count back) to the tenant's
     rollup row of ``day`` (its local date) and ``record_type``, creating the row. One atomic
@@ -245,6 +252,7 @@ def workindex_rollup_add(*, record_type: str, day: dt.date, **increments: int) -
     if not any(increments.values()):
         return
     tenant_id, provider_id = current_tenant_ids()
+    _rollup_lock(tenant_id)
     names = sorted(increments)
     # Column names come from the fixed set above; every value is a parameter.
     insert_columns = ", ".join(names)
@@ -330,18 +338,31 @@ def _rollup_replace(
     columns: tuple[str, ...],
     counts: dict[tuple[str, dt.date], dict[str, int]],
 ) -> None:
-    """Set ``columns`` of the tenant's rollup rows from ``since`` on to ``counts`` (zero where absent)."""
+    """Set ``columns`` of the tenant's rollup rows from ``since`` on to ``counts`` (zero where absent), in
+    two set-based statements (each fires the summary triggers once, not once a row)."""
     TenantDailyRollup.objects.filter(tenant_id=tenant_id, record_type__in=types, day__gte=since).update(
         **dict.fromkeys(columns, 0)
     )
-    for (record_type, day), values in sorted(counts.items()):
-        if record_type not in types:
-            continue
-        TenantDailyRollup.objects.update_or_create(
-            tenant_id=tenant_id,
-            day=day,
-            record_type=record_type,
-            defaults={"provider_id": provider_id, **{c: values.get(c, 0) for c in columns}},
+    rows = [
+        (record_type, day, *(int(values.get(c, 0)) for c in columns))
+        for (record_type, day), values in sorted(counts.items())
+        if record_type in types
+    ]
+    if not rows:
+        return
+    others = sorted(ROLLUP_COUNTERS - set(columns))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # Column names come from the fixed counter sets; every value is a parameter.
+            f"INSERT INTO workindex_tenantdailyrollup (tenant_id, provider_id, record_type, day, {', '.join(columns)}"  # noqa: S608
+            + "".join(f", {c}" for c in others)
+            + ") SELECT %s, %s, t.*"
+            + ", 0" * len(others)
+            + " FROM unnest(%s::varchar[], %s::date[]"
+            + ", %s::bigint[]" * len(columns)
+            + ") AS t ON CONFLICT (tenant_id, day, record_type) DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in columns),
+            [tenant_id, provider_id, *(list(c) for c in zip(*rows, strict=True))],
         )
 
 
@@ -354,6 +375,7 @@ def workindex_rollup_rebuild(
     transaction. Counters other modules own are rebuilt by their ROLLUP_CONTRIBUTORS (SLA outcomes by
     modules.sla, satisfaction by modules.incidents' survey table); rows left all zero are deleted. Uses the connection's tenant (NoTenant in public). Returns the rows written."""
     tenant_id, provider_id = current_tenant_ids()
+    _rollup_lock(tenant_id)
     types = record_types or sorted(ROLLUP_SOURCES)
     since = workindex_local_day(now or timezone.now()) - dt.timedelta(days=days - 1)
     rows: list[tuple[object, ...]] = []
