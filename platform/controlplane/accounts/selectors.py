@@ -32,10 +32,16 @@ def portal_role_get(*, user: User, tenant: Tenant) -> str | None:
     return TenantMembership.objects.filter(user=user, tenant=tenant).values_list("role", flat=True).first()
 
 
-def tenant_list_for_user(*, user: User) -> QuerySet[Tenant]:
-    """Active tenants the user may enter on the console, by name."""
+def tenant_list_for_user(*, user: User, as_provider_staff: bool = False) -> QuerySet[Tenant]:
+    """Active tenants the user may enter on the console, by name. ``as_provider_staff``: only those their
+    provider role reaches (all clients, or granted ones), not those where they hold a tenant role (an end
+    user or approver of some client, possibly another provider's)."""
     membership = ProviderMembership.objects.filter(user=user).first()
-    condition = Q(Exists(TenantMembership.objects.filter(user=user, tenant=OuterRef("pk"))))
+    condition = (
+        Q(pk__in=[])
+        if as_provider_staff
+        else Q(Exists(TenantMembership.objects.filter(user=user, tenant=OuterRef("pk"))))
+    )
     if membership is not None:
         if membership.all_clients:
             condition |= Q(provider_id=membership.provider_id)

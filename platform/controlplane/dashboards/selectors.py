@@ -104,12 +104,13 @@ class Dashboard:
 
 
 def dashboard_tenants_for_user(*, user: User) -> QuerySet[Tenant]:
-    """The tenants whose numbers the cross-client dashboard shows ``user``: those they may enter on the
-    console (``accounts.selectors.tenant_list_for_user``), by name. Provider staff only: raises
-    PermissionDenied for a user without a provider membership (client staff see their own portal)."""
+    """The tenants whose numbers the cross-client dashboard shows ``user``: those their provider role
+    reaches (``accounts.selectors.tenant_list_for_user`` as provider staff: a tenant where they only hold
+    a tenant role, such as end user, is left out), by name. Provider staff only: raises PermissionDenied
+    for a user without a provider membership (client staff see their own portal)."""
     if not ProviderMembership.objects.filter(user=user).exists():
         raise PermissionDenied("the cross-client dashboard is for the provider's staff")
-    return tenant_list_for_user(user=user)
+    return tenant_list_for_user(user=user, as_provider_staff=True)
 
 
 def _id_array(ids: list[int]) -> str:

@@ -141,6 +141,20 @@ def test_cross_client_numbers_are_exact_and_only_of_entered_tenants(
     assert response.context["summary"]["sla_percent"] == 75.0
 
 
+def test_a_tenant_role_elsewhere_adds_nothing_to_the_cross_client_numbers(
+    known: dt.date, tech_a: User, tenant_b: Tenant, client_for: Callable[..., Client]
+) -> None:
+    # tech_a (granted A) is also an end user of B: they may enter B's portal and console pages as an end
+    # user, but B's numbers are not theirs to see as provider staff.
+    tenant_membership_set(user=tech_a, tenant=tenant_b, role="end_user")
+    response = client_for(tech_a).get("/dashboard/")
+    assert response.status_code == 200
+    assert sum(int(r[1]) for r in rows_of(response, "volume")) == 5  # type: ignore[call-overload]
+    body = response.content.decode()
+    assert "Globex" not in body and "network" not in body
+    assert client_for(tech_a).get("/dashboard/", {"client": "globex"}).status_code == 422
+
+
 def test_ninety_days_and_the_client_filter(
     known: dt.date, tech_ab: User, client_for: Callable[..., Client]
 ) -> None:
