@@ -75,13 +75,17 @@ def svg_line_chart(
     desc: str,
     x_labels: Sequence[str],
     series: Sequence[tuple[str, Sequence[float]]],
+    counts: bool = False,
 ) -> SafeString:
     """A line chart: one line per ``(name, values)`` of ``series`` over ``x_labels`` (same length), with a
     y axis from 0 to a round maximum, five gridlines, and every ~7th x label. Each point carries a
-    ``<title>`` with its label and value (a tooltip, no script needed)."""
+    ``<title>`` with its label and value (a tooltip, no script needed). ``counts``: the values are whole
+    numbers, so the axis goes up to at least 5 and every gridline is a whole number."""
     width, height, left, right, top, bottom = 600, 260, 40, 22, 30, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     top_value = nice_max(max((v for _, values in series for v in values), default=0))
+    if counts:
+        top_value = max(top_value, 5.0)  # nice_max's tops of 5 and more divide by 5 into whole steps
     count = max(len(x_labels), 1)
 
     def px(i: int) -> float:

@@ -54,6 +54,7 @@ def chart_svg(chart: selectors.Chart) -> SafeString:
                 ("Opened", [_num(r[1]) or 0.0 for r in rows]),
                 ("Resolved", [_num(r[2]) or 0.0 for r in rows]),
             ],
+            counts=True,
         )
     # Per chart: the columns drawn as bars, their series names, the scale's top and the unit.
     bars: dict[str, tuple[tuple[int, ...], list[str], float | None, str]] = {

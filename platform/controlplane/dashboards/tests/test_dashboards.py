@@ -22,6 +22,7 @@ from conftest import actor_in, make_user
 from controlplane.accounts.models import User
 from controlplane.accounts.services import provider_membership_set, tenant_grant, tenant_membership_set
 from controlplane.dashboards.models import TenantDailyCategory
+from controlplane.dashboards.svg import svg_line_chart
 from controlplane.dashboards.views import chart_svg
 from controlplane.providers.models import Provider
 from controlplane.workindex.models import TenantDailyRollup, WorkItem
@@ -234,6 +235,15 @@ def test_charts_are_well_formed_accessible_svg(
         assert title.text == item["chart"].title
         assert str(item["svg"]) in response.content.decode()
     assert "<script" not in response.content.decode().split("<main", 1)[-1]
+
+
+def test_a_count_axis_has_whole_gridlines_even_for_small_counts() -> None:
+    svg = svg_line_chart(
+        chart_id="c", title="t", desc="d", x_labels=["a", "b"], series=[("Opened", [0.0, 1.0])], counts=True
+    )
+    labels = [t.text for t in ET.fromstring(str(svg)).iter(f"{SVG}text")]  # noqa: S314 - our own markup
+    assert [x for x in labels if x and x.isdigit()][:6] == ["0", "1", "2", "3", "4", "5"]
+    assert not any(x and "." in x for x in labels)
 
 
 def grant_many(user: User, provider: Provider, count: int, today: dt.date, prefix: str) -> None:
