@@ -8,6 +8,7 @@
   machines, and for people the local date and time in the active zone (the viewer's, activated by
   ``controlplane.console.middleware.ViewerTimeZoneMiddleware``) with its abbreviation, then ``relative``.
   Renders nothing for None.
+- ``{{ value|stamp }}``: "2025-06-02 09:30" in the active zone (list cells; ``|date`` costs ten times more).
 - ``{{ tenant|client_colour }}``: the CSS class (``chip-0`` .. ``chip-7``, defined in app.css) of a
   client's colour chip, stable per slug, so two tabs in two clients look different at a glance.
 """
@@ -53,6 +54,18 @@ def relative(value: Any, now: dt.datetime | None = None) -> str:
     if timezone.is_naive(value):
         value = value.replace(tzinfo=dt.UTC)
     return relative_text(value, now or timezone.now())
+
+
+@register.filter(is_safe=True)
+def stamp(value: Any) -> str:
+    """``{{ record.updated_at|stamp }}``: "2025-06-02 09:30", the moment in the active (viewer's) zone;
+    "" for anything not a datetime (a naive one is taken as UTC). What ``|date:"Y-m-d H:i"`` shows, at
+    about a tenth of its cost: list pages show two per row."""
+    if not isinstance(value, dt.datetime):
+        return ""
+    if timezone.is_naive(value):
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(timezone.get_current_timezone()).strftime("%Y-%m-%d %H:%M")
 
 
 def local_text(value: dt.datetime) -> str:
