@@ -378,4 +378,5 @@ def test_pages_benchmark(pages_data: PagesData) -> None:
         )
     print("  sql: mean time in SQL per request (the rest is Python and templates); slowest query in the JSON")
     print(f"  target: p95 <= {TARGET_MS:.0f} ms per page; PostgreSQL {result['postgresql']}; {out}")
+    print(f"  this machine's Python: {result['cpu_calibration_ms']:.0f} ms for measure.cpu_calibration_ms")
     print(json.dumps({name: r["p95_ms"] for name, r in rows.items()}))

@@ -36,11 +36,25 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
+def cpu_calibration_ms() -> float:
+    """The best of three runs of a fixed pure-Python workload (adding 0..9,999,999), in ms: how fast this
+    machine runs Python, so page times from two machines can be compared (ratios of ms to this figure)."""
+
+    def work() -> None:
+        total = 0
+        for i in range(10_000_000):
+            total += i
+
+    return round(min(timed(work) for _ in range(3)), 1)
+
+
 def write_result(name: str, result: dict[str, Any]) -> Path:
-    """Add the server version and write ``result`` to .data/bench/<name>.json; returns the path."""
+    """Add the server version and the CPU calibration (``cpu_calibration_ms``) and write ``result`` to
+    .data/bench/<name>.json; returns the path."""
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         result["postgresql"] = cursor.fetchone()[0]
+    result.setdefault("cpu_calibration_ms", cpu_calibration_ms())
     out = Path(settings.ROOT_DIR) / ".data" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
