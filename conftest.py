@@ -40,7 +40,7 @@ from tenants.template import template_migrate, template_snapshot
 
 PASSWORD = "correct-horse-battery-staple"
 SCHEMA_POOL_SIZE = 3  # tenant_a, tenant_b, tenant_c
-_schema_pool: list[str] = []
+_schema_pool: list[tuple[str, str]] = []  # (schema name, the migration state it was built at)
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +54,7 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
             schema_name = new_schema_name()
             with connection.cursor() as cursor:
                 cursor.execute(snapshot.statements_for(schema_name).as_string(cursor.connection))
-            _schema_pool.append(schema_name)
+            _schema_pool.append((schema_name, snapshot.migration_state))
 
 
 def _commits(request: pytest.FixtureRequest) -> bool:
@@ -77,14 +77,15 @@ def tenant_make(request: pytest.FixtureRequest, db: None) -> Callable[..., Tenan
         if not free:
             return tenant_provision(provider=provider, name=name, slug=slug, time_zone=time_zone)
         tenant_validate(slug=slug, name=name, time_zone=time_zone)
+        schema_name, migration_state = free.pop(0)
         return tenant_register(
             provider=provider,
             name=name,
             slug=slug,
             time_zone=time_zone,
             locale="en-gb",
-            schema_name=free.pop(0),
-            migration_state=template_snapshot().migration_state,
+            schema_name=schema_name,
+            migration_state=migration_state,
         )
 
     return make

@@ -15,6 +15,7 @@ from typing import Any
 from django import template
 from django.utils import timezone
 
+from controlplane.zones import local_text
 from modules.sla import selectors
 
 register = template.Library()
@@ -33,13 +34,6 @@ def duration_text(seconds: int) -> str:
 def relative_text(seconds: int) -> str:
     """A due time relative to now: "in 2 h 10 min" (``seconds`` > 0 left) or "overdue by 35 min"."""
     return f"in {duration_text(seconds)}" if seconds > 0 else f"overdue by {duration_text(seconds)}"
-
-
-def local_text(value: dt.datetime | None, zone: dt.tzinfo) -> str:
-    """An aware (UTC) datetime as local wall time with the zone's abbreviation: "2025-06-02 10:30 BST"."""
-    if value is None:
-        return ""
-    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def active_zone() -> tuple[str, dt.tzinfo]:

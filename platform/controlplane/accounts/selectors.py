@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import functools
+import operator
+
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from tenants.models import Tenant
@@ -37,16 +40,15 @@ def tenant_list_for_user(*, user: User, as_provider_staff: bool = False) -> Quer
     provider role reaches (all clients, or granted ones), not those where they hold a tenant role (an end
     user or approver of some client, possibly another provider's)."""
     membership = ProviderMembership.objects.filter(user=user).first()
-    condition = (
-        Q(pk__in=[])
-        if as_provider_staff
-        else Q(Exists(TenantMembership.objects.filter(user=user, tenant=OuterRef("pk"))))
-    )
+    conditions: list[Q] = []
+    if not as_provider_staff:
+        conditions.append(Q(Exists(TenantMembership.objects.filter(user=user, tenant=OuterRef("pk")))))
     if membership is not None:
-        if membership.all_clients:
-            condition |= Q(provider_id=membership.provider_id)
-        else:
-            condition |= Q(provider_id=membership.provider_id) & Q(
-                Exists(TenantGrant.objects.filter(membership=membership, tenant=OuterRef("pk")))
-            )
+        reach = Q(provider_id=membership.provider_id)
+        if not membership.all_clients:
+            reach &= Q(Exists(TenantGrant.objects.filter(membership=membership, tenant=OuterRef("pk"))))
+        conditions.append(reach)
+    if not conditions:
+        return Tenant.objects.none()
+    condition = functools.reduce(operator.or_, conditions)
     return Tenant.objects.filter(condition, status=Tenant.Status.ACTIVE).order_by("name")

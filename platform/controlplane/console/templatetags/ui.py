@@ -24,6 +24,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from controlplane.zones import local_text
+
 register = template.Library()
 
 CHIP_COLOURS = 8
@@ -66,11 +68,6 @@ def stamp(value: Any) -> str:
     if timezone.is_naive(value):
         value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(timezone.get_current_timezone()).strftime("%Y-%m-%d %H:%M")
-
-
-def local_text(value: dt.datetime) -> str:
-    """An aware datetime in the active zone: "2025-06-02 09:30 BST"."""
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M %Z")
 
 
 @register.simple_tag
