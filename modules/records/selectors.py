@@ -355,17 +355,26 @@ def _changes(changes: dict[str, Any]) -> tuple[TimelineChange, ...]:
     return tuple(shown)
 
 
+def escalation_notified_text(notified: dict[str, Any]) -> str:
+    """Who an SLA escalation notified, in words ("breach_warning to 2 persons and 1 group"), from the
+    ``notified`` JSON of an escalation run or its ``sla.escalated`` entry (keys ``event``, ``persons``,
+    ``groups``); "" when the level notified no one by design (no event)."""
+    if not notified.get("event"):
+        return ""
+    persons, groups = len(notified.get("persons") or []), len(notified.get("groups") or [])
+    whom = " and ".join(
+        f"{n} {word}{'' if n == 1 else 's'}" for n, word in ((persons, "person"), (groups, "group")) if n
+    )
+    return f"{notified['event']} to {whom or 'nobody'}"
+
+
 def _escalation_changes(changes: dict[str, Any]) -> tuple[TimelineChange, ...]:
     """What an ``sla.escalated`` entry did, in words: the policy, who was notified of which event, and
     the actions done (reassignment, priority) when there were any."""
     shown = [TimelineChange("policy", "", str(changes.get("policy", "")), pair=False)]
-    notified = changes.get("notified") or {}
-    if notified.get("event"):
-        persons, groups = len(notified.get("persons") or []), len(notified.get("groups") or [])
-        whom = " and ".join(
-            f"{n} {word}{'' if n == 1 else 's'}" for n, word in ((persons, "person"), (groups, "group")) if n
-        )
-        shown.append(TimelineChange("notified", "", f"{notified['event']} to {whom or 'nobody'}", pair=False))
+    notified = escalation_notified_text(changes.get("notified") or {})
+    if notified:
+        shown.append(TimelineChange("notified", "", notified, pair=False))
     for name, value in (changes.get("done") or {}).items():
         if isinstance(value, list) and len(value) == 2:
             shown.append(TimelineChange(name.replace("_", " "), _text(value[0]), _text(value[1])))

@@ -16,6 +16,7 @@ from django.utils import timezone
 from controlplane.problems import NotFound, PermissionDenied
 from modules.records.actor import Actor
 from modules.records.registry import record_get
+from modules.records.selectors import escalation_notified_text
 
 from .calendar import Calendar, business_seconds_between
 from .models import BusinessCalendar, Contract, SLAPolicy, SLATimer
@@ -157,12 +158,8 @@ class PanelTimer:
 def _run_said(notified: dict[str, Any], done: dict[str, Any]) -> tuple[str, ...]:
     """What an escalation run did, from its ``notified`` and ``done`` JSON (see EscalationRun)."""
     said: list[str] = []
-    if notified.get("event"):
-        persons, groups = len(notified.get("persons") or []), len(notified.get("groups") or [])
-        whom = [
-            f"{n} {word}{'' if n == 1 else 's'}" for n, word in ((persons, "person"), (groups, "group")) if n
-        ]
-        said.append(f"{notified['event']} to {' and '.join(whom) if whom else 'nobody'}")
+    if notified_text := escalation_notified_text(notified):
+        said.append(notified_text)
     for key, what in (("assignment_group", "reassigned to another group"), ("assigned_to", "reassigned")):
         value = done.get(key)
         if isinstance(value, str) and value.startswith("skipped"):
