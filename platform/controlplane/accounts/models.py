@@ -106,3 +106,36 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+
+class SecurityEvent(models.Model):
+    """Append-only audit of identity and access (control plane): sign-ins (password, SAML, OIDC) and
+    refused ones, MFA enrolment and use, password changes and resets, role, grant and membership changes,
+    API token creation and revocation, SSO connection changes, sign-out everywhere.
+
+    ``verb`` is dotted (``login.succeeded``, ``login.failed``, ``sso.saml.refused``, ``mfa.totp.added``,
+    ``membership.role_changed``); ``user_id`` is the user it concerns (null when unknown, e.g. a refused
+    assertion naming no user of ours); ``actor_user_id`` who did it (null: the user themself or the
+    system); ``provider_id``/``tenant_id`` where it happened (plain ids, no foreign keys, so the row
+    outlives what it names); ``ip`` the client address; ``details`` what changed or why it was refused
+    (never a secret). ``at`` is UTC."""
+
+    verb = models.CharField(max_length=60)
+    user_id = models.BigIntegerField(null=True, blank=True)
+    actor_user_id = models.BigIntegerField(null=True, blank=True)
+    provider_id = models.BigIntegerField(null=True, blank=True)
+    tenant_id = models.BigIntegerField(null=True, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    details = models.JSONField(default=dict)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [
+            models.Index(fields=["user_id", "at"], name="security_event_user_at"),
+            models.Index(fields=["provider_id", "at"], name="security_event_provider_at"),
+            models.Index(fields=["tenant_id", "at"], name="security_event_tenant_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.verb} user={self.user_id} at {self.at:%Y-%m-%d %H:%M:%S}"

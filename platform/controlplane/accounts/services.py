@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from typing import Any
 
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
 from controlplane.problems import Conflict, InvalidInput
@@ -18,6 +20,7 @@ from .models import (
     ApiToken,
     ProviderMembership,
     ProviderRole,
+    SecurityEvent,
     TenantGrant,
     TenantMembership,
     TenantRole,
@@ -112,3 +115,36 @@ def user_time_zone_set(*, user: User, time_zone: str) -> User:
     user.time_zone = time_zone
     user.save(update_fields=["time_zone"])
     return user
+
+
+def security_event_record(
+    *,
+    verb: str,
+    user_id: int | None = None,
+    actor_user_id: int | None = None,
+    provider_id: int | None = None,
+    tenant_id: int | None = None,
+    ip: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> SecurityEvent:
+    """Append one row to the identity and access audit (``SecurityEvent``; verbs and fields there).
+
+    Runs in the caller's transaction when there is one, so a refused change that rolls back leaves no
+    audit of a change; a refusal that must be audited (a bad password, a forged assertion) is recorded by
+    its caller outside the rolled-back work. ``ip`` is the request's client address (``client_ip``)."""
+    return SecurityEvent.objects.create(
+        verb=verb,
+        user_id=user_id,
+        actor_user_id=actor_user_id,
+        provider_id=provider_id,
+        tenant_id=tenant_id,
+        ip=ip or None,
+        details=details or {},
+    )
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The client's address for audit and rate limits: ``REMOTE_ADDR`` only. Behind a reverse proxy the
+    proxy must set it (e.g. gunicorn's ``--forwarded-allow-ips`` with uvicorn/ProxyFix); a client's own
+    ``X-Forwarded-For`` is never trusted here (OWASP: spoofable header)."""
+    return request.META.get("REMOTE_ADDR") or None
