@@ -29,6 +29,7 @@ from django_tenants.utils import tenant_context
 
 from controlplane.accounts.models import ApiToken, User
 from controlplane.accounts.selectors import portal_role_get, tenant_role_get
+from controlplane.accounts.services import api_token_used, client_ip
 from controlplane.http import TenantRequest
 from controlplane.problems import problem_response
 from modules.people.services import person_for_user
@@ -38,6 +39,7 @@ from .models import Domain, Tenant
 from .template import expected_migration_state
 
 SESSION_HOST_KEY = "_bound_host"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 TENANT_PATH = re.compile(r"^(?P<api>/api/v1)?/t/(?P<slug>[a-z0-9-]{1,40})(?:/|$)")
 
 
@@ -60,8 +62,9 @@ def session_host_check(request: HttpRequest, hostname: str) -> None:
         request.user = AnonymousUser()
 
 
-def token_user(request: HttpRequest) -> User | None:
-    """The active user of a valid ``Authorization: Bearer <token>`` header, or None. Never reads the session."""
+def request_token(request: HttpRequest) -> ApiToken | None:
+    """The valid (not revoked, not expired) token of an ``Authorization: Bearer <token>`` header whose
+    user is active, or None; its use is recorded (``api_token_used``). Never reads the session."""
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if not header.startswith("Bearer "):
         return None
@@ -69,12 +72,10 @@ def token_user(request: HttpRequest) -> User | None:
     token = ApiToken.objects.select_related("user").filter(token_hash=digest, revoked_at__isnull=True).first()
     if token is None or not token.user.is_active:
         return None
-    now = timezone.now()
-    if token.expires_at is not None and token.expires_at <= now:
+    if token.expires_at is not None and token.expires_at <= timezone.now():
         return None
-    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    api_token_used(token=token, ip=client_ip(request))
+    return token
 
 
 def actor_for(request: TenantRequest, user: User, role: str, source: str) -> Actor:
@@ -95,6 +96,7 @@ class TenantRoutingMiddleware:
         request.portal_tenant = None
         request.actor = None  # type: ignore[assignment]  # set by enter() once access is checked
         request.auth_via = None
+        request.api_token = None
         hostname = hostname_of(request)
         session_host_check(request, hostname)
         if hostname in settings.CONSOLE_HOSTS:
@@ -111,17 +113,26 @@ class TenantRoutingMiddleware:
     def console(self, request: TenantRequest) -> HttpResponse:
         match = TENANT_PATH.match(request.path_info)
         if match is None:
+            if request.path_info.startswith("/api/v1/") and "HTTP_AUTHORIZATION" in request.META:
+                token = request_token(request)  # the queue across clients (tokens of all tenants)
+                if token is None:
+                    return problem_response(
+                        request, status=401, slug="unauthenticated", title="Invalid API token"
+                    )
+                request.user, request.auth_via, request.api_token = token.user, "token", token
             return self.get_response(request)  # public schema: home, sign-in, tokens, docs
         is_api = bool(match.group("api"))
         user: User | AnonymousUser
+        token = None
         if is_api and "HTTP_AUTHORIZATION" in request.META:
-            token_owner = token_user(request)  # a token request never falls back to the session
-            if token_owner is None:
+            token = request_token(request)  # a token request never falls back to the session
+            if token is None:
                 return problem_response(
                     request, status=401, slug="unauthenticated", title="Invalid API token"
                 )
-            request.user = user = token_owner
+            request.user = user = token.user
             request.auth_via = "token"
+            request.api_token = token
         else:
             user = request.user
             request.auth_via = "session"
@@ -132,8 +143,12 @@ class TenantRoutingMiddleware:
         assert isinstance(user, User)
         tenant = Tenant.objects.filter(slug=match.group("slug"), status=Tenant.Status.ACTIVE).first()
         role = tenant_role_get(user=user, tenant=tenant) if tenant is not None else None
-        if tenant is None or role is None:
-            return self.not_found(request, is_api)
+        if tenant is None or role is None or (token is not None and not token.reaches(tenant.pk)):
+            return self.not_found(request, is_api)  # outside a token's scope: as a tenant that is not there
+        if token is not None and token.access == ApiToken.Access.READ and request.method not in SAFE_METHODS:
+            return problem_response(
+                request, status=403, slug="token-read-only", title="This API token may only read"
+            )
         return self.enter(request, tenant, user, role, source="api" if is_api else "console")
 
     def portal(self, request: TenantRequest, tenant: Tenant) -> HttpResponse:

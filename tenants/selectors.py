@@ -8,12 +8,11 @@ from typing import Any
 from django.db.models import QuerySet
 
 from controlplane.accounts.models import User
+from controlplane.permissions import P
 from controlplane.problems import NotFound
 from modules.records.actor import Actor
 
 from .models import Domain, Tenant, TenantAuditEntry, TenantBranding
-
-DOMAIN_READ_ROLES = frozenset({"owner", "admin", "technician"})
 
 
 def branding_get(*, tenant: Tenant) -> TenantBranding:
@@ -25,7 +24,7 @@ def branding_get(*, tenant: Tenant) -> TenantBranding:
 
 def domain_list(*, actor: Actor, tenant: Tenant) -> QuerySet[Domain]:
     """The tenant's domains, primary first then by name, for the provider's staff (others see none)."""
-    if actor.role not in DOMAIN_READ_ROLES:
+    if not actor.may(P.DOMAIN_READ):
         return Domain.objects.none()
     return Domain.objects.filter(tenant=tenant).order_by("-is_primary", "domain")
 
@@ -60,17 +59,14 @@ class AuditLine:
         return [(field, *pair) for field, pair in sorted(self.entry.changes.items())]
 
 
-AUDIT_READ_ROLES = {
-    "branding.": frozenset({"owner", "admin", "technician", "client_admin"}),
-    "domain.": DOMAIN_READ_ROLES,
-}
+AUDIT_READ = {"branding.": P.BRANDING_MANAGE, "domain.": P.DOMAIN_READ}
 
 
 def tenant_audit_list(*, actor: Actor, tenant: Tenant, prefix: str, limit: int = 20) -> list[AuditLine]:
     """The newest ``limit`` audit entries of ``tenant`` whose verb starts with ``prefix`` ("branding." or
     "domain."), newest first, each with its author's name; two queries. Empty for a role that may not
-    read that page (AUDIT_READ_ROLES). Times are UTC (aware datetimes)."""
-    if actor.role not in AUDIT_READ_ROLES.get(prefix, frozenset()):
+    read that page (AUDIT_READ). Times are UTC (aware datetimes)."""
+    if prefix not in AUDIT_READ or not actor.may(AUDIT_READ[prefix]):
         return []
     entries = list(
         TenantAuditEntry.objects.filter(tenant=tenant, verb__startswith=prefix).order_by("-at", "-id")[:limit]

@@ -16,6 +16,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from controlplane.permissions import P
 from controlplane.problems import Conflict, InvalidInput, PermissionDenied
 from controlplane.providers.models import Provider
 from controlplane.zones import zone_valid
@@ -129,8 +130,6 @@ def tenant_register(
 # Branding and custom domains. Both are control-plane rows of the tenant; the actor is the one the routing
 # middleware built for the request (console: provider role; portal: tenant role).
 
-BRANDING_ROLES = frozenset({"owner", "admin", "technician", "client_admin"})
-DOMAIN_ROLES = frozenset({"owner", "admin"})
 CHALLENGE_PREFIX = "_itsm-challenge"
 
 
@@ -174,7 +173,7 @@ def branding_update(
     field, with the measured ratio for a colour; nothing is written then. Call inside the tenant's
     context (the routing middleware's or ``tenant_context``).
     """
-    if actor.role not in BRANDING_ROLES:
+    if not actor.may(P.BRANDING_MANAGE):
         raise PermissionDenied("only the client admin or the provider's staff change the branding")
     _require_connection_tenant(tenant)
     errors: list[dict[str, str]] = []
@@ -267,7 +266,7 @@ def domain_challenge_value(domain: Domain) -> str:
 
 
 def _require_domain_role(actor: Actor) -> None:
-    if actor.role not in DOMAIN_ROLES:
+    if not actor.may(P.DOMAIN_MANAGE):
         raise PermissionDenied("only the provider's owners and admins manage a client's domains")
 
 

@@ -19,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from controlplane.http import TenantRequest, form_errors_apply, portal_page, request_actor
+from controlplane.permissions import P
 from controlplane.problems import DomainError, NotFound
 
 from . import selectors, services
@@ -70,7 +71,7 @@ def _tenant(request: TenantRequest) -> Tenant:
 def _branding_page(request: TenantRequest, template: str) -> HttpResponse:
     actor = request_actor(request)
     tenant = _tenant(request)
-    if actor.role not in services.BRANDING_ROLES:
+    if not actor.may(P.BRANDING_MANAGE):
         raise Http404("no such page")  # end users do not learn the page exists
     branding = selectors.branding_get(tenant=tenant)
     initial = {
@@ -177,8 +178,8 @@ def console_domains(request: TenantRequest, tenant: str) -> HttpResponse:
     context = {
         "form": form,
         "rows": rows,
-        "can_manage": actor.role in services.DOMAIN_ROLES,
-        "may_read": actor.role in selectors.DOMAIN_READ_ROLES,
+        "can_manage": actor.may(P.DOMAIN_MANAGE),
+        "may_read": actor.may(P.DOMAIN_READ),
         "cname_target": f"{owner.slug}.{settings.PORTAL_BASE_DOMAIN}",
         "audit": selectors.tenant_audit_list(actor=actor, tenant=owner, prefix="domain."),
     }

@@ -16,6 +16,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
+from controlplane.permissions import P
 from controlplane.problems import NotFound, PermissionDenied
 from modules.cmdb.selectors import ImpactedCI, ci_impact_get
 from modules.people.models import GroupMembership
@@ -45,7 +46,7 @@ IMPACT_DEPTH = 6
 
 def may_see_changes(actor: Actor) -> bool:
     """Technicians and the tenant's CAB members (role ``cab_member``) see changes; nobody else does."""
-    return actor.is_technician or actor.role == "cab_member"
+    return actor.may(P.CHANGE_READ)
 
 
 def _require_viewer(actor: Actor) -> None:

@@ -35,6 +35,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from controlplane.permissions import P
 from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
 from controlplane.workindex.services import workindex_upsert
 from modules.cmdb.selectors import ci_get
@@ -134,7 +135,7 @@ def _require_technician(actor: Actor) -> None:
 
 
 def _require_admin(actor: Actor) -> None:
-    if not actor.is_admin:
+    if not actor.may(P.PROCESS_MANAGE):
         raise PermissionDenied("only admins may do this")
 
 

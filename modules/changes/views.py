@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from controlplane.http import TenantRequest, form_errors_apply, htmx_render, request_actor
+from controlplane.permissions import P
 from controlplane.problems import DomainError, NotFound, PermissionDenied
 from modules.cmdb.selectors import ci_visible
 from modules.people.models import Group, Person
@@ -402,7 +403,7 @@ def _denied(request: TenantRequest, exc: DomainError) -> HttpResponse:
 
 
 def _admin_only(actor: Actor) -> PermissionDenied | None:
-    return None if actor.is_admin else PermissionDenied("only admins may do this")
+    return None if actor.may(P.PROCESS_MANAGE) else PermissionDenied("only admins may do this")
 
 
 def template_list(request: TenantRequest, tenant: str) -> HttpResponse:
@@ -412,7 +413,9 @@ def template_list(request: TenantRequest, tenant: str) -> HttpResponse:
         templates = selectors.template_list(actor=actor)
     except DomainError as exc:
         return _denied(request, exc)
-    return render(request, "changes/templates.html", {"templates": templates, "admin": actor.is_admin})
+    return render(
+        request, "changes/templates.html", {"templates": templates, "admin": actor.may(P.PROCESS_MANAGE)}
+    )
 
 
 def template_edit(request: TenantRequest, tenant: str, template_id: uuid.UUID | None = None) -> HttpResponse:
@@ -482,7 +485,7 @@ def cab_page(request: TenantRequest, tenant: str) -> HttpResponse:
         members = list(selectors.cab_member_list(actor=actor))
     except DomainError as exc:
         return _denied(request, exc)
-    context = {"members": members, "form": form, "admin": actor.is_admin}
+    context = {"members": members, "form": form, "admin": actor.may(P.PROCESS_MANAGE)}
     return render(request, "changes/cab.html", context, status=status)
 
 
@@ -545,7 +548,7 @@ def blackout_page(request: TenantRequest, tenant: str) -> HttpResponse:
         blackouts = list(selectors.blackout_list(actor=actor))
     except DomainError as exc:
         return _denied(request, exc)
-    context = {"blackouts": blackouts, "form": form, "admin": actor.is_admin}
+    context = {"blackouts": blackouts, "form": form, "admin": actor.may(P.PROCESS_MANAGE)}
     with timezone.override(zone):
         return render(request, "changes/blackouts.html", context, status=status)
 
@@ -595,5 +598,5 @@ def change_settings(request: TenantRequest, tenant: str) -> HttpResponse:
                 status = exc.status
             else:
                 return redirect("change_settings", tenant=tenant)
-    context = {"rules": rules, "form": form, "admin": actor.is_admin}
+    context = {"rules": rules, "form": form, "admin": actor.may(P.PROCESS_MANAGE)}
     return render(request, "changes/settings.html", context, status=status)

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Q, QuerySet
 
+from controlplane.permissions import P
 from controlplane.problems import NotFound
 from modules.records.actor import Actor
 from modules.records.models import ActivityEntry
@@ -30,7 +31,7 @@ MAX_IMPACT_DEPTH = 10
 def cmdb_manager(actor: Actor) -> bool:
     """Who may manage the CMDB (create and edit CIs and relationships, see all CIs and the impact):
     provider technicians and the tenant's client admins (ServiceNow's ``itil`` and ``asset`` roles)."""
-    return actor.is_technician or actor.role == "client_admin"
+    return actor.may(P.CMDB_MANAGE)
 
 
 def ci_visible(*, actor: Actor) -> QuerySet[ConfigurationItem]:

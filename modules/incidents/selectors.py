@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
+from controlplane.permissions import P
 from controlplane.problems import NotFound
 from modules.people.models import GroupMembership
 from modules.records.actor import Actor
@@ -26,7 +27,7 @@ def incident_visible(*, actor: Actor) -> QuerySet[Incident]:
     qs = Incident.objects.select_related(
         "caller", "assigned_to", "assignment_group", "configuration_item", "problem"
     )
-    if actor.is_technician or actor.sees_organisation:  # client admins see their organisation's
+    if actor.may(P.ORGANISATION_READ):  # client admins see their organisation's
         return qs
     return qs.filter(caller_id=actor.person_id)
 

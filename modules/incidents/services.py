@@ -19,6 +19,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from controlplane.dashboards.services import dashboard_category_add, dashboard_category_move
+from controlplane.permissions import P
 from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
 from controlplane.workindex.services import (
     workindex_local_day,
@@ -471,7 +472,7 @@ def incident_settings_set(
 
     Raises PermissionDenied for non-admins and InvalidInput naming an out-of-range field; nothing is written.
     """
-    if not actor.is_admin:
+    if not actor.may(P.CONFIG_MANAGE):
         raise PermissionDenied("only admins may change incident rules")
     changes = {"reopen_window_days": reopen_window_days, "autoclose_after_days": autoclose_after_days}
     bad = [name for name, value in changes.items() if value is not None and not 0 <= value <= 365]
@@ -506,7 +507,7 @@ def priority_matrix_set(*, actor: Actor, cells: list[tuple[int, int, int]]) -> N
     Existing incidents keep their priority (it is recomputed only when their impact or urgency changes).
     Raises PermissionDenied unless the actor is an admin; InvalidInput naming the bad cell.
     """
-    if not actor.is_admin:
+    if not actor.may(P.CONFIG_MANAGE):
         raise PermissionDenied("only admins may change the priority matrix")
     for index, (impact, urgency, priority) in enumerate(cells):
         if impact not in (1, 2, 3) or urgency not in (1, 2, 3) or priority not in (1, 2, 3, 4, 5):

@@ -24,6 +24,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db.models import CharField, Count, F, Q, QuerySet, Value
 
+from controlplane.permissions import P
 from controlplane.problems import DomainError, NotFound, PermissionDenied
 from modules.records.actor import Actor
 from modules.records.models import ActivityEntry, RecordLink
@@ -38,7 +39,7 @@ State = Article.State
 
 def is_editor(actor: Actor) -> bool:
     """Technicians and the tenant's client admin work on articles (see drafts); everyone else reads."""
-    return actor.is_technician or actor.role == "client_admin"
+    return actor.may(P.KNOWLEDGE_READ_INTERNAL)
 
 
 def article_visible(*, actor: Actor) -> QuerySet[Article]:
@@ -46,7 +47,7 @@ def article_visible(*, actor: Actor) -> QuerySet[Article]:
     qs = Article.objects.select_related("current_version", "published_version", "author")
     if actor.is_technician:
         return qs
-    if actor.role == "client_admin":
+    if actor.may(P.KNOWLEDGE_READ_INTERNAL):  # drafts and reviews of portal articles too
         return qs.filter(audience=Audience.PORTAL)
     return qs.filter(audience=Audience.PORTAL, published_version__isnull=False)
 

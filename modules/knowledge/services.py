@@ -29,6 +29,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from controlplane.permissions import P
 from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
 from modules.records.actor import Actor
 from modules.records.models import RecordLink, SearchDocument
@@ -264,7 +265,7 @@ def _may(actor: Actor, article: Article, action: str) -> bool:
         return True
     return (
         action in ("publish", "reject")
-        and actor.role == "client_admin"
+        and actor.may(P.KNOWLEDGE_PUBLISH)
         and article.audience == Article.Audience.PORTAL
     )
 
@@ -274,7 +275,7 @@ def _sources(actor: Actor, article: Article, action: str) -> tuple[str, ...]:
     if action == "submit":
         return (S.DRAFT,)
     if action == "publish":
-        return (S.REVIEW, S.DRAFT) if actor.is_admin else (S.REVIEW,)
+        return (S.REVIEW, S.DRAFT) if actor.may(P.CONFIG_MANAGE) else (S.REVIEW,)
     if action == "reject":
         return (S.REVIEW,)
     if action == "retire":

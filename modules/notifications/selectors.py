@@ -9,6 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
+from controlplane.permissions import P
 from controlplane.problems import NotFound, PermissionDenied
 from modules.records.actor import Actor
 
@@ -65,7 +66,7 @@ def notification_settings_get(*, actor: Actor) -> NotificationSettings:
 
 
 def _require_staff(actor: Actor) -> None:
-    if not (actor.is_technician or actor.is_admin):
+    if not actor.may(P.CONFIG_READ):
         raise PermissionDenied("only technicians and admins see this")
 
 

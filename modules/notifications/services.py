@@ -41,6 +41,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from controlplane.permissions import P
 from controlplane.problems import InvalidInput, PermissionDenied
 from controlplane.workindex.services import workindex_wakeup_recompute, workindex_wakeup_set
 from modules.people.models import GroupMembership, Person
@@ -527,7 +528,7 @@ def notification_settings_set(*, actor: Actor, **changes: Any) -> NotificationSe
     (<= 100 characters; empty = the tenant's name), ``reply_to`` (an address), ``accent_colour``
     (``#rrggbb``), ``logo_url`` (https URL). Raises InvalidInput naming each bad field; logs
     ``notification_settings.changed`` with old -> new."""
-    if not actor.is_admin:
+    if not actor.may(P.CONFIG_MANAGE):
         raise PermissionDenied("only admins may change email branding")
     from django.core.exceptions import ValidationError
     from django.core.validators import EmailValidator, URLValidator
@@ -566,7 +567,7 @@ def notification_settings_set(*, actor: Actor, **changes: Any) -> NotificationSe
 
 
 def _require_admin(actor: Actor) -> None:
-    if not actor.is_admin:
+    if not actor.may(P.CONFIG_MANAGE):
         raise PermissionDenied("only admins manage webhooks")
 
 

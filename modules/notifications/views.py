@@ -15,6 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from controlplane.http import TenantRequest, form_errors_apply, request_actor
+from controlplane.permissions import P
 from controlplane.problems import DomainError, NotFound
 from modules.records.actor import Actor
 from modules.records.registry import kind_get
@@ -189,7 +190,7 @@ def notification_settings(request: TenantRequest, tenant: str) -> HttpResponse:
             else:
                 status, saved = 200, True
                 form = BrandingForm(initial={f: getattr(current, f) for f in BrandingForm.base_fields})
-    context = {"form": form, "branding": current, "admin": actor.is_admin, "saved": saved}
+    context = {"form": form, "branding": current, "admin": actor.may(P.CONFIG_MANAGE), "saved": saved}
     return render(request, "notifications/settings.html", context, status=status)
 
 
@@ -227,7 +228,7 @@ def webhook_list(request: TenantRequest, tenant: str) -> HttpResponse:
             else:  # the only time the secret is shown: render it now, never store it in a session
                 context = {"endpoint": endpoint, "secret": secret}
                 return render(request, "notifications/webhook_created.html", context, status=201)
-    context = {"endpoints": endpoints, "form": form, "admin": actor.is_admin}
+    context = {"endpoints": endpoints, "form": form, "admin": actor.may(P.CONFIG_MANAGE)}
     return render(request, "notifications/webhooks.html", context, status=status)
 
 
@@ -248,7 +249,7 @@ def webhook_detail(request: TenantRequest, tenant: str, endpoint_id: uuid.UUID) 
         deliveries = list(selectors.webhook_delivery_list(actor=actor, endpoint=endpoint)[:PAGE_SIZE])
     except DomainError as exc:
         return _denied(request, exc)
-    context = {"endpoint": endpoint, "deliveries": deliveries, "admin": actor.is_admin}
+    context = {"endpoint": endpoint, "deliveries": deliveries, "admin": actor.may(P.CONFIG_MANAGE)}
     template = "notifications/_deliveries.html" if request.htmx else "notifications/webhook.html"
     return render(request, template, context)
 
@@ -266,7 +267,9 @@ def webhook_set_active(request: TenantRequest, tenant: str, endpoint_id: uuid.UU
     except DomainError as exc:
         return _denied(request, exc)
     if request.htmx:
-        return render(request, "notifications/_webhook_row.html", {"e": endpoint, "admin": actor.is_admin})
+        return render(
+            request, "notifications/_webhook_row.html", {"e": endpoint, "admin": actor.may(P.CONFIG_MANAGE)}
+        )
     return redirect("notification_webhooks", tenant=tenant)
 
 

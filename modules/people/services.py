@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, connection, models, transaction
 
+from controlplane.permissions import P
 from controlplane.problems import Conflict, InvalidInput, NotFound, PermissionDenied
 from controlplane.workindex.services import workindex_group_member_set
 from modules.records.actor import Actor
@@ -99,7 +100,7 @@ def person_manager_set(*, actor: Actor, person: Person, manager: Person | None) 
 
 
 def _require_directory_admin(actor: Actor) -> None:
-    if not (actor.is_technician or actor.is_admin):
+    if not actor.may(P.DIRECTORY_MANAGE):
         raise PermissionDenied("only technicians and client admins may change the directory")
 
 

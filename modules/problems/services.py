@@ -22,6 +22,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from controlplane.permissions import P
 from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
 from controlplane.workindex.services import workindex_rollup_opened, workindex_rollup_record, workindex_upsert
 from modules.cmdb import selectors as cmdb_selectors
@@ -663,7 +664,7 @@ def problem_settings_set(
     """Change the candidate thresholds: ``candidate_min_incidents`` (2-1000 incidents) and
     ``candidate_window_days`` (1-365 days). Admins only (PermissionDenied); InvalidInput naming an
     out-of-range field; nothing is written on refusal. Logs ``problem_settings.changed``."""
-    if not actor.is_admin:
+    if not actor.may(P.PROCESS_MANAGE):
         raise PermissionDenied("only admins may change problem rules")
     ranges = {"candidate_min_incidents": (2, 1000), "candidate_window_days": (1, 365)}
     changes = {

@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from controlplane.http import TenantRequest, form_errors_apply, htmx_render, request_actor
+from controlplane.permissions import P
 from controlplane.problems import DomainError, NotFound
 from modules.cmdb import selectors as cmdb_selectors
 from modules.incidents import selectors as incident_selectors
@@ -457,5 +458,5 @@ def problem_settings(request: TenantRequest, tenant: str) -> HttpResponse:
                 status = exc.status
             else:
                 return redirect("problem_settings", tenant=tenant)
-    context = {"rules": rules, "form": form, "admin": actor.is_admin}
+    context = {"rules": rules, "form": form, "admin": actor.may(P.PROCESS_MANAGE)}
     return render(request, "problems/settings.html", context, status=status)

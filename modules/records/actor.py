@@ -7,11 +7,10 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from controlplane.permissions import Permission, role_may
+
 if TYPE_CHECKING:
     from modules.people.models import Person
-
-PROVIDER_ROLES = frozenset({"owner", "admin", "technician"})
-ADMIN_ROLES = frozenset({"owner", "admin", "client_admin", "system"})
 
 
 @dataclass(frozen=True)
@@ -25,21 +24,20 @@ class Actor:
     role: str
     source: str = "console"
 
+    def may(self, permission: Permission) -> bool:
+        """Whether this actor's role holds ``permission`` in the permission matrix
+        (controlplane.permissions.MATRIX); record-level rules are the caller's to add."""
+        return role_may(self.role, permission)
+
+    @property
+    def can(self) -> RolePermissions:
+        """For templates, which cannot pass arguments: ``{% if request.actor.can.CONFIG_READ %}``."""
+        return RolePermissions(self.role)
+
     @property
     def is_technician(self) -> bool:
-        """Provider staff (and the system) work every record of the tenant they entered."""
-        return self.role in PROVIDER_ROLES or self.role == "system"
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role in ADMIN_ROLES
-
-    @property
-    def sees_organisation(self) -> bool:
-        """Whether the actor sees every incident and request of their organisation (this tenant), not
-        only their own: the tenant's client admins. No finer right exists yet (issue 5 names one as
-        "people with that right"); technicians see everything anyway."""
-        return self.role == "client_admin"
+        """Works every record of the tenant it entered (``record.work``: provider staff and the system)."""
+        return self.may(Permission.RECORD_WORK)
 
     @property
     def person_id(self) -> uuid.UUID | None:
@@ -48,3 +46,16 @@ class Actor:
     @classmethod
     def system(cls, *, source: str = "system", person: Person | None = None) -> Actor:
         return cls(user_id=None, person=person, role="system", source=source)
+
+
+@dataclass(frozen=True)
+class RolePermissions:
+    """``can.<PERMISSION NAME>`` (``can.CONFIG_READ``): whether ``role`` holds it (controlplane.permissions)."""
+
+    role: str
+
+    def __getattr__(self, name: str) -> bool:
+        try:
+            return role_may(self.role, Permission[name])
+        except KeyError:
+            raise AttributeError(name) from None

@@ -19,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from controlplane.http import TenantRequest, form_errors_apply, portal_page, request_actor
+from controlplane.permissions import P
 from controlplane.problems import DomainError, NotFound
 from modules.incidents import selectors as incident_selectors
 from modules.incidents.models import Incident
@@ -115,10 +116,10 @@ STATE_LABELS = {"incident": dict(Incident.State.choices), "request": dict(Servic
 def portal_my(request: TenantRequest) -> HttpResponse:
     """ "My requests and incidents": one list of the signed-in person's incidents and requests (state,
     updated, number, title), 25 a page (htmx requests get the table only); ``?scope=organisation`` lists the organisation's (client admins,
-    ``Actor.sees_organisation``; others get their own list)."""
+    ``organisation.read``; others get their own list)."""
     actor = request_actor(request)
     scope = SCOPE_ORGANISATION if request.GET.get("scope") == SCOPE_ORGANISATION else SCOPE_MINE
-    if scope == SCOPE_ORGANISATION and not actor.sees_organisation:
+    if scope == SCOPE_ORGANISATION and not actor.may(P.ORGANISATION_READ):
         scope = SCOPE_MINE
     number = page_number(request.GET.get("page"), PAGE_SIZE)
     page = page_slice(_records(actor, scope), number=number, size=PAGE_SIZE)
@@ -126,7 +127,12 @@ def portal_my(request: TenantRequest) -> HttpResponse:
         {**row, "state_label": STATE_LABELS[row["kind"]].get(row["row_state"], row["row_state"])}
         for row in page.rows
     ]
-    context = {"page": page, "rows": rows, "scope": scope, "may_see_organisation": actor.sees_organisation}
+    context = {
+        "page": page,
+        "rows": rows,
+        "scope": scope,
+        "may_see_organisation": actor.may(P.ORGANISATION_READ),
+    }
     htmx = getattr(request, "htmx", False)  # paging with htmx swaps the table only
     template = "service_requests/portal_my_table.html" if htmx else "service_requests/portal_my.html"
     return render(request, template, context)

@@ -17,6 +17,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
+from controlplane.permissions import P
 from controlplane.problems import NotFound
 from modules.records.actor import Actor
 
@@ -34,7 +35,7 @@ MISSING = (ValidationError, ValueError, TypeError)
 
 
 def _catalog_admin(actor: Actor) -> bool:
-    return actor.is_technician or actor.is_admin
+    return actor.may(P.CATALOG_MANAGE)
 
 
 def catalog_category_list(*, actor: Actor) -> QuerySet[CatalogCategory]:
@@ -96,7 +97,7 @@ def _approval_waits_for(actor: Actor) -> Q:
 
 def service_request_visible(*, actor: Actor) -> QuerySet[ServiceRequest]:
     qs = ServiceRequest.objects.select_related("requested_for", "opened_by")
-    if actor.is_technician or actor.sees_organisation:  # client admins see their organisation's
+    if actor.may(P.ORGANISATION_READ):  # client admins see their organisation's
         return qs
     approvals = Approval.objects.filter(_approval_waits_for(actor), request=OuterRef("pk")).exclude(
         state=Approval.State.NOT_REQUESTED

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from controlplane.dashboards.services import dashboard_category_add
+from controlplane.permissions import P
 from controlplane.problems import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
 from controlplane.workindex.services import workindex_rollup_opened, workindex_rollup_record, workindex_upsert
 from modules.notifications.services import notification_emit, role_holders
@@ -88,7 +89,7 @@ def _require_technician(actor: Actor) -> None:
 
 
 def _require_catalog_admin(actor: Actor) -> None:
-    if not (actor.is_technician or actor.is_admin):
+    if not actor.may(P.CATALOG_MANAGE):
         raise PermissionDenied("only technicians and admins may change the catalog")
 
 

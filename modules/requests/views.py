@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from controlplane.http import TenantRequest, form_errors_apply, htmx_render, request_actor
+from controlplane.permissions import P
 from controlplane.problems import DomainError, NotFound
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
@@ -86,7 +87,7 @@ def request_list(request: TenantRequest, tenant: str) -> HttpResponse:
     htmx = request.htmx and not request.htmx.history_restore_request
     if not htmx:
         context["my_approvals"] = selectors.approval_list_for(actor=actor)[:50]
-        context["is_technician"] = actor.is_technician or actor.is_admin
+        context["is_technician"] = actor.may(P.CATALOG_MANAGE)
     return htmx_render(
         request, full="service_requests/list.html", partial="service_requests/_table.html", context=context
     )
@@ -272,7 +273,7 @@ def catalog(request: TenantRequest, tenant: str) -> HttpResponse:
     """The catalog to order from: active items by category. Technicians and admins get the admin list
     (inactive items too) with edit links."""
     actor = request_actor(request)
-    admin = actor.is_technician or actor.is_admin
+    admin = actor.may(P.CATALOG_MANAGE)
     items = selectors.catalog_item_list(actor=actor, include_inactive=admin).order_by(
         "category__order", "category__name", "name"
     )
@@ -306,7 +307,7 @@ def category_edit(request: TenantRequest, tenant: str, category_id: uuid.UUID) -
     """Edit a catalog category's name, description and order (technicians and admins; others 404, as
     for catalog items). A bad or duplicate name shows the service's 422 message next to the field."""
     actor = request_actor(request)
-    if not (actor.is_technician or actor.is_admin):
+    if not actor.may(P.CATALOG_MANAGE):
         raise Http404("no such page")
     try:
         category = selectors.catalog_category_get(actor=actor, category_id=category_id)
@@ -414,7 +415,7 @@ def _steps_initial(item: CatalogItem) -> list[dict[str, Any]]:
 def catalog_item_edit(request: TenantRequest, tenant: str, item_id: uuid.UUID | None = None) -> HttpResponse:
     """Create (no ``item_id``) or edit a catalog item, its form schema and approval steps."""
     actor = request_actor(request)
-    if not (actor.is_technician or actor.is_admin):
+    if not actor.may(P.CATALOG_MANAGE):
         raise Http404("no such page")
     item = None
     initial: dict[str, Any] = {}

@@ -13,6 +13,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from controlplane.permissions import P
 from controlplane.problems import NotFound, PermissionDenied
 from modules.records.actor import Actor
 from modules.records.registry import record_get
@@ -24,7 +25,7 @@ from .services import calendar_of
 
 
 def _require_staff(actor: Actor) -> None:
-    if not (actor.is_technician or actor.is_admin):
+    if not actor.may(P.CONFIG_READ):
         raise PermissionDenied("SLA settings are for technicians and admins")
 
 
@@ -196,7 +197,7 @@ def sla_panel_get(
 
     from .models import ClosedDay, EscalationRun, WorkingHours
 
-    if not (actor.is_technician or actor.is_admin):
+    if not actor.may(P.CONFIG_READ):
         return []
     now = now or timezone.now()
     calendar_ref = Coalesce(OuterRef("policy__calendar_id"), OuterRef("policy__contract__calendar_id"))
@@ -279,7 +280,7 @@ def sla_due_map(
     Technicians and admins only (an empty map for anyone else: SLA timers are staff data, as on the
     detail page's SLA panel). Met and breached (stopped) timers do not count: the list shows what is
     still due."""
-    if not (actor.is_technician or actor.is_admin) or not record_ids:
+    if not actor.may(P.CONFIG_READ) or not record_ids:
         return {}
     now = now or timezone.now()
     active = (SLATimer.Stage.RUNNING, SLATimer.Stage.PAUSED)

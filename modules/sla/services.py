@@ -19,6 +19,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
+from controlplane.permissions import P
 from controlplane.problems import Conflict, DomainError, InvalidInput, PermissionDenied
 from controlplane.workindex.services import workindex_local_day, workindex_rollup_add, workindex_sla_set
 from modules.notifications.services import notification_emit
@@ -655,7 +656,7 @@ def sla_escalate(*, record_type: str, record_ids: Iterable[uuid.UUID], now: dt.d
 
 
 def _require_admin(actor: Actor) -> None:
-    if not actor.is_admin:
+    if not actor.may(P.CONFIG_MANAGE):
         raise PermissionDenied("only admins may change SLA settings")
 
 

@@ -21,6 +21,7 @@ from django.utils.html import format_html_join
 from django.views.decorators.http import require_GET, require_POST
 
 from controlplane.http import TenantRequest, form_errors_apply, request_actor
+from controlplane.permissions import P
 from controlplane.problems import DomainError, NotFound, PermissionDenied
 from modules.cmdb import selectors as cmdb_selectors
 from modules.records.actor import Actor
@@ -52,7 +53,7 @@ def _denied(request: TenantRequest, exc: DomainError) -> HttpResponse:
 
 def _write_denial(actor: Actor) -> PermissionDenied | None:
     """None for admins; the 403 a POST by anyone else gets (the services refuse them too)."""
-    return None if actor.is_admin else PermissionDenied("only admins may change SLA settings")
+    return None if actor.may(P.CONFIG_MANAGE) else PermissionDenied("only admins may change SLA settings")
 
 
 def _found(call: Any, **kwargs: Any) -> Any:
@@ -82,7 +83,7 @@ def sla_home(request: TenantRequest, tenant: str) -> HttpResponse:
     context = {
         "calendars": list(selectors.calendar_list(actor=actor)),
         "contracts": list(selectors.contract_list(actor=actor).prefetch_related("policies")),
-        "admin": actor.is_admin,
+        "admin": actor.may(P.CONFIG_MANAGE),
     }
     return render(request, "sla/home.html", context)
 
@@ -99,7 +100,7 @@ def _calendar_page(
     closed_form: ClosedDayForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    admin = actor.is_admin
+    admin = actor.may(P.CONFIG_MANAGE)
     if not admin:
         for field in form.fields.values():
             field.disabled = True
@@ -253,11 +254,11 @@ def contract_edit(request: TenantRequest, tenant: str, contract_id: uuid.UUID | 
                 status = exc.status
             else:
                 return redirect("sla_contract_edit", tenant=tenant, contract_id=contract.pk)
-    if not actor.is_admin:
+    if not actor.may(P.CONFIG_MANAGE):
         for field in form.fields.values():
             field.disabled = True
     policies = list(selectors.policy_list(actor=actor, contract_id=contract.pk)) if contract else []
-    context = {"form": form, "contract": contract, "policies": policies, "admin": actor.is_admin}
+    context = {"form": form, "contract": contract, "policies": policies, "admin": actor.may(P.CONFIG_MANAGE)}
     return render(request, "sla/contract_form.html", context, status=status)
 
 
@@ -374,7 +375,7 @@ def policy_edit(
                 status = exc.status
             else:
                 return redirect("sla_policy_edit", tenant=tenant, policy_id=policy.pk)
-    if not actor.is_admin:
+    if not actor.may(P.CONFIG_MANAGE):
         for each in [form, *formset.forms]:
             for field in each.fields.values():
                 field.disabled = True
@@ -383,6 +384,6 @@ def policy_edit(
         "formset": formset,
         "policy": policy,
         "contract": contract,
-        "admin": actor.is_admin,
+        "admin": actor.may(P.CONFIG_MANAGE),
     }
     return render(request, "sla/policy_form.html", context, status=status)

@@ -18,6 +18,7 @@ from ninja.parser import Parser
 
 from controlplane.api_auth import TenantActorAuth
 from controlplane.problems import DomainError, domain_error_response, problem_response
+from controlplane.routes import api_route_guard
 
 
 def _refuse_constant(name: str) -> Any:
@@ -42,6 +43,10 @@ api = NinjaAPI(
     docs_url="/docs",
     openapi_url="/openapi.json",
 )
+
+
+# Every operation's permission (controlplane.routes.ROUTES) is checked before it parses or authenticates.
+api.add_decorator(api_route_guard, mode="view")
 
 
 @api.exception_handler(DomainError)

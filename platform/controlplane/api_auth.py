@@ -36,8 +36,8 @@ class UserAuth(AuthBase):
     openapi_name = "sessionid"
 
     def __call__(self, request: HttpRequest) -> Any:
-        if not request.user.is_authenticated:
-            return None
+        if not request.user.is_authenticated or getattr(request, "auth_via", None) == "token":
+            return None  # tokens are managed from a signed-in browser, never with a token
         if request.method not in ("GET", "HEAD", "OPTIONS") and check_csrf(request) is not None:
             raise HttpError(403, "CSRF check failed")
         return request.user

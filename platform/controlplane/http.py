@@ -13,6 +13,7 @@ from django.utils.cache import patch_vary_headers
 from django_htmx.middleware import HtmxDetails
 
 if TYPE_CHECKING:
+    from controlplane.accounts.models import ApiToken
     from controlplane.problems import DomainError
     from modules.records.actor import Actor
     from tenants.models import Tenant
@@ -24,13 +25,14 @@ class TenantRequest(HttpRequest):
     ``tenant``: the tenant this request runs in (None on public pages); ``portal_tenant``: the tenant whose
     portal host was requested (None on the console host); ``actor``: the acting user in that tenant (set
     only after access was checked; views and API operations behind the middleware can rely on it);
-    ``auth_via``: "token" or "session"; ``htmx``: django-htmx's request details (``HtmxMiddleware``).
+    ``auth_via``: "token" or "session"; ``api_token``: the personal API token of a token request; ``htmx``: django-htmx's request details (``HtmxMiddleware``).
     """
 
     tenant: Tenant | None
     portal_tenant: Tenant | None
     actor: Actor
     auth_via: str | None
+    api_token: ApiToken | None
     htmx: HtmxDetails
 
 

@@ -20,6 +20,8 @@ urlpatterns = [
     path("t/<slug:tenant>/notifications/", include("modules.notifications.urls")),
     path("t/<slug:tenant>/mailin/", include("controlplane.mailin.urls")),
     path("t/<slug:tenant>/dashboard/", include("controlplane.dashboards.urls_tenant")),
+    path("t/<slug:tenant>/users/", include("controlplane.accounts.tenant_urls")),
+    path("team/", include("controlplane.accounts.urls")),
     path("t/<slug:tenant>/", include("tenants.urls")),  # branding/, domains/
     # Shared parts (search, attachments, links) last: they match only their own sub-paths.
     path("t/<slug:tenant>/", include("modules.records.urls")),

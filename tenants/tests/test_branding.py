@@ -117,8 +117,8 @@ def test_end_users_cannot_change_the_branding(tenant_a: Tenant, end_user_a: User
     with pytest.raises(PermissionDenied):
         update(tenant_a, end_user_a, "end_user", portal_title="Hacked")
     portal = signed_in(end_user_a, "acme.localhost")
-    assert portal.get("/branding/").status_code == 404
-    assert portal.post("/branding/", {**FORM, "portal_title": "Hacked"}).status_code == 404
+    assert portal.get("/branding/").status_code == 403
+    assert portal.post("/branding/", {**FORM, "portal_title": "Hacked"}).status_code == 403
     assert 'href="/branding/"' not in portal.get("/").content.decode()
     assert not TenantBranding.objects.exists() and not TenantAuditEntry.objects.exists()
 

@@ -34,7 +34,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django_tenants.utils import tenant_context
 
 from conftest import actor_in, make_user
-from controlplane.accounts.models import User
+from controlplane.accounts.models import ProviderMembership, User
 from controlplane.accounts.services import provider_membership_set, tenant_grant, tenant_membership_set
 from controlplane.providers.models import Provider
 from modules.changes.models import Change
@@ -121,6 +121,8 @@ NOT_PAGES: dict[str, tuple[str, str]] = {
     "portal_approval_decide": ("post", "approve/reject form target"),
     "saved_view_create": ("post", "save-this-view form target"),
     "saved_view_delete": ("post", "delete button target"),
+    "console_team_member_remove": ("post", "remove button target"),
+    "tenant_user_remove": ("post", "remove button target"),
 }
 
 # htmx partials: element rules only (they are swapped into a page that has the h1, main and lang).
@@ -155,6 +157,19 @@ ADMIN_PAGES: set[str] = {
     "notification_webhooks",
     "notification_webhook",
     "mailin_settings",
+    # POST-only targets of administrators' buttons: the route refuses a technician before the method.
+    "change_cab_remove",
+    "change_blackout_remove",
+    "sla_closed_day_add",
+    "sla_closed_day_remove",
+    "notification_webhook_active",
+    "notification_webhook_delete",
+    "tenant_domain_remove",
+    "console_team",
+    "console_team_member",
+    "console_team_member_remove",
+    "tenant_users",
+    "tenant_user_remove",
 }
 
 # (route name, rule) -> owner area (sign-in pages as "<route name>@console" or "@portal", a form shown
@@ -259,7 +274,7 @@ FILLED = {
     "request_id", "category_id", "item_id", "task_id", "problem_id", "known_error_id", "change_id", "ci_id",
     "article_id", "attachment_id", "endpoint_id", "calendar_id", "contract_id", "policy_id", "link_id",
     "relationship_id", "member_id", "blackout_id", "address_id", "template_id", "approval_id",
-    "notification_id", "domain_id", "view_id",
+    "notification_id", "domain_id", "view_id", "team_member_id", "membership_id",
 }  # fmt: skip
 
 
@@ -393,7 +408,10 @@ def pages(
             actor=tech, list_name="incidents", name="Open P1", query="priority=1"
         ).pk
     client_admin = make_user("client.admin.a@acme.example")
-    tenant_membership_set(user=client_admin, tenant=tenant_a, role="client_admin")
+    params["membership_id"] = tenant_membership_set(
+        user=client_admin, tenant=tenant_a, role="client_admin"
+    ).pk
+    params["team_member_id"] = ProviderMembership.objects.get(user=tech_a).pk
     params.update(STATIC_PARAMS)
     return {
         "client_admin": client_for(client_admin, host=PORTAL_HOST),

@@ -235,7 +235,7 @@ def test_cab_votes_through_the_api(
     before = writes(tenant_a)
     assert_problem(post(api_for(outsider), votes_url, {"decision": "reject"}), 403, "forbidden")
     assert_problem(post(api, votes_url, {"decision": "reject"}), 403, "forbidden")
-    assert_problem(post(api_for(end_user_a), votes_url, {"decision": "reject"}), 404, "not-found")
+    assert_problem(post(api_for(end_user_a), votes_url, {"decision": "reject"}), 403, "forbidden")
     assert writes(tenant_a) == before
     scheduled = act(api, change["id"], "schedule")
     assert scheduled.status_code == 200 and scheduled.json()["state"] == "scheduled"
@@ -265,9 +265,9 @@ def test_end_users_get_403_or_404_and_nothing_is_written(
     assert_problem(user.get(BASE), 403, "forbidden")
     assert_problem(post(user, BASE, {"change_type": "normal", "short_description": "x"}), 403, "forbidden")
     for path in ("", "/votes", "/conflicts", "/impact", "/history", "/comments", "/cis"):
-        assert_problem(user.get(f"{BASE}{change['id']}{path}"), 404, "not-found")
-    assert_problem(act(user, change["id"], "cancel"), 404, "not-found")
-    assert_problem(post(user, f"{BASE}{change['id']}/comments", {"body": "hi"}), 404, "not-found")
+        assert_problem(user.get(f"{BASE}{change['id']}{path}"), 403, "forbidden")
+    assert_problem(act(user, change["id"], "cancel"), 403, "forbidden")
+    assert_problem(post(user, f"{BASE}{change['id']}/comments", {"body": "hi"}), 403, "forbidden")
     assert_problem(user.get(f"{BASE}templates"), 403, "forbidden")
     assert writes(tenant_a) == before
 

@@ -157,8 +157,8 @@ def test_console_refusals_render_and_write_nothing(
     assert closing.status_code == 409 and "it is Draft" in closing.content.decode()
     user = client_for(end_user_a)
     assert user.get("/t/acme/changes/").status_code == 403
-    assert user.get("/t/acme/changes/CHG0000001/").status_code == 404
-    assert user.post("/t/acme/changes/CHG0000001/actions/", {"action": "cancel"}).status_code == 404
+    assert user.get("/t/acme/changes/CHG0000001/").status_code == 403
+    assert user.post("/t/acme/changes/CHG0000001/actions/", {"action": "cancel"}).status_code == 403
     assert (
         user.post("/t/acme/changes/new/", {"change_type": "normal", "short_description": "x"}).status_code
         == 403

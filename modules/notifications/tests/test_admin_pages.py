@@ -154,7 +154,7 @@ def test_technicians_read_the_branding_and_end_users_are_refused_writing_nothing
         "<th>Sender name</th><td>Acme Corp</td>" in body and '<form method="post" class="card">' not in body
     )
     refused = technician.post(f"{BASE}settings/", {"sender_name": "Evil", "accent_colour": "#000000"})
-    assert refused.status_code == 403 and "only admins may change email branding" in refused.content.decode()
+    assert refused.status_code == 403 and refused["X-Required-Permission"] == "config.manage"
 
     end_user = client_for(end_user_a)
     for response in (
@@ -162,7 +162,7 @@ def test_technicians_read_the_branding_and_end_users_are_refused_writing_nothing
         end_user.post(f"{BASE}settings/", {"sender_name": "Evil", "accent_colour": "#000000"}),
     ):
         assert response.status_code == 403
-        assert "only technicians and admins see this" in response.content.decode()
+        assert response["X-Required-Permission"] in ("config.read", "config.manage")
     assert writes(tenant_a) == before
 
 
@@ -291,7 +291,7 @@ def test_technicians_and_end_users_cannot_change_endpoints_and_nothing_is_writte
     ):
         refused = technician.post(f"{BASE}{path}", data)
         assert refused.status_code == 403, path
-        assert "only admins manage webhooks" in refused.content.decode()
+        assert refused["X-Required-Permission"] == "config.manage"
     end_user = client_for(end_user_a)
     for response in (
         end_user.get(f"{BASE}webhooks/"),

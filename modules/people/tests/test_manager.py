@@ -57,7 +57,7 @@ def test_refusals_name_the_field_and_write_nothing(
     denied = api_for(end_user_a).patch(
         f"{BASE}/{ann.pk}", {"manager_id": str(bob.pk)}, content_type="application/json"
     )
-    assert denied.status_code == 404  # end users see only themselves in the directory
+    assert denied.status_code == 403  # end users see only themselves in the directory
     with tenant_context(tenant_a):
         ann.refresh_from_db()
         assert ann.manager_id is None

@@ -261,7 +261,7 @@ def test_submit_approve_fulfil_through_the_api(
     assert [t["number"] for t in tech.get(f"{REQUESTS}/tasks?assignment_group={group_id}").json()] == [
         "SCTASK0000001"
     ]
-    assert alice.get(f"{REQUESTS}/tasks").json() == []
+    assert alice.get(f"{REQUESTS}/tasks").status_code == 403  # fulfilment tasks are the desk's work
     done = post(tech, f"{task_url}/actions", {"action": "complete"})
     assert done.status_code == 200 and done.json()["state"] == "closed_complete"
     assert_problem(post(tech, f"{task_url}/actions", {"action": "complete"}), 409, "invalid-transition")

@@ -62,8 +62,8 @@ def test_end_user_gets_404_and_writes_nothing(
         before = ActivityEntry.objects.count()
     url = f"/t/acme/requests/catalog/categories/{hardware.pk}/edit/"
     user = client_for(end_user_a)
-    assert user.get(url).status_code == 404
-    assert user.post(url, {"name": "Mine", "order": "1"}).status_code == 404
+    assert user.get(url).status_code == 403
+    assert user.post(url, {"name": "Mine", "order": "1"}).status_code == 403
     missing = client_for(tech_a).get(
         "/t/acme/requests/catalog/categories/0190c1d2-0000-7000-8000-000000000000/edit/"
     )

@@ -62,7 +62,7 @@ def test_catalog_admin_creates_an_item_with_a_schema(
 def test_end_user_cannot_open_the_catalog_admin(
     client_for: Callable[..., Client], tenant_a: Tenant, end_user_a: User
 ) -> None:
-    assert client_for(end_user_a).get("/t/acme/requests/catalog/items/new/").status_code == 404
+    assert client_for(end_user_a).get("/t/acme/requests/catalog/items/new/").status_code == 403
 
 
 def test_technician_orders_for_someone_from_the_schema_form(

@@ -15,6 +15,7 @@ from typing import Any
 from django import template
 from django.utils import timezone
 
+from controlplane.permissions import P
 from controlplane.zones import local_text
 from modules.sla import selectors
 
@@ -83,7 +84,7 @@ def sla_panel(
             }
         )
     return {
-        "shown": request.actor.is_technician or request.actor.is_admin,
+        "shown": request.actor.may(P.CONFIG_READ),
         "timers": rows,
         "zone": zone_name,
         "tenant": tenant,

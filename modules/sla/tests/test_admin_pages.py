@@ -431,7 +431,7 @@ def test_technician_reads_but_cannot_change_and_end_user_is_refused(
     for url, data in posts:
         response = tech.post(url, data)
         assert response.status_code == 403, url
-        assert "only admins may change SLA settings" in response.content.decode()
+        assert "(config.manage)" in response.content.decode()
     assert writes(tenant_a) == before
     end_user = client_for(end_user_a)
     for url in (BASE, f"{BASE}calendars/{calendar.pk}/", f"{BASE}policies/{existing.pk}/"):
@@ -490,11 +490,14 @@ def test_another_tenant_s_ids_are_404_under_a_s_path(
             foreign = console.get(BASE + path.format(foreign_id))
             missing = console.get(BASE + path.format(uuid7()))
             assert foreign.status_code == missing.status_code == 404, path
+        # Changing needs config.manage: the technician is refused by the route (403) whatever the id;
+        # the admin reaches the view, where B's id is as missing as an unknown one.
+        refused = 404 if user == admin_a else 403
         for path in ("calendars/{}/", "calendars/{}/closed-days/"):
             posted = console.post(BASE + path.format(calendar_b.pk), {"date": "2025-08-01", "name": "x"})
-            assert posted.status_code == 404, path
+            assert posted.status_code == refused, path
         posted = console.post(f"{BASE}calendars/{calendar_b.pk}/closed-days/2025-08-01/remove/")
-        assert posted.status_code == 404
+        assert posted.status_code == refused
     assert writes(tenant_b) == before
     # B's own path shows it to the technician with a grant there.
     assert client_for(tech_ab).get(f"/t/globex/sla/calendars/{calendar_b.pk}/").status_code == 200

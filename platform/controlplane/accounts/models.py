@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
 
@@ -96,16 +97,34 @@ class TenantMembership(models.Model):
 
 
 class ApiToken(models.Model):
-    """A personal API token. Only its SHA-256 is stored; the secret is shown once at creation."""
+    """A personal API token. Only its SHA-256 is stored; the secret is shown once at creation.
+
+    Scope: ``all_tenants`` (every tenant the user may enter, now or later: a provider-wide token) or the
+    chosen ``tenant_ids``; ``access`` read (GET, HEAD, OPTIONS only) or write. A token never reaches more
+    than its user may: the user's membership is checked on every request as for a browser. Every token
+    expires (at most 366 days, as GitHub's fine-grained tokens). ``last_used_at``/``last_used_ip`` record
+    its use (updated when the address changes, else at most once a minute)."""
+
+    class Access(models.TextChoices):
+        READ = "read", "Read"
+        WRITE = "write", "Read and write"
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True)
     token_hash = models.CharField(max_length=64, unique=True)
+    access = models.CharField(max_length=5, choices=Access.choices, default=Access.READ)
+    all_tenants = models.BooleanField(default=False)
+    tenant_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def reaches(self, tenant_id: int) -> bool:
+        """Whether this token's scope includes the tenant (the user's own access is checked apart)."""
+        return self.all_tenants or tenant_id in self.tenant_ids
 
 
 class SecurityEvent(models.Model):

@@ -7,13 +7,15 @@ import hashlib
 import secrets
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from controlplane.problems import Conflict, InvalidInput
+from controlplane.permissions import Permission, role_may
+from controlplane.problems import Conflict, InvalidInput, NotFound, PermissionDenied
 from controlplane.providers.models import Provider
 from controlplane.zones import zone_valid
+from modules.records.actor import Actor
 from tenants.models import Tenant
 
 from .models import (
@@ -78,27 +80,90 @@ def tenant_membership_set(*, user: User, tenant: Tenant, role: str) -> TenantMem
     return membership
 
 
-def api_token_create(*, user: User, name: str, expires_in_days: int | None = None) -> tuple[ApiToken, str]:
+TOKEN_MAX_DAYS = 366
+
+
+@transaction.atomic
+def api_token_create(
+    *,
+    user: User,
+    name: str,
+    expires_in_days: int = 90,
+    access: str = ApiToken.Access.WRITE,
+    tenant_ids: list[int] | None = None,
+    ip: str | None = None,
+) -> tuple[ApiToken, str]:
     """Create a personal API token. Returns the row and the secret (``itsm_<prefix>_<secret>``), which is
-    shown once: only its SHA-256 is stored (a 256-bit random secret needs no slow hash)."""
+    shown once: only its SHA-256 is stored (a 256-bit random secret needs no slow hash).
+
+    ``tenant_ids`` None: every tenant the user may enter (a provider-wide token); else those tenants, each
+    of which the user must be able to enter now. ``access`` "read" or "write". ``expires_in_days`` 1-366
+    (every token expires, as GitHub's fine-grained tokens). Raises InvalidInput naming the field; records
+    ``token.created``."""
+    from .selectors import tenant_list_for_user
+
+    errors = []
     if not name.strip():
-        raise InvalidInput("name is required", errors=[{"field": "name", "message": "required"}])
+        errors.append({"field": "name", "message": "required"})
+    if access not in ApiToken.Access.values:
+        errors.append({"field": "access", "message": "read or write"})
+    if not 1 <= expires_in_days <= TOKEN_MAX_DAYS:
+        errors.append({"field": "expires_in_days", "message": f"1-{TOKEN_MAX_DAYS} days"})
+    if tenant_ids is not None:
+        reachable = set(tenant_list_for_user(user=user).values_list("pk", flat=True))
+        if not tenant_ids:
+            errors.append({"field": "tenant_ids", "message": "choose at least one client, or all"})
+        elif not set(tenant_ids) <= reachable:
+            errors.append({"field": "tenant_ids", "message": "you cannot enter every client chosen"})
+    if errors:
+        raise InvalidInput(errors[0]["field"] + ": " + errors[0]["message"], errors=errors)
     prefix = secrets.token_hex(4)
     secret = f"itsm_{prefix}_{secrets.token_urlsafe(32)}"
-    expires_at = timezone.now() + dt.timedelta(days=expires_in_days) if expires_in_days else None
     token = ApiToken.objects.create(
         user=user,
         name=name.strip(),
         prefix=prefix,
         token_hash=hashlib.sha256(secret.encode()).hexdigest(),
-        expires_at=expires_at,
+        access=access,
+        all_tenants=tenant_ids is None,
+        tenant_ids=sorted(set(tenant_ids or [])),
+        expires_at=timezone.now() + dt.timedelta(days=expires_in_days),
+    )
+    security_event_record(
+        verb="token.created",
+        user_id=user.pk,
+        ip=ip,
+        details={
+            "token": prefix,
+            "name": token.name,
+            "access": access,
+            "tenants": "all" if token.all_tenants else token.tenant_ids,
+            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+        },
     )
     return token, secret
 
 
-def api_token_revoke(*, user: User, token_id: int) -> None:
-    """Revoke one of the user's tokens; another user's token id answers like a missing one."""
-    ApiToken.objects.filter(user=user, pk=token_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+@transaction.atomic
+def api_token_revoke(*, user: User, token_id: int, ip: str | None = None) -> None:
+    """Revoke one of the user's tokens (``token.revoked``); another user's token id answers like a missing
+    one (nothing happens)."""
+    token = ApiToken.objects.filter(user=user, pk=token_id, revoked_at__isnull=True).first()
+    if token is None:
+        return
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    security_event_record(verb="token.revoked", user_id=user.pk, ip=ip, details={"token": token.prefix})
+
+
+def api_token_used(*, token: ApiToken, ip: str | None, now: dt.datetime | None = None) -> None:
+    """Record a use of ``token`` from ``ip``: ``last_used_at`` and ``last_used_ip`` are written when the
+    address changed or a minute passed since the last write (one UPDATE, outside any transaction of the
+    request), so a busy integration does not write on every call."""
+    now = now or timezone.now()
+    stale = token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60
+    if stale or (ip or None) != token.last_used_ip:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_ip=ip or None)
 
 
 @transaction.atomic
@@ -148,3 +213,214 @@ def client_ip(request: HttpRequest) -> str | None:
     proxy must set it (e.g. gunicorn's ``--forwarded-allow-ips`` with uvicorn/ProxyFix); a client's own
     ``X-Forwarded-For`` is never trusted here (OWASP: spoofable header)."""
     return request.META.get("REMOTE_ADDR") or None
+
+
+# The provider's team (console /team/) and a tenant's users (console /t/<slug>/users/). Who may change
+# them is the permission matrix's (provider_team.manage, tenant_members.manage); every change is audited.
+
+
+def _team_admin(*, actor: User, provider_id: int) -> ProviderMembership:
+    mine = ProviderMembership.objects.filter(user=actor, provider_id=provider_id).first()
+    if mine is None or not role_may(mine.role, Permission.PROVIDER_TEAM_MANAGE):
+        raise PermissionDenied("only the provider's owners and admins manage its team")
+    return mine
+
+
+def _owner_rules(*, mine: ProviderMembership, target: ProviderMembership, role: str | None) -> None:
+    """Only an owner makes, changes or removes an owner, and nobody changes or removes their own
+    membership (ask another administrator). Together they keep a provider's last owner: changing an
+    owner takes another owner."""
+    if target.user_id == mine.user_id:
+        raise PermissionDenied("you cannot change your own membership; ask another administrator")
+    if (target.role == ProviderRole.OWNER or role == ProviderRole.OWNER) and mine.role != ProviderRole.OWNER:
+        raise PermissionDenied("only an owner makes or changes an owner")
+
+
+@transaction.atomic
+def provider_member_add(
+    *, actor: User, provider: Provider, email: str, full_name: str = "", role: str, ip: str | None = None
+) -> ProviderMembership:
+    """Add a person to the provider's team with ``role`` (owner, admin, technician). A new address gets a
+    user without a usable password (they set one with "forgot password", or sign in through the provider's
+    SSO). Technicians start with no client: grants are given on the member's page. Raises PermissionDenied
+    (not an owner or admin; an admin adding an owner), Conflict (the person belongs to another provider),
+    InvalidInput naming ``email`` or ``role``. Audited as ``membership.added``."""
+    mine = _team_admin(actor=actor, provider_id=provider.pk)
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 254:
+        raise InvalidInput(
+            "a valid email is required", errors=[{"field": "email", "message": "not an email"}]
+        )
+    if role not in ProviderRole.values:
+        raise InvalidInput(
+            "unknown role", errors=[{"field": "role", "message": "owner, admin or technician"}]
+        )
+    if role == ProviderRole.OWNER and mine.role != ProviderRole.OWNER:
+        raise PermissionDenied("only an owner makes or changes an owner")
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        user = user_create(email=email, password=None, full_name=full_name.strip())
+    elif ProviderMembership.objects.filter(user=user).exists():
+        raise Conflict(f"{email} is already on a provider's team")
+    membership = ProviderMembership.objects.create(
+        user=user, provider=provider, role=role, all_clients=role != ProviderRole.TECHNICIAN
+    )
+    security_event_record(
+        verb="membership.added",
+        user_id=user.pk,
+        actor_user_id=actor.pk,
+        provider_id=provider.pk,
+        ip=ip,
+        details={"role": role, "all_clients": membership.all_clients},
+    )
+    return membership
+
+
+@transaction.atomic
+def provider_member_update(
+    *,
+    actor: User,
+    membership: ProviderMembership,
+    role: str,
+    all_clients: bool,
+    tenant_ids: list[int],
+    ip: str | None = None,
+) -> ProviderMembership:
+    """Set a member's provider role, the explicit "all clients" flag and the grants (tenant ids of the
+    provider's clients; ignored while "all clients" is on but kept). Deny by default: a technician without
+    the flag reaches only granted clients (ARCHITECTURE "Words"). Raises PermissionDenied (see
+    ``_owner_rules``) or InvalidInput naming ``role`` or ``tenant_ids``. Audited as ``membership.changed`` with
+    what changed ([old, new], grants added and removed); nothing is written when nothing changed."""
+    mine = _team_admin(actor=actor, provider_id=membership.provider_id)
+    if role not in ProviderRole.values:
+        raise InvalidInput(
+            "unknown role", errors=[{"field": "role", "message": "owner, admin or technician"}]
+        )
+    _owner_rules(mine=mine, target=membership, role=role)
+    wanted = set(tenant_ids)
+    clients = set(
+        Tenant.objects.filter(provider_id=membership.provider_id, pk__in=wanted).values_list("pk", flat=True)
+    )
+    if wanted - clients:
+        raise InvalidInput(
+            "not a client of this provider", errors=[{"field": "tenant_ids", "message": "unknown client"}]
+        )
+    held = set(TenantGrant.objects.filter(membership=membership).values_list("tenant_id", flat=True))
+    changes: dict[str, Any] = {}
+    if membership.role != role:
+        changes["role"] = [membership.role, role]
+    if membership.all_clients != all_clients:
+        changes["all_clients"] = [membership.all_clients, all_clients]
+    if wanted - held:
+        changes["grants_added"] = sorted(wanted - held)
+        TenantGrant.objects.bulk_create(
+            [TenantGrant(membership=membership, tenant_id=t) for t in wanted - held]
+        )
+    if held - wanted:
+        changes["grants_removed"] = sorted(held - wanted)
+        TenantGrant.objects.filter(membership=membership, tenant_id__in=held - wanted).delete()
+    if changes:
+        membership.role, membership.all_clients = role, all_clients
+        membership.save(update_fields=["role", "all_clients"])
+        security_event_record(
+            verb="membership.changed",
+            user_id=membership.user_id,
+            actor_user_id=actor.pk,
+            provider_id=membership.provider_id,
+            ip=ip,
+            details=changes,
+        )
+    return membership
+
+
+@transaction.atomic
+def provider_member_remove(*, actor: User, membership: ProviderMembership, ip: str | None = None) -> None:
+    """Take a member off the provider's team with their grants; their next request to any client is
+    refused (the routing middleware reads memberships on every request). The user stays (their tenant
+    roles elsewhere, their name on records). Audited as ``membership.removed``."""
+    mine = _team_admin(actor=actor, provider_id=membership.provider_id)
+    _owner_rules(mine=mine, target=membership, role=None)
+    security_event_record(
+        verb="membership.removed",
+        user_id=membership.user_id,
+        actor_user_id=actor.pk,
+        provider_id=membership.provider_id,
+        ip=ip,
+        details={"role": membership.role},
+    )
+    membership.delete()
+
+
+def _tenant_manager(actor: Actor, tenant: Tenant) -> None:
+    if not actor.may(Permission.TENANT_MEMBERS_MANAGE):
+        raise PermissionDenied("only the client's admins and the provider's admins manage its users")
+    current = getattr(connection, "tenant", None)
+    if getattr(current, "pk", None) != tenant.pk:
+        raise PermissionDenied("the actor does not act in this tenant")
+
+
+@transaction.atomic
+def tenant_member_set(
+    *, actor: Actor, tenant: Tenant, email: str, role: str, full_name: str = "", ip: str | None = None
+) -> TenantMembership:
+    """Give the person with ``email`` the tenant role ``role`` (client_admin, approver, cab_member,
+    end_user) in ``tenant``, creating the user when new (no usable password: "forgot password" or the
+    client's SSO). The provider's own staff are not made tenant members (they enter by grant). Raises
+    PermissionDenied, InvalidInput naming ``email`` or ``role``. Audited as ``tenant_membership.added`` or
+    ``tenant_membership.changed``."""
+    _tenant_manager(actor, tenant)
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 254:
+        raise InvalidInput(
+            "a valid email is required", errors=[{"field": "email", "message": "not an email"}]
+        )
+    if role not in TenantRole.values:
+        raise InvalidInput("unknown role", errors=[{"field": "role", "message": "not a tenant role"}])
+    user = User.objects.filter(email=email).first()
+    if (
+        user is not None
+        and ProviderMembership.objects.filter(user=user, provider_id=tenant.provider_id).exists()
+    ):
+        raise InvalidInput(
+            "the provider's staff enter clients by grant",
+            errors=[{"field": "email", "message": "a member of the provider's team"}],
+        )
+    if user is None:
+        user = user_create(email=email, password=None, full_name=full_name.strip())
+    existing = TenantMembership.objects.filter(user=user, tenant=tenant).first()
+    if existing is not None and existing.role == role:
+        return existing
+    membership = tenant_membership_set(user=user, tenant=tenant, role=role)
+    security_event_record(
+        verb="tenant_membership.changed" if existing else "tenant_membership.added",
+        user_id=user.pk,
+        actor_user_id=actor.user_id,
+        provider_id=tenant.provider_id,
+        tenant_id=tenant.pk,
+        ip=ip,
+        details={"role": [existing.role, role] if existing else role},
+    )
+    return membership
+
+
+@transaction.atomic
+def tenant_member_remove(
+    *, actor: Actor, tenant: Tenant, membership: TenantMembership, ip: str | None = None
+) -> None:
+    """End a user's role in ``tenant`` (their next request there is refused). One cannot remove oneself.
+    Audited as ``tenant_membership.removed``."""
+    _tenant_manager(actor, tenant)
+    if membership.tenant_id != tenant.pk:
+        raise NotFound("no such user here")
+    if membership.user_id == actor.user_id:
+        raise PermissionDenied("you cannot remove yourself; ask another administrator")
+    security_event_record(
+        verb="tenant_membership.removed",
+        user_id=membership.user_id,
+        actor_user_id=actor.user_id,
+        provider_id=tenant.provider_id,
+        tenant_id=tenant.pk,
+        ip=ip,
+        details={"role": membership.role},
+    )
+    membership.delete()

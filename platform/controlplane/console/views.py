@@ -3,6 +3,9 @@ point, the profile (time zone) and personal API tokens."""
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -10,10 +13,18 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from controlplane.accounts.models import ApiToken, User
-from controlplane.accounts.services import api_token_create, api_token_revoke, user_time_zone_set
+from controlplane.accounts.selectors import tenant_list_for_user
+from controlplane.accounts.services import (
+    TOKEN_MAX_DAYS,
+    api_token_create,
+    api_token_revoke,
+    client_ip,
+    user_time_zone_set,
+)
 from controlplane.http import form_errors_apply
 from controlplane.problems import DomainError
 from controlplane.zones import zone_choices
+from tenants.models import Tenant
 
 from . import selectors
 from .middleware import recent_tenant_ids
@@ -97,18 +108,70 @@ def profile(request: HttpRequest) -> HttpResponse:
     )
 
 
+class TokenForm(forms.Form):
+    """A new personal API token: its name, scope (every client or chosen ones), access and lifetime."""
+
+    name = forms.CharField(max_length=100)
+    access = forms.ChoiceField(choices=ApiToken.Access.choices, initial=ApiToken.Access.READ)
+    all_tenants = forms.BooleanField(
+        required=False, label="Every client I may enter (now and later)", initial=False
+    )
+    tenants: forms.ModelMultipleChoiceField[Tenant] = forms.ModelMultipleChoiceField(
+        queryset=Tenant.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Or only these clients",
+    )
+    expires_in_days = forms.IntegerField(
+        min_value=1, max_value=TOKEN_MAX_DAYS, initial=90, label="Expires in (days)"
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["tenants"].queryset = tenant_list_for_user(user=user)  # type: ignore[attr-defined]  # per user
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("all_tenants") and not data.get("tenants"):
+            self.add_error("tenants", "Choose at least one client, or every client.")
+        return data
+
+
 @login_required
 def tokens(request: HttpRequest) -> HttpResponse:
-    """Personal API tokens: list, create (secret shown once), revoke."""
+    """Personal API tokens: list, create (secret shown once; scope, access, expiry), revoke. Creating and
+    revoking are recorded in the security audit (``token.created``, ``token.revoked``)."""
     assert isinstance(request.user, User)
-    created = error = None
+    created = None
+    form = TokenForm(user=request.user)
     if request.method == "POST":
-        try:
-            if "revoke" in request.POST:
-                api_token_revoke(user=request.user, token_id=int(request.POST["revoke"]))
-            else:
-                _, created = api_token_create(user=request.user, name=request.POST.get("name", ""))
-        except (DomainError, ValueError) as exc:
-            error = str(exc)
-    rows = ApiToken.objects.filter(user=request.user, revoked_at__isnull=True).order_by("-created_at")
-    return render(request, "console/tokens.html", {"tokens": rows, "created": created, "error": error})
+        ip = client_ip(request)
+        if "revoke" in request.POST:
+            with contextlib.suppress(ValueError):  # not a token id: nothing to revoke
+                api_token_revoke(user=request.user, token_id=int(request.POST["revoke"]), ip=ip)
+            return redirect("console_tokens")
+        form = TokenForm(request.POST, user=request.user)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                _, created = api_token_create(
+                    user=request.user,
+                    name=data["name"],
+                    access=data["access"],
+                    expires_in_days=data["expires_in_days"],
+                    tenant_ids=None if data["all_tenants"] else [t.pk for t in data["tenants"]],
+                    ip=ip,
+                )
+                form = TokenForm(user=request.user)
+            except DomainError as exc:
+                form_errors_apply(form, exc, aliases={"tenant_ids": "tenants"})
+    rows = list(ApiToken.objects.filter(user=request.user, revoked_at__isnull=True).order_by("-created_at"))
+    names = dict(
+        Tenant.objects.filter(pk__in={i for t in rows for i in t.tenant_ids}).values_list("pk", "name")
+    )
+    for token in rows:
+        token.scope_names = [names.get(i, "a removed client") for i in token.tenant_ids]  # type: ignore[attr-defined]
+    status = 400 if form.errors else 200
+    return render(
+        request, "console/tokens.html", {"tokens": rows, "created": created, "form": form}, status=status
+    )

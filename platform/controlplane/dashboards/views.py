@@ -17,6 +17,7 @@ from django.utils.safestring import SafeString
 
 from controlplane.accounts.models import User
 from controlplane.http import TenantRequest, htmx_render, request_actor
+from controlplane.permissions import P
 from controlplane.problems import PermissionDenied as DomainPermissionDenied
 from controlplane.workindex.selectors import RECORD_LABELS
 from controlplane.workindex.services import workindex_local_day
@@ -162,7 +163,7 @@ def cross_client_csv(request: HttpRequest, chart: str) -> HttpResponse:
 
 def _tenant(request: TenantRequest) -> tuple[selectors.Dashboard, DashboardForm, int]:
     actor = request_actor(request)
-    if not (actor.is_technician or actor.role == "client_admin"):
+    if not actor.may(P.REPORTS_READ):
         raise PermissionDenied("the dashboard is for technicians and client admins")
     tenant = request.tenant
     assert tenant is not None

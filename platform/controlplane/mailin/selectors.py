@@ -7,17 +7,16 @@ from collections.abc import Iterable
 
 from django.db.models import QuerySet
 
+from controlplane.permissions import P
 from controlplane.problems import NotFound, PermissionDenied
 from modules.records.actor import Actor
 from tenants.models import Tenant
 
 from .models import InboundAddress, InboundMessage
 
-STAFF_ROLES = ("owner", "admin", "technician")
-
 
 def _require_staff(actor: Actor) -> None:
-    if actor.role not in STAFF_ROLES:
+    if not actor.may(P.MAILBOX_MANAGE):
         raise PermissionDenied("only the provider's technicians and admins see inbound email settings")
 
 

@@ -27,6 +27,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from controlplane.celery import send_to_tenant
+from controlplane.permissions import P
 from controlplane.problems import Conflict, InvalidInput, NotFound, PermissionDenied
 from modules.records.actor import Actor
 from modules.records.services import activity_record
@@ -53,7 +54,7 @@ class AddressTaken(Conflict):
 def _require_provider_staff(actor: Actor) -> None:
     """Inbound addresses are the provider's plumbing: its owners, admins and technicians with access to
     the tenant manage them (the routing middleware checked the access)."""
-    if actor.role not in ("owner", "admin", "technician"):
+    if not actor.may(P.MAILBOX_MANAGE):
         raise PermissionDenied("only the provider's technicians and admins manage inbound addresses")
 
 

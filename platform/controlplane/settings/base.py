@@ -85,6 +85,8 @@ MIDDLEWARE = [
     # Inside the routing middleware: sees request.tenant (console path or portal host) and the token user.
     "controlplane.console.middleware.ViewerTimeZoneMiddleware",
     "controlplane.console.middleware.RecentTenantsMiddleware",
+    # Each route's permission (controlplane.routes.ROUTES) before its view runs (process_view).
+    "controlplane.routes.RoutePermissionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",

@@ -13,21 +13,20 @@ from ninja import Field, Query, Router, Schema
 from ninja.security.base import AuthBase
 
 from controlplane.accounts.models import User
-from tenants.routing import token_user
 
 from . import selectors
 
 
 class UserOrTokenAuth(AuthBase):
-    """A personal API token when an Authorization header is sent (the session is then never read), else
-    the signed-in session user."""
+    """A personal API token when an Authorization header is sent (checked by the routing middleware; the
+    session is then never read), else the signed-in session user."""
 
     openapi_type = "http"
     openapi_scheme = "bearer"
 
     def __call__(self, request: HttpRequest) -> Any:
-        if "HTTP_AUTHORIZATION" in request.META:
-            return token_user(request)
+        if "HTTP_AUTHORIZATION" in request.META and getattr(request, "api_token", None) is None:
+            return None
         return request.user if request.user.is_authenticated else None
 
 
@@ -76,7 +75,9 @@ class QueueFilters(Schema):
 def queue(request: HttpRequest, filters: Query[QueueFilters]) -> Any:
     user = request.auth  # type: ignore[attr-defined]
     assert isinstance(user, User)
-    page = selectors.workindex_queue(user=user, **filters.dict())
+    token = getattr(request, "api_token", None)
+    scope = None if token is None or token.all_tenants else list(token.tenant_ids)
+    page = selectors.workindex_queue(user=user, tenant_ids=scope, **filters.dict())
     return {
         "items": [
             {

@@ -123,6 +123,7 @@ def workindex_queue(
     limit: int = 50,
     cursor: str | None = None,
     now: dt.datetime | None = None,
+    tenant_ids: list[int] | None = None,
 ) -> QueuePage:
     """The open records of every client ``user`` may enter on the console, next SLA deadline first.
 
@@ -138,7 +139,8 @@ def workindex_queue(
     the user may not enter gives no rows), ``record_type`` (incident, service_request, fulfilment_task,
     problem, change). Order: ``sla_due_at`` ascending with no deadline last, then ``opened_at``, then
     the row id; ``limit`` rows (1-200) after ``cursor`` (the ``next_cursor`` of the previous page:
-    keyset pagination). Raises InvalidInput (422) naming the bad filter. Two queries whatever the
+    keyset pagination). ``tenant_ids``: only these tenants (an API token's scope; None: no limit beyond
+    the user's own). Raises InvalidInput (422) naming the bad filter. Two queries whatever the
     number of rows (the membership, then the page).
     """
     if record_type is not None and record_type not in RECORD_LABELS:
@@ -164,6 +166,8 @@ def workindex_queue(
         )
     if tenant is not None:
         qs = qs.filter(tenant__slug=tenant)
+    if tenant_ids is not None:
+        qs = qs.filter(tenant_id__in=tenant_ids)
     if record_type is not None:
         qs = qs.filter(record_type=record_type)
     if assigned_to_me:

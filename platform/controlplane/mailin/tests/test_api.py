@@ -142,7 +142,7 @@ def test_end_users_may_not_see_or_change_inbound_addresses(
 
     assert [r.status_code for r in (listed, created, deleted, messages)] == [403, 403, 403, 403]
     assert list(InboundAddress.objects.values_list("address", flat=True)) == ["help@acme.example"]
-    assert client_for(end_user_a).get("/t/acme/mailin/").status_code == 404
+    assert client_for(end_user_a).get("/t/acme/mailin/").status_code == 403
 
 
 def test_ignored_and_failed_messages_are_listed_with_their_reasons(

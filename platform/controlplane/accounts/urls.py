@@ -1,0 +1,11 @@
+"""The provider's team, on the console host (``/team/``)."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.team, name="console_team"),
+    path("<int:team_member_id>/", views.team_member, name="console_team_member"),
+    path("<int:team_member_id>/remove/", views.team_member_remove, name="console_team_member_remove"),
+]
