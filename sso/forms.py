@@ -71,4 +71,6 @@ class ConnectionForm(forms.Form):
 
     def metadata_text(self) -> str:
         """The pasted metadata, else the uploaded file's text; "" when neither was given."""
-        return str(self.cleaned_data.get("metadata_xml") or "") or str(self.cleaned_data.get("metadata_file") or "")
+        return str(self.cleaned_data.get("metadata_xml") or "") or str(
+            self.cleaned_data.get("metadata_file") or ""
+        )

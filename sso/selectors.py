@@ -19,7 +19,9 @@ TENANT_MANAGE_ROLES = frozenset({ProviderRole.OWNER, ProviderRole.ADMIN, TenantR
 PROVIDER_MANAGE_ROLES = frozenset({ProviderRole.OWNER, ProviderRole.ADMIN})
 
 
-def connection_list(*, tenant: Tenant | None = None, provider_id: int | None = None) -> QuerySet[SamlConnection]:
+def connection_list(
+    *, tenant: Tenant | None = None, provider_id: int | None = None
+) -> QuerySet[SamlConnection]:
     """The connections of one owner (a tenant, or a provider's own), active and inactive, by name."""
     if tenant is not None:
         return SamlConnection.objects.filter(tenant=tenant)

@@ -137,8 +137,10 @@ def idp_metadata_parse(*, xml: str) -> IdpMetadata:
         except ValueError as exc:
             raise bad("A signing certificate in the metadata does not parse.") from exc
     if not certs:
-        raise bad("The metadata has no signing certificate (KeyDescriptor use=\"signing\").")
-    return IdpMetadata(entity_id=entity_id, sso_url=sso_url, slo_url=slo_url, certs=list(dict.fromkeys(certs)))
+        raise bad('The metadata has no signing certificate (KeyDescriptor use="signing").')
+    return IdpMetadata(
+        entity_id=entity_id, sso_url=sso_url, slo_url=slo_url, certs=list(dict.fromkeys(certs))
+    )
 
 
 def email_domains_parse(*, text: str) -> list[str]:
@@ -175,10 +177,14 @@ def role_rules_parse(*, text: str) -> list[dict[str, str]]:
         raise bad('Give a list of rules: [{"attribute": ..., "value": ..., "role": ...}].')
     rules = []
     for number, rule in enumerate(data, start=1):
-        if not isinstance(rule, dict) or not all(isinstance(rule.get(k), str) for k in ("attribute", "value", "role")):
+        if not isinstance(rule, dict) or not all(
+            isinstance(rule.get(k), str) for k in ("attribute", "value", "role")
+        ):
             raise bad(f"Rule {number} needs text values for attribute, value and role.")
         if rule["role"] not in TenantRole.values:
-            raise bad(f"Rule {number}: unknown role {rule['role']!r} (one of {', '.join(TenantRole.values)}).")
+            raise bad(
+                f"Rule {number}: unknown role {rule['role']!r} (one of {', '.join(TenantRole.values)})."
+            )
         rules.append({"attribute": rule["attribute"], "value": rule["value"], "role": rule["role"]})
     return rules
 
@@ -199,7 +205,12 @@ def _domains_free(*, domains: list[str], tenant: Tenant | None, exclude_id: Any 
 
 
 def _audit_connection(
-    verb: str, connection: SamlConnection, *, actor_user_id: int, ip: str | None, changes: dict[str, Any]
+    verb: str,
+    connection: SamlConnection,
+    *,
+    actor_user_id: int | None,
+    ip: str | None,
+    changes: dict[str, Any],
 ) -> None:
     security_event_record(
         verb=verb,
@@ -220,7 +231,7 @@ def _check_role(*, actor_role: str, tenant: Tenant | None) -> None:
 @transaction.atomic
 def connection_create(
     *,
-    actor_user_id: int,
+    actor_user_id: int | None,
     actor_role: str,
     tenant: Tenant | None = None,
     provider: Provider | None = None,
@@ -240,7 +251,9 @@ def connection_create(
         raise InvalidInput("a connection has exactly one owner: a tenant or a provider")
     _check_role(actor_role=actor_role, tenant=tenant)
     if not name.strip():
-        raise InvalidInput("name is required", errors=[{"field": "name", "message": "Give the connection a name."}])
+        raise InvalidInput(
+            "name is required", errors=[{"field": "name", "message": "Give the connection a name."}]
+        )
     if default_role not in TenantRole.values:
         raise InvalidInput("unknown role", errors=[{"field": "default_role", "message": "Unknown role."}])
     metadata = idp_metadata_parse(xml=metadata_xml)
@@ -274,7 +287,7 @@ def connection_create(
 @transaction.atomic
 def connection_update(
     *,
-    actor_user_id: int,
+    actor_user_id: int | None,
     actor_role: str,
     connection: SamlConnection,
     name: str,
@@ -291,12 +304,24 @@ def connection_update(
     fields."""
     _check_role(actor_role=actor_role, tenant=connection.tenant)
     if not name.strip():
-        raise InvalidInput("name is required", errors=[{"field": "name", "message": "Give the connection a name."}])
+        raise InvalidInput(
+            "name is required", errors=[{"field": "name", "message": "Give the connection a name."}]
+        )
     if default_role not in TenantRole.values:
         raise InvalidInput("unknown role", errors=[{"field": "default_role", "message": "Unknown role."}])
     before = {
         f: getattr(connection, f)
-        for f in ("name", "idp_entity_id", "idp_sso_url", "idp_slo_url", "idp_certs", "email_domains", "role_rules", "default_role", "is_active")
+        for f in (
+            "name",
+            "idp_entity_id",
+            "idp_sso_url",
+            "idp_slo_url",
+            "idp_certs",
+            "email_domains",
+            "role_rules",
+            "default_role",
+            "is_active",
+        )
     }
     if metadata_xml.strip():
         metadata = idp_metadata_parse(xml=metadata_xml)
@@ -314,14 +339,20 @@ def connection_update(
         connection.default_role = default_role
     connection.is_active = is_active
     connection.save()
-    changes = {f: [str(old), str(getattr(connection, f))] for f, old in before.items() if getattr(connection, f) != old}
-    _audit_connection("sso.connection.updated", connection, actor_user_id=actor_user_id, ip=ip, changes=changes)
+    changes = {
+        f: [str(old), str(getattr(connection, f))]
+        for f, old in before.items()
+        if getattr(connection, f) != old
+    }
+    _audit_connection(
+        "sso.connection.updated", connection, actor_user_id=actor_user_id, ip=ip, changes=changes
+    )
     return connection
 
 
 @transaction.atomic
 def connection_deactivate(
-    *, actor_user_id: int, actor_role: str, connection: SamlConnection, ip: str | None = None
+    *, actor_user_id: int | None, actor_role: str, connection: SamlConnection, ip: str | None = None
 ) -> SamlConnection:
     """Stop signing anyone in through ``connection`` (its endpoints then answer 404). Identities stay, so
     reactivating it restores sign-in. Audited as ``sso.connection.deactivated``."""
@@ -330,7 +361,11 @@ def connection_deactivate(
         connection.is_active = False
         connection.save(update_fields=["is_active", "updated_at"])
         _audit_connection(
-            "sso.connection.deactivated", connection, actor_user_id=actor_user_id, ip=ip, changes={"is_active": ["True", "False"]}
+            "sso.connection.deactivated",
+            connection,
+            actor_user_id=actor_user_id,
+            ip=ip,
+            changes={"is_active": ["True", "False"]},
         )
     return connection
 
@@ -375,7 +410,9 @@ def _first(attributes: dict[str, list[str]], names: tuple[str, ...]) -> str:
     return ""
 
 
-def _validated(connection: SamlConnection, request_data: dict[str, Any], saml_response: str) -> OneLogin_Saml2_Response:
+def _validated(
+    connection: SamlConnection, request_data: dict[str, Any], saml_response: str
+) -> OneLogin_Saml2_Response:
     """Parse and validate the POSTed SAMLResponse for ``connection`` (python3-saml, strict, then our extra
     checks). Raises SamlRefused."""
     if not saml_response:
@@ -405,9 +442,13 @@ def _validated(connection: SamlConnection, request_data: dict[str, Any], saml_re
         f"[@Method='{C.CM_BEARER}']/saml:SubjectConfirmationData",
     )
     if not confirmations or any(
-        scd.get("InResponseTo") != in_response_to or scd.get("Recipient") != urls["acs"] for scd in confirmations
+        scd.get("InResponseTo") != in_response_to or scd.get("Recipient") != urls["acs"]
+        for scd in confirmations
     ):
-        raise SamlRefused("subject-confirmation", "the signed SubjectConfirmationData does not answer our request at this ACS")
+        raise SamlRefused(
+            "subject-confirmation",
+            "the signed SubjectConfirmationData does not answer our request at this ACS",
+        )
     return response
 
 
@@ -449,14 +490,7 @@ def saml_response_accept(
     try:
         return _accept(connection=connection, request_data=request_data, ip=ip)
     except SamlRefused as exc:
-        security_event_record(
-            verb="sso.saml.refused",
-            user_id=exc.user_id,
-            provider_id=connection.provider_id or (connection.tenant.provider_id if connection.tenant else None),
-            tenant_id=connection.tenant_id,
-            ip=ip,
-            details={"connection": str(connection.pk), "reason": exc.reason, "detail": exc.detail[:500]},
-        )
+        _refusal_record(connection, exc, ip)
         raise
 
 
@@ -473,7 +507,9 @@ def _accept(*, connection: SamlConnection, request_data: dict[str, Any], ip: str
     ) + dt.timedelta(seconds=settings.SAML_CLOCK_SKEW_SECONDS)
     try:
         with transaction.atomic():
-            SamlAssertionSeen.objects.create(connection=connection, assertion_id=assertion_id, not_on_or_after=keep_until)
+            SamlAssertionSeen.objects.create(
+                connection=connection, assertion_id=assertion_id, not_on_or_after=keep_until
+            )
     except IntegrityError as exc:
         raise SamlRefused("replay", f"assertion {assertion_id} was already used") from exc
     SamlAssertionSeen.objects.filter(not_on_or_after__lt=now).delete()
@@ -482,7 +518,9 @@ def _accept(*, connection: SamlConnection, request_data: dict[str, Any], ip: str
         request_id=in_response_to, connection=connection, kind="authn", expires_at__gt=now
     ).delete()
     if not consumed:
-        raise SamlRefused("unknown-in-response-to", f"InResponseTo {in_response_to!r} is not a request we issued here")
+        raise SamlRefused(
+            "unknown-in-response-to", f"InResponseTo {in_response_to!r} is not a request we issued here"
+        )
     name_id = response.get_nameid() or ""
     if not name_id:
         raise SamlRefused("no-name-id", "the assertion has no NameID")
@@ -528,7 +566,9 @@ def _user_for(
         _eligible(connection, user, linking=False)
         identity.last_login_at = timezone.now()
         identity.save(update_fields=["last_login_at"])
-        return SamlLogin(user=user, created=False, name_id=name_id, name_id_format=name_id_format, session_index="")
+        return SamlLogin(
+            user=user, created=False, name_id=name_id, name_id_format=name_id_format, session_index=""
+        )
     email = _first(attributes, EMAIL_ATTRIBUTES)
     if not email and name_id_format == C.NAMEID_EMAIL_ADDRESS:
         email = name_id
@@ -541,10 +581,11 @@ def _user_for(
     if connection.email_domains and domain not in connection.email_domains:
         raise SamlRefused("email-domain", f"{domain} is not a domain of this connection")
     full_name = _first(attributes, NAME_ATTRIBUTES)
-    user = User.objects.filter(email=email).first()
-    created = user is None
-    if user is not None:
-        _eligible(connection, user, linking=True)
+    existing = User.objects.filter(email=email).first()
+    created = existing is None
+    if existing is not None:
+        _eligible(connection, existing, linking=True)
+        user = existing
     else:
         user = user_create(email=email, password=None, full_name=full_name[:200])
     if connection.tenant is not None:
@@ -555,7 +596,9 @@ def _user_for(
             person_for_user(user_id=user.pk, display_name=user.full_name or user.email, email=user.email)
     elif created:
         assert connection.provider is not None
-        provider_membership_set(user=user, provider=connection.provider, role=ProviderRole.TECHNICIAN, all_clients=False)
+        provider_membership_set(
+            user=user, provider=connection.provider, role=ProviderRole.TECHNICIAN, all_clients=False
+        )
     SamlIdentity.objects.create(
         connection=connection,
         idp_entity_id=connection.idp_entity_id,
@@ -564,7 +607,9 @@ def _user_for(
         user=user,
         last_login_at=timezone.now(),
     )
-    return SamlLogin(user=user, created=created, name_id=name_id, name_id_format=name_id_format, session_index="")
+    return SamlLogin(
+        user=user, created=created, name_id=name_id, name_id_format=name_id_format, session_index=""
+    )
 
 
 def _eligible(connection: SamlConnection, user: User, *, linking: bool) -> None:
@@ -578,14 +623,18 @@ def _eligible(connection: SamlConnection, user: User, *, linking: bool) -> None:
     if not user.is_active:
         raise SamlRefused("inactive", "the user is deactivated", user_id=user.pk)
     if user.is_staff or user.is_superuser:
-        raise SamlRefused("other-owner", "platform operators never sign in through a customer's IdP", user_id=user.pk)
+        raise SamlRefused(
+            "other-owner", "platform operators never sign in through a customer's IdP", user_id=user.pk
+        )
     provider_membership = ProviderMembership.objects.filter(user=user).first()
     tenant_ids = set(TenantMembership.objects.filter(user=user).values_list("tenant_id", flat=True))
     if connection.tenant_id is not None:
         if provider_membership is not None:
             raise SamlRefused("other-owner", "the email belongs to a technician", user_id=user.pk)
         if tenant_ids - {connection.tenant_id}:
-            raise SamlRefused("other-owner", "the email belongs to a member of another tenant", user_id=user.pk)
+            raise SamlRefused(
+                "other-owner", "the email belongs to a member of another tenant", user_id=user.pk
+            )
         if not linking and connection.tenant_id not in tenant_ids:
             raise SamlRefused("no-membership", "the user no longer belongs to this tenant", user_id=user.pk)
     else:
@@ -597,14 +646,21 @@ def _eligible(connection: SamlConnection, user: User, *, linking: bool) -> None:
         if provider_membership.provider_id != connection.provider_id:
             raise SamlRefused("other-owner", "the email belongs to another provider's user", user_id=user.pk)
     if linking and SamlIdentity.objects.filter(user=user).exclude(connection=connection).exists():
-        raise SamlRefused("other-identity", "the account is bound to another connection's identity", user_id=user.pk)
+        raise SamlRefused(
+            "other-identity", "the account is bound to another connection's identity", user_id=user.pk
+        )
 
 
 # --- logout ------------------------------------------------------------------------------------------
 
 
 def saml_logout_start(
-    *, connection: SamlConnection, request_data: dict[str, Any], name_id: str, name_id_format: str, session_index: str
+    *,
+    connection: SamlConnection,
+    request_data: dict[str, Any],
+    name_id: str,
+    name_id_format: str,
+    session_index: str,
 ) -> str | None:
     """SP-initiated single logout (SAML 2.0 profiles §4.4): the IdP URL with a signed LogoutRequest for
     this subject and session, or None when the IdP has no SLO URL. The request id is stored like an
@@ -613,7 +669,10 @@ def saml_logout_start(
         return None
     auth = OneLogin_Saml2_Auth(request_data, old_settings=saml_settings(connection, for_logout=True))
     url: str = auth.logout(
-        return_to="/", name_id=name_id, session_index=session_index or None, name_id_format=name_id_format or None
+        return_to="/",
+        name_id=name_id,
+        session_index=session_index or None,
+        name_id_format=name_id_format or None,
     )
     SamlRequest.objects.create(
         request_id=auth.get_last_request_id(),
@@ -622,3 +681,86 @@ def saml_logout_start(
         expires_at=timezone.now() + dt.timedelta(seconds=settings.SAML_REQUEST_TTL_SECONDS),
     )
     return url
+
+
+def saml_logout_response_accept(
+    *, connection: SamlConnection, request_data: dict[str, Any], ip: str | None
+) -> None:
+    """The IdP's LogoutResponse (HTTP-Redirect, signed) to a LogoutRequest we sent: its InResponseTo must
+    be one of our unexpired logout requests for this connection, consumed once; python3-saml checks the
+    signature, issuer, destination and status. Raises SamlRefused (recorded as ``sso.saml.refused``)."""
+    from onelogin.saml2.logout_response import OneLogin_Saml2_Logout_Response
+
+    auth = OneLogin_Saml2_Auth(request_data, old_settings=saml_settings(connection, for_logout=True))
+    try:
+        try:
+            document = OneLogin_Saml2_Logout_Response(
+                auth.get_settings(), request_data["get_data"]["SAMLResponse"]
+            ).document
+        except Exception as exc:
+            raise SamlRefused(
+                "malformed", f"the logout response does not parse: {type(exc).__name__}"
+            ) from exc
+        in_response_to = document.get("InResponseTo") or ""
+        consumed, _ = SamlRequest.objects.filter(
+            request_id=in_response_to, connection=connection, kind="logout", expires_at__gt=timezone.now()
+        ).delete()
+        if not consumed:
+            raise SamlRefused("unknown-in-response-to", "the logout response answers no request of ours")
+        auth.process_slo(request_id=in_response_to, keep_local_session=True)
+        if auth.get_errors():
+            raise SamlRefused("logout-response", auth.get_last_error_reason() or ", ".join(auth.get_errors()))
+    except SamlRefused as exc:
+        _refusal_record(connection, exc, ip)
+        raise
+
+
+def saml_logout_request_accept(
+    *,
+    connection: SamlConnection,
+    request_data: dict[str, Any],
+    session_subject: dict[str, str],
+    end_session: Any,
+    ip: str | None,
+) -> str:
+    """An IdP-initiated LogoutRequest (HTTP-Redirect; signed, ``wantMessagesSigned``): when it names the
+    subject this browser's session came from (``session_subject``: connection and NameID, stored at
+    sign-in), ``end_session()`` is called. Returns the IdP URL carrying our signed LogoutResponse.
+    Raises SamlRefused (recorded) when the request is not valid (SAML 2.0 profiles §4.4.4)."""
+    from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
+    from onelogin.saml2.utils import OneLogin_Saml2_Utils
+
+    auth = OneLogin_Saml2_Auth(request_data, old_settings=saml_settings(connection, for_logout=True))
+
+    def delete_session() -> None:
+        xml = OneLogin_Saml2_Utils.decode_base64_and_inflate(request_data["get_data"]["SAMLRequest"])
+        subject = OneLogin_Saml2_Logout_Request.get_nameid(xml)
+        if (
+            session_subject.get("connection") == str(connection.pk)
+            and session_subject.get("name_id") == subject
+        ):
+            end_session()
+
+    try:
+        url = auth.process_slo(delete_session_cb=delete_session)
+        if auth.get_errors() or not url:
+            raise SamlRefused("logout-request", auth.get_last_error_reason() or ", ".join(auth.get_errors()))
+    except SamlRefused as exc:
+        _refusal_record(connection, exc, ip)
+        raise
+    except Exception as exc:
+        refusal = SamlRefused("logout-request", f"{type(exc).__name__}: {exc}")
+        _refusal_record(connection, refusal, ip)
+        raise refusal from exc
+    return str(url)
+
+
+def _refusal_record(connection: SamlConnection, exc: SamlRefused, ip: str | None) -> None:
+    security_event_record(
+        verb="sso.saml.refused",
+        user_id=exc.user_id,
+        provider_id=connection.provider_id or (connection.tenant.provider_id if connection.tenant else None),
+        tenant_id=connection.tenant_id,
+        ip=ip,
+        details={"connection": str(connection.pk), "reason": exc.reason, "detail": exc.detail[:500]},
+    )

@@ -21,7 +21,6 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from onelogin.saml2.auth import OneLogin_Saml2_Auth
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 
 from controlplane.accounts.models import User
@@ -33,7 +32,7 @@ from tenants.routing import SESSION_HOST_KEY, hostname_of
 
 from . import selectors, services
 from .forms import ConnectionForm
-from .models import SamlConnection, SamlRequest
+from .models import SamlConnection
 from .saml import request_data, saml_settings, sp_urls
 
 SESSION_SAML_KEY = "_saml"
@@ -87,7 +86,11 @@ def saml_login(request: TenantRequest, **kwargs: Any) -> HttpResponse:
     """Start sign-in: a signed AuthnRequest to the IdP (HTTP-Redirect); ``?next=`` becomes RelayState."""
     connection = _connection_here(request, _conn_id(kwargs))
     relay = safe_relay_state(request, request.GET.get("next"))
-    return redirect(services.saml_login_start(connection=connection, request_data=request_data(request), relay_state=relay))
+    return redirect(
+        services.saml_login_start(
+            connection=connection, request_data=request_data(request), relay_state=relay
+        )
+    )
 
 
 @csrf_exempt  # the IdP's auto-posting form comes from another site; the signed assertion is the proof
@@ -130,58 +133,58 @@ def saml_logout(request: TenantRequest, **kwargs: Any) -> HttpResponse:
         )
     user_id = request.user.pk
     logout(request)
-    security_event_record(verb="sso.saml.logout", user_id=user_id, tenant_id=connection.tenant_id, ip=client_ip(request), details={"connection": str(connection.pk), "idp": bool(url)})
+    security_event_record(
+        verb="sso.saml.logout",
+        user_id=user_id,
+        tenant_id=connection.tenant_id,
+        ip=client_ip(request),
+        details={"connection": str(connection.pk), "idp": bool(url)},
+    )
     return redirect(url or "account_login")
 
 
 @require_GET
 def saml_sls(request: TenantRequest, **kwargs: Any) -> HttpResponse:
-    """Single logout service (HTTP-Redirect): the IdP's LogoutResponse to our request (its InResponseTo
-    must be a logout request we issued, consumed once), or an IdP-initiated LogoutRequest (signed,
-    ``wantMessagesSigned``): we end the session when it is this subject's and answer with a signed
-    LogoutResponse. Without either, back to the sign-in page."""
+    """Single logout service (HTTP-Redirect): the IdP's LogoutResponse to our LogoutRequest, or an
+    IdP-initiated LogoutRequest (we end this session when it is that subject's, then answer the IdP).
+    Without either, back to the sign-in page. Refusals answer 403 and are audited."""
     connection = _connection_here(request, _conn_id(kwargs))
     data = request_data(request)
-    auth = OneLogin_Saml2_Auth(data, old_settings=saml_settings(connection, for_logout=True))
-    info = request.session.get(SESSION_SAML_KEY) or {}
-    if "SAMLResponse" in request.GET:
-        from onelogin.saml2.logout_response import OneLogin_Saml2_Logout_Response
+    ip = client_ip(request)
+    try:
+        if "SAMLResponse" in request.GET:
+            services.saml_logout_response_accept(connection=connection, request_data=data, ip=ip)
+        elif "SAMLRequest" in request.GET:
 
-        in_response_to = None
-        try:
-            in_response_to = OneLogin_Saml2_Logout_Response(auth.get_settings(), request.GET["SAMLResponse"]).document.get("InResponseTo")
-        except Exception:  # noqa: S110 - a response that does not parse is refused below
-            pass
-        consumed = 0
-        if in_response_to:
-            consumed, _ = SamlRequest.objects.filter(request_id=in_response_to, connection=connection, kind="logout").delete()
-        if consumed:
-            auth.process_slo(request_id=in_response_to, keep_local_session=True)
-        if not consumed or auth.get_errors():
-            security_event_record(verb="sso.saml.refused", tenant_id=connection.tenant_id, ip=client_ip(request), details={"connection": str(connection.pk), "reason": "logout-response", "detail": auth.get_last_error_reason() or "unknown InResponseTo"})
-        return redirect("account_login")
-    if "SAMLRequest" in request.GET:
-        from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
-        from onelogin.saml2.utils import OneLogin_Saml2_Utils
-
-        def end_session() -> None:
-            xml = OneLogin_Saml2_Utils.decode_base64_and_inflate(request.GET["SAMLRequest"])
-            subject = OneLogin_Saml2_Logout_Request.get_nameid(xml)
-            if info.get("connection") == str(connection.pk) and info.get("name_id") == subject:
+            def end_session() -> None:
                 user_id = request.user.pk
                 logout(request)
-                security_event_record(verb="sso.saml.logout", user_id=user_id, tenant_id=connection.tenant_id, ip=client_ip(request), details={"connection": str(connection.pk), "initiated_by": "idp"})
+                security_event_record(
+                    verb="sso.saml.logout",
+                    user_id=user_id,
+                    tenant_id=connection.tenant_id,
+                    ip=ip,
+                    details={"connection": str(connection.pk), "initiated_by": "idp"},
+                )
 
-        url = auth.process_slo(delete_session_cb=end_session)
-        if auth.get_errors():
-            security_event_record(verb="sso.saml.refused", tenant_id=connection.tenant_id, ip=client_ip(request), details={"connection": str(connection.pk), "reason": "logout-request", "detail": auth.get_last_error_reason() or ""})
-            return render(request, "sso/refused.html", {"base_template": _base(request)}, status=403)
-        return redirect(url) if url else redirect("account_login")
+            return redirect(
+                services.saml_logout_request_accept(
+                    connection=connection,
+                    request_data=data,
+                    session_subject=request.session.get(SESSION_SAML_KEY) or {},
+                    end_session=end_session,
+                    ip=ip,
+                )
+            )
+    except services.SamlRefused:
+        return render(request, "sso/refused.html", {"base_template": _base(request)}, status=403)
     return redirect("account_login")
 
 
 class StartForm(forms.Form):
-    email = forms.EmailField(label="Work email", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    email = forms.EmailField(
+        label="Work email", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -191,11 +194,19 @@ def sso_start(request: TenantRequest) -> HttpResponse:
     form = StartForm(request.POST or None)
     next_path = safe_relay_state(request, request.POST.get("next") or request.GET.get("next"))
     if request.method == "POST" and form.is_valid():
-        connection = selectors.sso_connection_for_email(email=form.cleaned_data["email"], hostname=hostname_of(request))
+        connection = selectors.sso_connection_for_email(
+            email=form.cleaned_data["email"], hostname=hostname_of(request)
+        )
         if connection is None:
-            messages.info(request, "Your organisation does not use single sign-on here: sign in with your password.")
+            messages.info(
+                request, "Your organisation does not use single sign-on here: sign in with your password."
+            )
             return redirect_to_login(next_path)
-        return redirect(services.saml_login_start(connection=connection, request_data=request_data(request), relay_state=next_path))
+        return redirect(
+            services.saml_login_start(
+                connection=connection, request_data=request_data(request), relay_state=next_path
+            )
+        )
     context = {"form": form, "next": next_path, "base_template": _base(request)}
     return render(request, "sso/start.html", context, status=422 if request.method == "POST" else 200)
 
@@ -247,7 +258,11 @@ def _form_page(
             "is_active": connection.is_active,
         }
     form = ConnectionForm(
-        request.POST or None, request.FILES or None, initial=initial, tenant_owned=tenant is not None, editing=editing
+        request.POST or None,
+        request.FILES or None,
+        initial=initial,
+        tenant_owned=tenant is not None,
+        editing=editing,
     )
     status = 422 if request.method == "POST" else 200
     if request.method == "POST" and form.is_valid():
@@ -267,7 +282,9 @@ def _form_page(
             }
             if connection is None:
                 connection = services.connection_create(tenant=tenant, provider=provider, **common)
-                messages.success(request, "Connection created: give the IdP this connection's SP metadata URL.")
+                messages.success(
+                    request, "Connection created: give the IdP this connection's SP metadata URL."
+                )
             else:
                 services.connection_update(connection=connection, is_active=data["is_active"], **common)
                 messages.success(request, "Connection saved.")
@@ -286,9 +303,13 @@ def _form_page(
     return render(request, "sso/connection_form.html", context, status=status)
 
 
-def _deactivate(request: TenantRequest, connection: SamlConnection, actor_role: str, list_url: str) -> HttpResponse:
+def _deactivate(
+    request: TenantRequest, connection: SamlConnection, actor_role: str, list_url: str
+) -> HttpResponse:
     try:
-        services.connection_deactivate(actor_user_id=request.user.pk, actor_role=actor_role, connection=connection, ip=client_ip(request))
+        services.connection_deactivate(
+            actor_user_id=request.user.pk, actor_role=actor_role, connection=connection, ip=client_ip(request)
+        )
     except DomainError as exc:
         raise Http404(exc.detail) from exc
     messages.success(request, f"{connection.name} is deactivated: nobody signs in through it now.")
@@ -298,13 +319,25 @@ def _deactivate(request: TenantRequest, connection: SamlConnection, actor_role: 
 def tenant_connections(request: TenantRequest, tenant: str) -> HttpResponse:
     """A tenant's SAML connections with their SP URLs."""
     owner, _ = _tenant_actor(request)
-    context = {"rows": _rows(selectors.connection_list(tenant=owner)), "owner_name": owner.name, "new_url": f"/t/{owner.slug}/sso/new/", "edit_prefix": f"/t/{owner.slug}/sso/"}
+    context = {
+        "rows": _rows(selectors.connection_list(tenant=owner)),
+        "owner_name": owner.name,
+        "new_url": f"/t/{owner.slug}/sso/new/",
+        "edit_prefix": f"/t/{owner.slug}/sso/",
+    }
     return render(request, "sso/connection_list.html", context)
 
 
 def tenant_connection_new(request: TenantRequest, tenant: str) -> HttpResponse:
     owner, actor = _tenant_actor(request)
-    return _form_page(request, connection=None, tenant=owner, provider=None, actor_role=actor.role, list_url=f"/t/{owner.slug}/sso/")
+    return _form_page(
+        request,
+        connection=None,
+        tenant=owner,
+        provider=None,
+        actor_role=actor.role,
+        list_url=f"/t/{owner.slug}/sso/",
+    )
 
 
 def tenant_connection_edit(request: TenantRequest, tenant: str, connection_id: uuid.UUID) -> HttpResponse:
@@ -313,11 +346,20 @@ def tenant_connection_edit(request: TenantRequest, tenant: str, connection_id: u
         connection = selectors.connection_get(connection_id=connection_id, tenant=owner)
     except NotFound as exc:
         raise Http404(str(exc)) from exc
-    return _form_page(request, connection=connection, tenant=owner, provider=None, actor_role=actor.role, list_url=f"/t/{owner.slug}/sso/")
+    return _form_page(
+        request,
+        connection=connection,
+        tenant=owner,
+        provider=None,
+        actor_role=actor.role,
+        list_url=f"/t/{owner.slug}/sso/",
+    )
 
 
 @require_POST
-def tenant_connection_deactivate(request: TenantRequest, tenant: str, connection_id: uuid.UUID) -> HttpResponse:
+def tenant_connection_deactivate(
+    request: TenantRequest, tenant: str, connection_id: uuid.UUID
+) -> HttpResponse:
     owner, actor = _tenant_actor(request)
     try:
         connection = selectors.connection_get(connection_id=connection_id, tenant=owner)
@@ -331,7 +373,12 @@ def provider_connections(request: TenantRequest) -> HttpResponse:
     membership = _provider_member(request)
     if membership is None:
         return redirect_to_login(request.get_full_path())
-    context = {"rows": _rows(selectors.connection_list(provider_id=membership.provider_id)), "owner_name": membership.provider.name, "new_url": "/sso/new/", "edit_prefix": "/sso/"}
+    context = {
+        "rows": _rows(selectors.connection_list(provider_id=membership.provider_id)),
+        "owner_name": membership.provider.name,
+        "new_url": "/sso/new/",
+        "edit_prefix": "/sso/",
+    }
     return render(request, "sso/connection_list.html", context)
 
 
@@ -339,7 +386,14 @@ def provider_connection_new(request: TenantRequest) -> HttpResponse:
     membership = _provider_member(request)
     if membership is None:
         return redirect_to_login(request.get_full_path())
-    return _form_page(request, connection=None, tenant=None, provider=membership.provider, actor_role=membership.role, list_url="/sso/")
+    return _form_page(
+        request,
+        connection=None,
+        tenant=None,
+        provider=membership.provider,
+        actor_role=membership.role,
+        list_url="/sso/",
+    )
 
 
 def provider_connection_edit(request: TenantRequest, provider_connection_id: uuid.UUID) -> HttpResponse:
@@ -347,10 +401,19 @@ def provider_connection_edit(request: TenantRequest, provider_connection_id: uui
     if membership is None:
         return redirect_to_login(request.get_full_path())
     try:
-        connection = selectors.connection_get(connection_id=provider_connection_id, provider_id=membership.provider_id)
+        connection = selectors.connection_get(
+            connection_id=provider_connection_id, provider_id=membership.provider_id
+        )
     except NotFound as exc:
         raise Http404(str(exc)) from exc
-    return _form_page(request, connection=connection, tenant=None, provider=membership.provider, actor_role=membership.role, list_url="/sso/")
+    return _form_page(
+        request,
+        connection=connection,
+        tenant=None,
+        provider=membership.provider,
+        actor_role=membership.role,
+        list_url="/sso/",
+    )
 
 
 @require_POST
@@ -359,7 +422,9 @@ def provider_connection_deactivate(request: TenantRequest, provider_connection_i
     if membership is None:
         return redirect_to_login(request.get_full_path())
     try:
-        connection = selectors.connection_get(connection_id=provider_connection_id, provider_id=membership.provider_id)
+        connection = selectors.connection_get(
+            connection_id=provider_connection_id, provider_id=membership.provider_id
+        )
     except NotFound as exc:
         raise Http404(str(exc)) from exc
     return _deactivate(request, connection, membership.role, "/sso/")

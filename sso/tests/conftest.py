@@ -34,7 +34,7 @@ def idp(tmp_path: Path) -> TestIdp:
 @pytest.fixture
 def acme_sso(tenant_a: Tenant, idp: TestIdp) -> SamlConnection:
     return connection_create(
-        actor_user_id=0,
+        actor_user_id=None,
         actor_role="admin",
         tenant=tenant_a,
         name="Acme IdP",
@@ -48,7 +48,7 @@ def acme_sso(tenant_a: Tenant, idp: TestIdp) -> SamlConnection:
 def globex_sso(tenant_b: Tenant, idp: TestIdp) -> SamlConnection:
     """Tenant B trusts the very same IdP (a shared IdP service): only our per-connection checks differ."""
     return connection_create(
-        actor_user_id=0,
+        actor_user_id=None,
         actor_role="admin",
         tenant=tenant_b,
         name="Globex IdP",
@@ -61,7 +61,7 @@ def globex_sso(tenant_b: Tenant, idp: TestIdp) -> SamlConnection:
 @pytest.fixture
 def provider_sso(provider: Provider, idp: TestIdp) -> SamlConnection:
     return connection_create(
-        actor_user_id=0,
+        actor_user_id=None,
         actor_role="owner",
         provider=provider,
         name="Northwind IdP",

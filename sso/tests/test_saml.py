@@ -18,7 +18,13 @@ from django_tenants.utils import tenant_context
 from lxml import etree
 
 from conftest import make_user
-from controlplane.accounts.models import ProviderMembership, SecurityEvent, TenantGrant, TenantMembership, User
+from controlplane.accounts.models import (
+    ProviderMembership,
+    SecurityEvent,
+    TenantGrant,
+    TenantMembership,
+    User,
+)
 from controlplane.accounts.services import provider_membership_set, tenant_membership_set
 from modules.people.models import Person
 from sso.models import SamlAssertionSeen, SamlConnection, SamlIdentity, SamlRequest
@@ -74,8 +80,7 @@ def refused(reason: str, *tenants: Tenant) -> Iterator[list[Attempt]]:
 
 
 def test_first_login_creates_the_end_user_with_the_mapped_role_and_person(
-    tenant_a: Tenant,
-    tenant_b: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+    tenant_a: Tenant, tenant_b: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
 ) -> None:
     from django.test import Client
 
@@ -84,7 +89,12 @@ def test_first_login_creates_the_end_user_with_the_mapped_role_and_person(
     anonymous_session = browser.session.session_key  # an anonymous session (a fixation attempt's)
     anonymous_csrf = browser.cookies["csrftoken"].value
     attempt = saml_sign_in(
-        acme_sso, name_id="alice-1", email="Alice@Acme.example", groups=("IT-Admins",), relay_state="/knowledge/", client=browser
+        acme_sso,
+        name_id="alice-1",
+        email="Alice@Acme.example",
+        groups=("IT-Admins",),
+        relay_state="/knowledge/",
+        client=browser,
     )
     assert attempt.response.status_code == 302
     # django.contrib.auth.login ran: new session id, new CSRF token.
@@ -97,7 +107,11 @@ def test_first_login_creates_the_end_user_with_the_mapped_role_and_person(
     assert TenantMembership.objects.get(user=user).tenant == tenant_a
     assert not ProviderMembership.objects.filter(user=user).exists()
     identity = SamlIdentity.objects.get(user=user)
-    assert (identity.connection, identity.idp_entity_id, identity.name_id) == (acme_sso, acme_sso.idp_entity_id, "alice-1")
+    assert (identity.connection, identity.idp_entity_id, identity.name_id) == (
+        acme_sso,
+        acme_sso.idp_entity_id,
+        "alice-1",
+    )
     with tenant_context(tenant_a):
         assert Person.objects.get(user_id=user.pk).email == "alice@acme.example"
     session = attempt.client.session
@@ -105,7 +119,12 @@ def test_first_login_creates_the_end_user_with_the_mapped_role_and_person(
     assert session["_auth_user_backend"] == "django.contrib.auth.backends.ModelBackend"
     assert session[SESSION_HOST_KEY] == "acme.localhost"
     event = SecurityEvent.objects.get(verb="sso.saml.login")
-    assert (event.user_id, event.tenant_id, event.ip, event.details["created"]) == (user.pk, tenant_a.pk, "127.0.0.1", True)
+    assert (event.user_id, event.tenant_id, event.ip, event.details["created"]) == (
+        user.pk,
+        tenant_a.pk,
+        "127.0.0.1",
+        True,
+    )
     assert not SamlRequest.objects.filter(request_id=attempt.request_id).exists()  # consumed
     assert SamlAssertionSeen.objects.filter(connection=acme_sso).count() == 1
     # The session works on the portal; the same cookie on another tenant's host is signed out there.
@@ -113,8 +132,15 @@ def test_first_login_creates_the_end_user_with_the_mapped_role_and_person(
     assert attempt.client.get("/", HTTP_HOST="globex.localhost:8000").status_code == 302
 
 
-def test_default_role_without_a_matching_rule(acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]) -> None:
-    assert saml_sign_in(acme_sso, name_id="erin", email="erin@acme.example", groups=("Staff",)).response.status_code == 302
+def test_default_role_without_a_matching_rule(
+    acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+) -> None:
+    assert (
+        saml_sign_in(
+            acme_sso, name_id="erin", email="erin@acme.example", groups=("Staff",)
+        ).response.status_code
+        == 302
+    )
     assert TenantMembership.objects.get(user__email="erin@acme.example").role == "end_user"
 
 
@@ -134,11 +160,17 @@ def test_second_login_reuses_the_identity(
 def test_provider_connection_creates_a_technician_without_any_grant(
     provider: Any, tenant_a: Tenant, provider_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
 ) -> None:
-    attempt = saml_sign_in(provider_sso, name_id="tech-9", email="nina@northwind.example", groups=("IT-Admins",))
+    attempt = saml_sign_in(
+        provider_sso, name_id="tech-9", email="nina@northwind.example", groups=("IT-Admins",)
+    )
     assert attempt.response.status_code == 302
     user = User.objects.get(email="nina@northwind.example")
     membership = ProviderMembership.objects.get(user=user)
-    assert (membership.provider_id, membership.role, membership.all_clients) == (provider.pk, "technician", False)
+    assert (membership.provider_id, membership.role, membership.all_clients) == (
+        provider.pk,
+        "technician",
+        False,
+    )
     assert not TenantGrant.objects.filter(membership=membership).exists()
     assert not TenantMembership.objects.filter(user=user).exists()
     assert attempt.client.session[SESSION_HOST_KEY] == "127.0.0.1"
@@ -146,8 +178,12 @@ def test_provider_connection_creates_a_technician_without_any_grant(
     assert attempt.client.get("/t/acme/incidents/").status_code == 404
 
 
-def test_relay_state_is_only_a_same_host_path(acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]) -> None:
-    for n, evil in enumerate(("https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)")):
+def test_relay_state_is_only_a_same_host_path(
+    acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+) -> None:
+    for n, evil in enumerate(
+        ("https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)")
+    ):
         attempt = saml_sign_in(acme_sso, name_id=f"r{n}", email=f"r{n}@acme.example", relay_state=evil)
         assert attempt.response.status_code == 302
         assert attempt.response["Location"] == "/", evil
@@ -195,9 +231,13 @@ def test_inactive_connection_answers_404(acme_sso: SamlConnection) -> None:
 # --- attacks ----------------------------------------------------------------------------------------
 
 
-def test_name_id_changed_after_signing(tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]) -> None:
+def test_name_id_changed_after_signing(
+    tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+) -> None:
     with refused("signature", tenant_a) as attempts:
-        attempts.append(saml_sign_in(acme_sso, name_id="alice-1", mutate=lambda x: x.replace(">alice-1<", ">ceo-0<")))
+        attempts.append(
+            saml_sign_in(acme_sso, name_id="alice-1", mutate=lambda x: x.replace(">alice-1<", ">ceo-0<"))
+        )
 
 
 def _drop_signatures(xml: str) -> str:
@@ -207,12 +247,16 @@ def _drop_signatures(xml: str) -> str:
     return etree.tostring(root).decode()
 
 
-def test_signature_removed(tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]) -> None:
+def test_signature_removed(
+    tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+) -> None:
     with refused("signature", tenant_a) as attempts:
         attempts.append(saml_sign_in(acme_sso, mutate=_drop_signatures))
 
 
-def test_signed_by_another_key(tenant_a: Tenant, tmp_path: Path, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]) -> None:
+def test_signed_by_another_key(
+    tenant_a: Tenant, tmp_path: Path, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+) -> None:
     forger = TestIdp(tmp_path / "forger", entity_id=acme_sso.idp_entity_id)  # same entity id, own key
     with refused("signature", tenant_a) as attempts:
         attempts.append(saml_sign_in(acme_sso, issuer=forger))
@@ -247,7 +291,9 @@ def _xsw_wrapped(xml: str) -> str:
 
 
 @pytest.mark.parametrize("wrap", [_xsw_sibling, _xsw_wrapped], ids=["sibling", "wrapped"])
-def test_signature_wrapping(tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt], wrap: Any) -> None:
+def test_signature_wrapping(
+    tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt], wrap: Any
+) -> None:
     before = counts(tenant_a)
     attempt = saml_sign_in(acme_sso, mutate=wrap)
     assert attempt.response.status_code == 403
@@ -256,7 +302,9 @@ def test_signature_wrapping(tenant_a: Tenant, acme_sso: SamlConnection, saml_sig
     assert event.details["reason"] in {"assertion-count", "signature", "schema"}, event.details
 
 
-def test_wrong_audience(tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]) -> None:
+def test_wrong_audience(
+    tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+) -> None:
     with refused("audience", tenant_a) as attempts:
         attempts.append(saml_sign_in(acme_sso, audience="https://evil.example/sp"))
 
@@ -283,7 +331,11 @@ def test_missing_audience_restriction(
 
 
 def test_response_for_another_tenants_acs(
-    tenant_a: Tenant, tenant_b: Tenant, acme_sso: SamlConnection, globex_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    acme_sso: SamlConnection,
+    globex_sso: SamlConnection,
+    saml_sign_in: Callable[..., Attempt],
 ) -> None:
     """Both tenants trust the same IdP. A's valid response posted to B's connection (on B's host)."""
     with refused("destination", tenant_a, tenant_b) as attempts:
@@ -292,7 +344,9 @@ def test_response_for_another_tenants_acs(
     assert event.tenant_id == tenant_b.pk
 
 
-def test_replayed_response(tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]) -> None:
+def test_replayed_response(
+    tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+) -> None:
     first = saml_sign_in(acme_sso, name_id="alice-1")
     assert first.response.status_code == 302
     with refused("replay", tenant_a) as attempts:
@@ -301,13 +355,20 @@ def test_replayed_response(tenant_a: Tenant, acme_sso: SamlConnection, saml_sign
         attempts.append(saml_sign_in(acme_sso, xml=first.xml, client=Client(HTTP_HOST="acme.localhost:8000")))
 
 
-def test_unknown_in_response_to(tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]) -> None:
+def test_unknown_in_response_to(
+    tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+) -> None:
     with refused("unknown-in-response-to", tenant_a) as attempts:
         attempts.append(saml_sign_in(acme_sso, in_response_to="_never-issued-by-us"))
 
 
 def test_request_id_of_another_connection(
-    tenant_a: Tenant, tenant_b: Tenant, acme_sso: SamlConnection, globex_sso: SamlConnection, saml_sign_in: Callable[..., Attempt], idp: TestIdp
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    acme_sso: SamlConnection,
+    globex_sso: SamlConnection,
+    saml_sign_in: Callable[..., Attempt],
+    idp: TestIdp,
 ) -> None:
     """An id we issued for tenant B's connection does not answer for tenant A's."""
     from django.test import Client
@@ -319,12 +380,20 @@ def test_request_id_of_another_connection(
         attempts.append(saml_sign_in(acme_sso, in_response_to=globex_request))
 
 
-def test_missing_in_response_to(tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]) -> None:
+def test_missing_in_response_to(
+    tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+) -> None:
     with refused("missing-in-response-to", tenant_a) as attempts:
         attempts.append(saml_sign_in(acme_sso, in_response_to=""))
 
 
-def test_expired_conditions(tenant_a: Tenant, tmp_path: Path, acme_sso: SamlConnection, idp: TestIdp, saml_sign_in: Callable[..., Attempt]) -> None:
+def test_expired_conditions(
+    tenant_a: Tenant,
+    tmp_path: Path,
+    acme_sso: SamlConnection,
+    idp: TestIdp,
+    saml_sign_in: Callable[..., Attempt],
+) -> None:
     """Signed by the right key, but valid until 10 minutes ago (beyond the 120 s skew)."""
     stale = TestIdp(tmp_path / "stale", entity_id=idp.entity_id, key_pair=idp.key_pair, lifetime_minutes=-10)
     with refused("expired", tenant_a) as attempts:
@@ -337,25 +406,35 @@ def test_email_of_another_tenants_member(
     carol = make_user("carol@acme.example")  # works at Acme's address, but is a user of Globex
     tenant_membership_set(user=carol, tenant=tenant_b, role="client_admin")
     with refused("other-owner", tenant_a, tenant_b) as attempts:
-        attempts.append(saml_sign_in(acme_sso, name_id="carol", email="carol@acme.example", groups=("IT-Admins",)))
+        attempts.append(
+            saml_sign_in(acme_sso, name_id="carol", email="carol@acme.example", groups=("IT-Admins",))
+        )
     assert SecurityEvent.objects.get(verb="sso.saml.refused").user_id == carol.pk
     assert carol.tenant_memberships.count() == 1
 
 
-def test_email_of_a_technician(provider: Any, tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]) -> None:
+def test_email_of_a_technician(
+    provider: Any, tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+) -> None:
     tech = make_user("it@acme.example")
     provider_membership_set(user=tech, provider=provider, role="technician")
     with refused("other-owner", tenant_a) as attempts:
         attempts.append(saml_sign_in(acme_sso, name_id="it", email="it@acme.example"))
 
 
-def test_email_outside_the_connections_domains(tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]) -> None:
+def test_email_outside_the_connections_domains(
+    tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+) -> None:
     with refused("email-domain", tenant_a) as attempts:
         attempts.append(saml_sign_in(acme_sso, name_id="x", email="ceo@globex.example"))
 
 
 def test_identity_of_another_connection_is_not_reused(
-    tenant_a: Tenant, tenant_b: Tenant, acme_sso: SamlConnection, globex_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    acme_sso: SamlConnection,
+    globex_sso: SamlConnection,
+    saml_sign_in: Callable[..., Attempt],
 ) -> None:
     """A Globex user signed in by Globex's IdP; Acme's connection naming the same email (Acme lists
     globex.example too) is refused: the account is another owner's."""
@@ -380,7 +459,14 @@ def test_a_bare_html_form_post_without_saml_response(tenant_a: Tenant, acme_sso:
 
     client = Client(HTTP_HOST="acme.localhost:8000")
     with refused("no-response", tenant_a) as attempts:
-        attempts.append(Attempt(client=client, response=client.post(f"/sso/saml/{acme_sso.pk}/acs/", {}), xml="", request_id=None))
+        attempts.append(
+            Attempt(
+                client=client,
+                response=client.post(f"/sso/saml/{acme_sso.pk}/acs/", {}),
+                xml="",
+                request_id=None,
+            )
+        )
 
 
 def test_clock_skew_is_the_setting() -> None:
@@ -389,7 +475,9 @@ def test_clock_skew_is_the_setting() -> None:
     assert OneLogin_Saml2_Constants.ALLOWED_CLOCK_DRIFT == 120
 
 
-def test_no_secret_in_refusal_details(tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]) -> None:
+def test_no_secret_in_refusal_details(
+    tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+) -> None:
     saml_sign_in(acme_sso, mutate=_drop_signatures)
     details = SecurityEvent.objects.get(verb="sso.saml.refused").details
     assert not re.search(r"PRIVATE KEY", str(details))
