@@ -114,6 +114,8 @@ def saml_sign_in(idp: TestIdp) -> Callable[..., Attempt]:
         relay_state: str = "/",
         xml: str | None = None,
         sign_assertion: bool = True,
+        sign_response: bool = False,
+        algorithms: dict[str, str] | None = None,
     ) -> Attempt:
         target = post_to or connection
         browser = client or Client(HTTP_HOST=host_of(target))
@@ -138,6 +140,8 @@ def saml_sign_in(idp: TestIdp) -> Callable[..., Attempt]:
                 name_id=name_id,
                 identity=identity,
                 sign_assertion=sign_assertion,
+                sign_response=sign_response,
+                **(algorithms or {}),
             )
             if mutate is not None:
                 xml = mutate(xml)

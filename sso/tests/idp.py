@@ -97,6 +97,8 @@ class TestIdp:
         identity: dict[str, list[str]],
         sign_assertion: bool = True,
         sign_response: bool = False,
+        sign_alg: str = SIG_RSA_SHA256,
+        digest_alg: str = DIGEST_SHA256,
     ) -> str:
         """A Response (XML text) as the IdP builds it, the assertion (and/or response) signed with its key."""
         result = self.server.create_authn_response(
@@ -108,8 +110,8 @@ class TestIdp:
             authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},
             sign_assertion=sign_assertion,
             sign_response=sign_response,
-            sign_alg=SIG_RSA_SHA256,
-            digest_alg=DIGEST_SHA256,
+            sign_alg=sign_alg,
+            digest_alg=digest_alg,
         )
         return str(result)
 

@@ -178,6 +178,14 @@ def test_provider_connection_creates_a_technician_without_any_grant(
     assert attempt.client.get("/t/acme/incidents/").status_code == 404
 
 
+def test_signed_response_and_assertion_are_accepted(
+    acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+) -> None:
+    attempt = saml_sign_in(acme_sso, name_id="both", email="both@acme.example", sign_response=True)
+    assert attempt.response.status_code == 302
+    assert "Signature" in attempt.xml.split("<ns1:Assertion", 1)[0]  # the Response's own signature
+
+
 def test_relay_state_is_only_a_same_host_path(
     acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
 ) -> None:
@@ -300,6 +308,19 @@ def test_signature_wrapping(
     assert counts(tenant_a) == before
     event = SecurityEvent.objects.get(verb="sso.saml.refused")
     assert event.details["reason"] in {"assertion-count", "signature", "schema"}, event.details
+
+
+def test_sha1_signature_is_refused(
+    tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+) -> None:
+    """The right key, but RSA-SHA1 and a SHA-1 digest (rejectDeprecatedAlgorithm)."""
+    from saml2.xmldsig import DIGEST_SHA1, SIG_RSA_SHA1
+
+    with refused("deprecated-algorithm", tenant_a) as attempts:
+        attempts.append(
+            saml_sign_in(acme_sso, algorithms={"sign_alg": SIG_RSA_SHA1, "digest_alg": DIGEST_SHA1})
+        )
+    assert "rsa-sha1" in SecurityEvent.objects.get(verb="sso.saml.refused").details["detail"]
 
 
 def test_wrong_audience(
