@@ -124,8 +124,9 @@ def saml_sign_in(idp: TestIdp) -> Callable[..., Attempt]:
             starter = browser if target.pk == connection.pk else Client(HTTP_HOST=host_of(connection))
             metadata = starter.get(urlsplit(sp_urls(connection)["metadata"]).path)
             assert metadata.status_code == 200
-            idp.trust(metadata.content.decode())
-            request = idp.read_request(start(starter, connection))
+            signer = issuer or idp
+            signer.trust(metadata.content.decode())
+            request = signer.read_request(start(starter, connection))
             request_id = request.id
             assert request.assertion_consumer_service_url == sp_urls(connection)["acs"]
             urls = sp_urls(connection)
@@ -133,7 +134,7 @@ def saml_sign_in(idp: TestIdp) -> Callable[..., Attempt]:
             identity: dict[str, list[str]] = {"mail": [email], "displayName": [name_id.title()]}
             if groups:
                 identity["groups"] = list(groups)
-            xml = (issuer or idp).response_xml(
+            xml = signer.response_xml(
                 in_response_to=irt,
                 acs_url=urls["acs"],
                 audience=audience or urls["entity_id"],

@@ -502,3 +502,27 @@ def test_no_secret_in_refusal_details(
     saml_sign_in(acme_sso, mutate=_drop_signatures)
     details = SecurityEvent.objects.get(verb="sso.saml.refused").details
     assert not re.search(r"PRIVATE KEY", str(details))
+
+
+def test_account_bound_to_another_connections_identity(
+    tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt], tmp_path: Path
+) -> None:
+    """Two IdPs of the same tenant: an account made through the first is not taken over by the second
+    naming the same email (it lists no domains, so only the identity rule stands in the way)."""
+    from sso.services import connection_create
+
+    second_idp = TestIdp(tmp_path / "second", entity_id="https://login.acme-partner.example/saml")
+    second = connection_create(
+        actor_user_id=None,
+        actor_role="admin",
+        tenant=tenant_a,
+        name="Partner IdP",
+        metadata_xml=second_idp.metadata_xml(),
+        email_domains=[],
+        role_rules=[],
+    )
+    assert saml_sign_in(acme_sso, name_id="alice-1", email="alice@acme.example").response.status_code == 302
+    with refused("other-identity", tenant_a) as attempts:
+        attempts.append(
+            saml_sign_in(second, name_id="whoever", email="alice@acme.example", issuer=second_idp)
+        )
