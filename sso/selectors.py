@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.db.models import QuerySet
 
-from controlplane.accounts.models import ProviderMembership, ProviderRole, TenantRole, User
+from controlplane.accounts.models import ProviderMembership, ProviderRole, SecurityEvent, TenantRole, User
 from controlplane.problems import NotFound
 from tenants.models import Domain, Tenant
 
@@ -85,3 +85,13 @@ def sso_connection_for_email(*, email: str, hostname: str) -> SamlConnection | N
             return None
         candidates = SamlConnection.objects.filter(tenant_id=tenant_id, is_active=True)
     return candidates.filter(email_domains__contains=[domain]).order_by("created_at").first()
+
+
+def connection_event_list(*, connection: SamlConnection, limit: int = 20) -> list[SecurityEvent]:
+    """The newest security events of ``connection`` (sign-ins, refusals with their reason, changes),
+    newest first, at most ``limit``: what an administrator reads when an IdP's users cannot sign in."""
+    return list(
+        SecurityEvent.objects.filter(
+            verb__startswith="sso.", details__connection=str(connection.pk)
+        ).order_by("-at", "-id")[:limit]
+    )

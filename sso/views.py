@@ -297,6 +297,7 @@ def _form_page(
         "form": form,
         "connection": connection,
         "urls": sp_urls(connection) if connection is not None else None,
+        "events": selectors.connection_event_list(connection=connection) if connection is not None else [],
         "list_url": list_url,
         "owner_name": tenant.name if tenant is not None else provider.name,
     }

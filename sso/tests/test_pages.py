@@ -74,6 +74,7 @@ def test_provider_admin_creates_a_tenant_connection_from_pasted_metadata(
     assert urls["acs"] == f"http://acme.localhost:8000/sso/saml/{connection.pk}/acs/"
     edit = client.get(f"/t/acme/sso/{connection.pk}/").content.decode()
     assert urls["entity_id"] in edit and urls["sls"] in edit
+    assert "sso.connection.created" in edit  # the connection's own audit trail
 
 
 def test_client_admin_creates_one_from_an_uploaded_file(
