@@ -191,7 +191,9 @@ def role_rules_parse(*, text: str) -> list[dict[str, str]]:
 
 def _domains_free(*, domains: list[str], tenant: Tenant | None, exclude_id: Any = None) -> None:
     """Home-realm discovery must be unambiguous on each host: one active connection per domain within a
-    tenant; one active provider connection per domain on the console. Raises Conflict (field)."""
+    tenant; one active provider connection per domain on the console. A tenant's connection may not
+    list a domain of its provider's own connections (a client's IdP must not mint accounts at the MSP's
+    addresses). Raises Conflict (field ``email_domains``)."""
     if tenant is not None:
         others = SamlConnection.objects.filter(tenant=tenant, is_active=True)
     else:
@@ -199,9 +201,19 @@ def _domains_free(*, domains: list[str], tenant: Tenant | None, exclude_id: Any 
     if exclude_id is not None:
         others = others.exclude(pk=exclude_id)
     for domain in domains:
+        if tenant is not None and _provider_domain(tenant.provider_id, domain):
+            message = f"{domain} is the provider's own domain: its people sign in through the provider."
+            raise Conflict(message, errors=[{"field": "email_domains", "message": message}])
         if others.filter(email_domains__contains=[domain]).exists():
             message = f"{domain} already belongs to another active connection here."
             raise Conflict(message, errors=[{"field": "email_domains", "message": message}])
+
+
+def _provider_domain(provider_id: int, domain: str) -> bool:
+    """True when an active connection of the provider itself (its technicians' IdP) lists ``domain``."""
+    return SamlConnection.objects.filter(
+        provider_id=provider_id, tenant__isnull=True, is_active=True, email_domains__contains=[domain]
+    ).exists()
 
 
 def _audit_connection(
@@ -580,6 +592,8 @@ def _user_for(
     domain = email.rpartition("@")[2]
     if connection.email_domains and domain not in connection.email_domains:
         raise SamlRefused("email-domain", f"{domain} is not a domain of this connection")
+    if connection.tenant is not None and _provider_domain(connection.tenant.provider_id, domain):
+        raise SamlRefused("provider-domain", f"{domain} is the provider's own domain (its technicians' IdP)")
     full_name = _first(attributes, NAME_ATTRIBUTES)
     existing = User.objects.filter(email=email).first()
     created = existing is None
@@ -587,7 +601,10 @@ def _user_for(
         _eligible(connection, existing, linking=True)
         user = existing
     else:
-        user = user_create(email=email, password=None, full_name=full_name[:200])
+        try:
+            user = user_create(email=email, password=None, full_name=full_name[:200])
+        except Conflict as exc:  # created by a concurrent first sign-in: the next attempt links it
+            raise SamlRefused("conflict", "the user was created concurrently; sign in again") from exc
     if connection.tenant is not None:
         tenant = connection.tenant
         if not TenantMembership.objects.filter(user=user, tenant=tenant).exists():

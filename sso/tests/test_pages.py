@@ -150,6 +150,21 @@ def test_one_domain_one_connection_per_tenant(
     assert SamlConnection.objects.count() == 1
 
 
+def test_a_tenant_connection_cannot_list_the_providers_domain(
+    tenant_a: Tenant,
+    provider_sso: SamlConnection,
+    provider_admin: User,
+    idp: TestIdp,
+    client_for: Callable[..., Client],
+) -> None:
+    response = client_for(provider_admin).post(
+        "/t/acme/sso/new/", form(idp, email_domains="acme.example, northwind.example")
+    )
+    assert response.status_code == 409
+    assert "provider's own domain" in response.context["form"].errors["email_domains"][0]
+    assert SamlConnection.objects.filter(tenant=tenant_a).count() == 0
+
+
 @pytest.mark.parametrize("who", ["technician", "end_user", "approver"])
 def test_other_roles_cannot_manage_tenant_connections(
     tenant_a: Tenant,

@@ -526,3 +526,17 @@ def test_account_bound_to_another_connections_identity(
         attempts.append(
             saml_sign_in(second, name_id="whoever", email="alice@acme.example", issuer=second_idp)
         )
+
+
+def test_client_idp_cannot_mint_accounts_at_the_providers_domain(
+    tenant_a: Tenant,
+    acme_sso: SamlConnection,
+    provider_sso: SamlConnection,
+    saml_sign_in: Callable[..., Attempt],
+) -> None:
+    """Acme listed northwind.example before the provider's own connection did: sign-ins naming the
+    provider's domain through Acme's IdP are refused from then on (no end user at the MSP's address)."""
+    SamlConnection.objects.filter(pk=acme_sso.pk).update(email_domains=["acme.example", "northwind.example"])
+    acme_sso.refresh_from_db()
+    with refused("provider-domain", tenant_a) as attempts:
+        attempts.append(saml_sign_in(acme_sso, name_id="newtech", email="newtech@northwind.example"))
