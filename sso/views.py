@@ -9,6 +9,7 @@ portal host, a provider's only on the console host; anywhere else, and when inac
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -248,8 +249,6 @@ def _form_page(
     editing = connection is not None
     initial: dict[str, Any] = {}
     if connection is not None:
-        import json
-
         initial = {
             "name": connection.name,
             "email_domains": ", ".join(connection.email_domains),
