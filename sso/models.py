@@ -76,7 +76,7 @@ class SamlRequest(models.Model):
     request_id = models.CharField(max_length=100, unique=True)
     connection = models.ForeignKey(SamlConnection, on_delete=models.CASCADE, related_name="requests")
     kind = models.CharField(max_length=10, default="authn")  # authn | logout
-    expires_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)  # expired rows are swept on each new request
     created_at = models.DateTimeField(auto_now_add=True)
 
 
@@ -86,7 +86,7 @@ class SamlAssertionSeen(models.Model):
 
     connection = models.ForeignKey(SamlConnection, on_delete=models.CASCADE, related_name="assertions")
     assertion_id = models.CharField(max_length=200)
-    not_on_or_after = models.DateTimeField()
+    not_on_or_after = models.DateTimeField(db_index=True)  # swept after each sign-in
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
