@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The browser tests (tests/browser) drive Debian's Chromium through Playwright; `playwright install` is never used.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run test lint bench clean chromium
+.PHONY: install run test lint bench clean chromium xmlsec1
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	# The code runs from this tree: put platform/ (the controlplane package) and the root on sys.path.
 	printf '%s\n%s\n' "$(CURDIR)/platform" "$(CURDIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/msp-itsm.pth"
 	$(PY) -m pip check
+	# lxml and xmlsec must link the same libxml2, else python3-saml fails at import (PITFALLS.md).
+	$(PY) -c "import lxml.etree, xmlsec, onelogin.saml2.auth"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,7 +30,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
-test: lint chromium
+test: lint chromium xmlsec1
 	$(PY) -m controlplane.devstack test
 
 # Install Debian's Chromium when it is missing (as root, else through passwordless sudo; else say how).
@@ -42,6 +44,21 @@ chromium:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium && \
 	  test -x "$(CHROMIUM)" || { echo "apt-get installed chromium but $(CHROMIUM) is missing" >&2; exit 1; }; \
+	fi
+
+# pysaml2, the SSO tests' identity provider, signs with Debian's xmlsec1 binary: install it when missing
+# (as root, else through passwordless sudo; else say how), like the chromium target.
+XMLSEC1 ?= /usr/bin/xmlsec1
+xmlsec1:
+	@if [ ! -x "$(XMLSEC1)" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "The SSO tests need Debian's xmlsec1 at $(XMLSEC1). Install it as root:" \
+	    "apt-get update && apt-get install -y xmlsec1" >&2; exit 1; fi; \
+	  echo "Installing Debian's xmlsec1 for the SSO tests (apt-get install xmlsec1)..."; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q xmlsec1 && \
+	  test -x "$(XMLSEC1)" || { echo "apt-get installed xmlsec1 but $(XMLSEC1) is missing" >&2; exit 1; }; \
 	fi
 
 bench: $(STAMP)

@@ -92,6 +92,21 @@ _CONSOLE: dict[str, Rule] = {
     "console_team_member_remove": P.PROVIDER_TEAM_MANAGE,
     "tenant_users": P.TENANT_MEMBERS_MANAGE,
     "tenant_user_remove": P.TENANT_MEMBERS_MANAGE,
+    "sso_provider_connections": P.PROVIDER_SSO_MANAGE,
+    "sso_provider_connection_new": P.PROVIDER_SSO_MANAGE,
+    "sso_provider_connection": P.PROVIDER_SSO_MANAGE,
+    "sso_provider_connection_deactivate": P.PROVIDER_SSO_MANAGE,
+    "sso_tenant_connections": P.TENANT_SSO_MANAGE,
+    "sso_tenant_connection_new": P.TENANT_SSO_MANAGE,
+    "sso_tenant_connection": P.TENANT_SSO_MANAGE,
+    "sso_tenant_connection_deactivate": P.TENANT_SSO_MANAGE,
+    # Single sign-on: discovery and the SAML endpoints the IdP and the browser reach before any sign-in.
+    "sso_start": A.PUBLIC,
+    "sso_saml_metadata": A.PUBLIC,
+    "sso_saml_login": A.PUBLIC,
+    "sso_saml_acs": A.PUBLIC,
+    "sso_saml_sls": A.PUBLIC,
+    "sso_saml_logout": A.PUBLIC,
     # A tenant's console.
     "tenant_home": A.MEMBER,
     "record_search": A.MEMBER,
@@ -223,6 +238,12 @@ _PORTAL: dict[str, Rule] = {
     "portal_notification_read_all": A.MEMBER,
     "portal_notification_preferences": A.MEMBER,
     "portal_notification_read": A.MEMBER,
+    "portal_sso_start": A.PUBLIC,
+    "portal_sso_saml_metadata": A.PUBLIC,
+    "portal_sso_saml_login": A.PUBLIC,
+    "portal_sso_saml_acs": A.PUBLIC,
+    "portal_sso_saml_sls": A.PUBLIC,
+    "portal_sso_saml_logout": A.PUBLIC,
 }
 
 

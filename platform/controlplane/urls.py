@@ -22,9 +22,11 @@ urlpatterns = [
     path("t/<slug:tenant>/dashboard/", include("controlplane.dashboards.urls_tenant")),
     path("t/<slug:tenant>/users/", include("controlplane.accounts.tenant_urls")),
     path("team/", include("controlplane.accounts.urls")),
+    path("t/<slug:tenant>/sso/", include("sso.tenant_urls")),  # the tenant's SAML connections
     path("t/<slug:tenant>/", include("tenants.urls")),  # branding/, domains/
     # Shared parts (search, attachments, links) last: they match only their own sub-paths.
     path("t/<slug:tenant>/", include("modules.records.urls")),
+    path("sso/", include("sso.urls")),  # the provider's SAML connections, discovery, SAML endpoints
     path("api/v1/", api.urls),
     path("tls/ask/", tls_ask, name="tls_ask"),  # the reverse proxy's on-demand TLS check (README)
     path("accounts/", include("allauth.urls")),

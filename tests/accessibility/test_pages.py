@@ -50,6 +50,8 @@ from modules.problems.models import KnownError, Problem
 from modules.records.services import attachment_add, saved_view_create
 from modules.requests.models import Approval, CatalogCategory, ServiceRequest
 from modules.requests.services import StepSpec, catalog_item_create, request_submit
+from sso.services import connection_create as sso_connection_create
+from sso.tests.idp import TestIdp
 from tenants.models import Tenant
 from tenants.services import branding_update, domain_add
 from tenants.tests.factories import png
@@ -123,6 +125,18 @@ NOT_PAGES: dict[str, tuple[str, str]] = {
     "saved_view_delete": ("post", "delete button target"),
     "console_team_member_remove": ("post", "remove button target"),
     "tenant_user_remove": ("post", "remove button target"),
+    "sso_provider_connection_deactivate": ("post", "deactivate button target"),
+    "sso_tenant_connection_deactivate": ("post", "deactivate button target"),
+    "sso_saml_metadata": ("download", "the SP's SAML metadata (XML) for the IdP"),
+    "sso_saml_login": ("redirect", "sends the browser to the IdP with a signed AuthnRequest"),
+    "sso_saml_acs": ("post", "the IdP's auto-posted SAMLResponse"),
+    "sso_saml_sls": ("redirect", "single logout; without a SAML message, back to sign-in"),
+    "sso_saml_logout": ("post", "sign-out button target (single logout)"),
+    "portal_sso_saml_metadata": ("download", "the SP's SAML metadata (XML) for the IdP"),
+    "portal_sso_saml_login": ("redirect", "sends the browser to the IdP with a signed AuthnRequest"),
+    "portal_sso_saml_acs": ("post", "the IdP's auto-posted SAMLResponse"),
+    "portal_sso_saml_sls": ("redirect", "single logout; without a SAML message, back to sign-in"),
+    "portal_sso_saml_logout": ("post", "sign-out button target (single logout)"),
 }
 
 # htmx partials: element rules only (they are swapped into a page that has the h1, main and lang).
@@ -170,6 +184,14 @@ ADMIN_PAGES: set[str] = {
     "console_team_member_remove",
     "tenant_users",
     "tenant_user_remove",
+    "sso_provider_connections",
+    "sso_provider_connection_new",
+    "sso_provider_connection",
+    "sso_tenant_connections",
+    "sso_tenant_connection_new",
+    "sso_tenant_connection",
+    "sso_provider_connection_deactivate",
+    "sso_tenant_connection_deactivate",
 }
 
 # (route name, rule) -> owner area (sign-in pages as "<route name>@console" or "@portal", a form shown
@@ -274,7 +296,8 @@ FILLED = {
     "request_id", "category_id", "item_id", "task_id", "problem_id", "known_error_id", "change_id", "ci_id",
     "article_id", "attachment_id", "endpoint_id", "calendar_id", "contract_id", "policy_id", "link_id",
     "relationship_id", "member_id", "blackout_id", "address_id", "template_id", "approval_id",
-    "notification_id", "domain_id", "view_id", "team_member_id", "membership_id",
+    "notification_id", "domain_id", "view_id", "team_member_id", "membership_id", "connection_id",
+    "provider_connection_id",
 }  # fmt: skip
 
 
@@ -404,6 +427,21 @@ def pages(
             accent_color="#1f3a5f",
             logo=png(),
         )
+        # A SAML connection of the tenant and one of the provider (sso/), trusting a test IdP.
+        idp_metadata = TestIdp(Path(tmp_path) / "idp").metadata_xml()
+        for key, owner in (
+            ("connection_id", {"tenant": tenant_a}),
+            ("provider_connection_id", {"provider": provider}),
+        ):
+            params[key] = sso_connection_create(
+                actor_user_id=admin.pk,
+                actor_role="admin",
+                name=f"IdP of {key}",
+                metadata_xml=idp_metadata,
+                email_domains=[],
+                role_rules=[],
+                **owner,
+            ).pk
         params["view_id"] = saved_view_create(
             actor=tech, list_name="incidents", name="Open P1", query="priority=1"
         ).pk

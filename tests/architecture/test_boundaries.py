@@ -25,7 +25,7 @@ from tenants.template import (
 ROOT = Path(__file__).resolve().parents[2]
 
 # Tables of our own apps: their keys are ours to choose (probe_ is the tests-only tenant app).
-OUR_APPS = ("accounts", "providers", "tenants", "workindex", "mailin", "dashboards", "probe")
+OUR_APPS = ("accounts", "providers", "tenants", "sso", "workindex", "mailin", "dashboards", "probe")
 
 
 def our_prefixes() -> tuple[str, ...]:
@@ -142,7 +142,7 @@ def test_keys_are_uuid_or_bigint(db: None) -> None:
 def test_only_routing_switches_schemas() -> None:
     """Only the routing middleware and tenant_context switch schemas; nothing else calls set_schema,
     set_tenant or set_schema_to_public (ARCHITECTURE.md "Rules that keep tenants apart")."""
-    files = python_files("platform", "tenants", "modules", "tests", "conftest.py")
+    files = python_files("platform", "tenants", "sso", "modules", "tests", "conftest.py")
     assert len(files) > 50  # the scan sees the source tree
     hits = [
         f"{path.relative_to(ROOT)}:{number}"

@@ -43,6 +43,7 @@ SHARED_APPS = [
     "controlplane.accounts",
     "controlplane.console",
     "tenants",
+    "sso",
     "controlplane.workindex",
     "controlplane.mailin",
     "controlplane.dashboards",
@@ -160,6 +161,11 @@ ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# SAML single sign-on (sso/, docs/decisions/0015-saml-service-provider.md): the clock skew allowed on an
+# assertion's NotBefore/NotOnOrAfter (seconds), and how long an AuthnRequest id we issued stays answerable.
+SAML_CLOCK_SKEW_SECONDS = int(os.environ.get("SAML_CLOCK_SKEW_SECONDS", "120"))
+SAML_REQUEST_TTL_SECONDS = int(os.environ.get("SAML_REQUEST_TTL_SECONDS", "600"))
 
 # Host-only cookies (no Domain attribute): a session from one tenant's host is never sent to another's.
 SESSION_COOKIE_DOMAIN = None

@@ -1,0 +1,23 @@
+"""Console host: the provider's SAML connections (``/sso/``), discovery and the SAML endpoints of
+provider connections (``/sso/saml/<id>/...``)."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.provider_connections, name="sso_provider_connections"),
+    path("new/", views.provider_connection_new, name="sso_provider_connection_new"),
+    path("start/", views.sso_start, name="sso_start"),
+    path("<uuid:provider_connection_id>/", views.provider_connection_edit, name="sso_provider_connection"),
+    path(
+        "<uuid:provider_connection_id>/deactivate/",
+        views.provider_connection_deactivate,
+        name="sso_provider_connection_deactivate",
+    ),
+    path("saml/<uuid:provider_connection_id>/metadata/", views.saml_metadata, name="sso_saml_metadata"),
+    path("saml/<uuid:provider_connection_id>/login/", views.saml_login, name="sso_saml_login"),
+    path("saml/<uuid:provider_connection_id>/acs/", views.saml_acs, name="sso_saml_acs"),
+    path("saml/<uuid:provider_connection_id>/sls/", views.saml_sls, name="sso_saml_sls"),
+    path("saml/<uuid:provider_connection_id>/logout/", views.saml_logout, name="sso_saml_logout"),
+]

@@ -1,0 +1,430 @@
+"""SAML endpoints (both hosts), home-realm discovery, and the console pages that manage connections.
+
+SAML endpoints under ``/sso/saml/<connection>/``: a tenant's connection answers only on that tenant's
+portal host, a provider's only on the console host; anywhere else, and when inactive, 404
+(``selectors.connection_for_host``). Console pages: a tenant's connections under ``/t/<slug>/sso/``
+(provider owners and admins, the tenant's client admins), the provider's own under ``/sso/``
+(provider owners and admins). Others get 404, like a page that does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from onelogin.saml2.settings import OneLogin_Saml2_Settings
+
+from controlplane.accounts.models import User
+from controlplane.accounts.services import client_ip, security_event_record
+from controlplane.http import TenantRequest, form_errors_apply, request_actor
+from controlplane.problems import DomainError, NotFound
+from tenants.models import Tenant
+from tenants.routing import SESSION_HOST_KEY, hostname_of
+
+from . import selectors, services
+from .forms import ConnectionForm
+from .models import SamlConnection
+from .saml import request_data, saml_settings, sp_urls
+
+SESSION_SAML_KEY = "_saml"
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+def safe_relay_state(request: HttpRequest, value: str | None) -> str:
+    """RelayState and ``next`` are untrusted (open redirect, OWASP): only a relative path on this host
+    (``/...``, not ``//...`` nor a backslash trick) is kept; anything else becomes ``/``."""
+    value = (value or "").strip()
+    if (
+        value.startswith("/")
+        and not value.startswith(("//", "/\\"))
+        and url_has_allowed_host_and_scheme(value, allowed_hosts={request.get_host()}, require_https=False)
+    ):
+        return value
+    return "/"
+
+
+def _base(request: TenantRequest) -> str:
+    return "portal_base.html" if request.portal_tenant is not None else "base.html"
+
+
+def _connection_here(request: TenantRequest, connection_id: uuid.UUID) -> SamlConnection:
+    connection = selectors.connection_for_host(connection_id=connection_id, hostname=hostname_of(request))
+    if connection is None:
+        raise Http404("no such connection")
+    return connection
+
+
+def _conn_id(kwargs: dict[str, Any]) -> uuid.UUID:
+    value = kwargs.get("connection_id") or kwargs.get("provider_connection_id")
+    assert isinstance(value, uuid.UUID)
+    return value
+
+
+# --- SAML endpoints -----------------------------------------------------------------------------------
+
+
+@require_GET
+def saml_metadata(request: TenantRequest, **kwargs: Any) -> HttpResponse:
+    """This connection's SP metadata (entity id, ACS, SLO, signing certificate), for the IdP."""
+    connection = _connection_here(request, _conn_id(kwargs))
+    sp_settings = OneLogin_Saml2_Settings(saml_settings(connection), sp_validation_only=True)
+    metadata = sp_settings.get_sp_metadata()
+    return HttpResponse(metadata, content_type="application/samlmetadata+xml")
+
+
+@require_GET
+def saml_login(request: TenantRequest, **kwargs: Any) -> HttpResponse:
+    """Start sign-in: a signed AuthnRequest to the IdP (HTTP-Redirect); ``?next=`` becomes RelayState."""
+    connection = _connection_here(request, _conn_id(kwargs))
+    relay = safe_relay_state(request, request.GET.get("next"))
+    return redirect(
+        services.saml_login_start(
+            connection=connection, request_data=request_data(request), relay_state=relay
+        )
+    )
+
+
+@csrf_exempt  # the IdP's auto-posting form comes from another site; the signed assertion is the proof
+@require_POST
+def saml_acs(request: TenantRequest, **kwargs: Any) -> HttpResponse:
+    """The assertion consumer service (HTTP-POST binding): verify, sign in (session id and CSRF token
+    rotate in ``login``), bind the session to this host, go to the RelayState path."""
+    connection = _connection_here(request, _conn_id(kwargs))
+    try:
+        result = services.saml_response_accept(
+            connection=connection, request_data=request_data(request), ip=client_ip(request)
+        )
+    except services.SamlRefused:
+        return render(request, "sso/refused.html", {"base_template": _base(request)}, status=403)
+    login(request, result.user, backend=MODEL_BACKEND)
+    request.session[SESSION_HOST_KEY] = hostname_of(request)
+    request.session[SESSION_SAML_KEY] = {
+        "connection": str(connection.pk),
+        "name_id": result.name_id,
+        "name_id_format": result.name_id_format,
+        "session_index": result.session_index,
+    }
+    return redirect(safe_relay_state(request, request.POST.get("RelayState")))
+
+
+@require_POST
+def saml_logout(request: TenantRequest, **kwargs: Any) -> HttpResponse:
+    """SP-initiated single logout: end our session, then send a signed LogoutRequest to the IdP (when it
+    has an SLO URL and this session came from this connection); else back to the sign-in page."""
+    connection = _connection_here(request, _conn_id(kwargs))
+    info = request.session.get(SESSION_SAML_KEY) or {}
+    url = None
+    if info.get("connection") == str(connection.pk):
+        url = services.saml_logout_start(
+            connection=connection,
+            request_data=request_data(request),
+            name_id=info["name_id"],
+            name_id_format=info.get("name_id_format", ""),
+            session_index=info.get("session_index", ""),
+        )
+    user_id = request.user.pk
+    logout(request)
+    security_event_record(
+        verb="sso.saml.logout",
+        user_id=user_id,
+        tenant_id=connection.tenant_id,
+        ip=client_ip(request),
+        details={"connection": str(connection.pk), "idp": bool(url)},
+    )
+    return redirect(url or "account_login")
+
+
+@require_GET
+def saml_sls(request: TenantRequest, **kwargs: Any) -> HttpResponse:
+    """Single logout service (HTTP-Redirect): the IdP's LogoutResponse to our LogoutRequest, or an
+    IdP-initiated LogoutRequest (we end this session when it is that subject's, then answer the IdP).
+    Without either, back to the sign-in page. Refusals answer 403 and are audited."""
+    connection = _connection_here(request, _conn_id(kwargs))
+    data = request_data(request)
+    ip = client_ip(request)
+    try:
+        if "SAMLResponse" in request.GET:
+            services.saml_logout_response_accept(connection=connection, request_data=data, ip=ip)
+        elif "SAMLRequest" in request.GET:
+
+            def end_session() -> None:
+                user_id = request.user.pk
+                logout(request)
+                security_event_record(
+                    verb="sso.saml.logout",
+                    user_id=user_id,
+                    tenant_id=connection.tenant_id,
+                    ip=ip,
+                    details={"connection": str(connection.pk), "initiated_by": "idp"},
+                )
+
+            return redirect(
+                services.saml_logout_request_accept(
+                    connection=connection,
+                    request_data=data,
+                    session_subject=request.session.get(SESSION_SAML_KEY) or {},
+                    end_session=end_session,
+                    ip=ip,
+                )
+            )
+    except services.SamlRefused:
+        return render(request, "sso/refused.html", {"base_template": _base(request)}, status=403)
+    return redirect("account_login")
+
+
+class StartForm(forms.Form):
+    email = forms.EmailField(
+        label="Work email", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def sso_start(request: TenantRequest) -> HttpResponse:
+    """Home-realm discovery: ask for the email, send the browser to the IdP of the connection that owns
+    its domain here (``sso_connection_for_email``), or back to the password sign-in when none does."""
+    form = StartForm(request.POST or None)
+    next_path = safe_relay_state(request, request.POST.get("next") or request.GET.get("next"))
+    if request.method == "POST" and form.is_valid():
+        connection = selectors.sso_connection_for_email(
+            email=form.cleaned_data["email"], hostname=hostname_of(request)
+        )
+        if connection is None:
+            messages.info(
+                request, "Your organisation does not use single sign-on here: sign in with your password."
+            )
+            return redirect_to_login(next_path)
+        return redirect(
+            services.saml_login_start(
+                connection=connection, request_data=request_data(request), relay_state=next_path
+            )
+        )
+    context = {"form": form, "next": next_path, "base_template": _base(request)}
+    return render(request, "sso/start.html", context, status=422 if request.method == "POST" else 200)
+
+
+# --- console pages ------------------------------------------------------------------------------------
+
+
+def _rows(connections: Any) -> list[dict[str, Any]]:
+    return [{"connection": c, "urls": sp_urls(c)} for c in connections]
+
+
+def _tenant_actor(request: TenantRequest) -> tuple[Tenant, Any]:
+    actor = request_actor(request)
+    tenant = request.tenant
+    if tenant is None or actor.role not in selectors.TENANT_MANAGE_ROLES:
+        raise Http404("no such page")
+    return tenant, actor
+
+
+def _provider_member(request: TenantRequest) -> Any:
+    if not request.user.is_authenticated:
+        return None
+    assert isinstance(request.user, User)
+    membership = selectors.provider_manager_membership(user=request.user)
+    if membership is None:
+        raise Http404("no such page")
+    return membership
+
+
+def _form_page(
+    request: TenantRequest,
+    *,
+    connection: SamlConnection | None,
+    tenant: Tenant | None,
+    provider: Any,
+    actor_role: str,
+    list_url: str,
+) -> HttpResponse:
+    editing = connection is not None
+    initial: dict[str, Any] = {}
+    if connection is not None:
+        initial = {
+            "name": connection.name,
+            "email_domains": ", ".join(connection.email_domains),
+            "role_rules": json.dumps(connection.role_rules) if connection.role_rules else "",
+            "default_role": connection.default_role,
+            "is_active": connection.is_active,
+        }
+    form = ConnectionForm(
+        request.POST or None,
+        request.FILES or None,
+        initial=initial,
+        tenant_owned=tenant is not None,
+        editing=editing,
+    )
+    status = 422 if request.method == "POST" else 200
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            domains = services.email_domains_parse(text=data["email_domains"])
+            rules = services.role_rules_parse(text=data.get("role_rules") or "")
+            common = {
+                "actor_user_id": request.user.pk,
+                "actor_role": actor_role,
+                "name": data["name"],
+                "metadata_xml": form.metadata_text(),
+                "email_domains": domains,
+                "role_rules": rules,
+                "default_role": data.get("default_role") or "end_user",
+                "ip": client_ip(request),
+            }
+            if connection is None:
+                connection = services.connection_create(tenant=tenant, provider=provider, **common)
+                messages.success(
+                    request, "Connection created: give the IdP this connection's SP metadata URL."
+                )
+            else:
+                services.connection_update(connection=connection, is_active=data["is_active"], **common)
+                messages.success(request, "Connection saved.")
+        except DomainError as exc:
+            form_errors_apply(form, exc)
+            status = exc.status
+        else:
+            return redirect(list_url)
+    context = {
+        "form": form,
+        "connection": connection,
+        "urls": sp_urls(connection) if connection is not None else None,
+        "events": selectors.connection_event_list(connection=connection) if connection is not None else [],
+        "list_url": list_url,
+        "owner_name": tenant.name if tenant is not None else provider.name,
+    }
+    return render(request, "sso/connection_form.html", context, status=status)
+
+
+def _deactivate(
+    request: TenantRequest, connection: SamlConnection, actor_role: str, list_url: str
+) -> HttpResponse:
+    try:
+        services.connection_deactivate(
+            actor_user_id=request.user.pk, actor_role=actor_role, connection=connection, ip=client_ip(request)
+        )
+    except DomainError as exc:
+        raise Http404(exc.detail) from exc
+    messages.success(request, f"{connection.name} is deactivated: nobody signs in through it now.")
+    return redirect(list_url)
+
+
+def tenant_connections(request: TenantRequest, tenant: str) -> HttpResponse:
+    """A tenant's SAML connections with their SP URLs."""
+    owner, _ = _tenant_actor(request)
+    context = {
+        "rows": _rows(selectors.connection_list(tenant=owner)),
+        "owner_name": owner.name,
+        "new_url": f"/t/{owner.slug}/sso/new/",
+        "edit_prefix": f"/t/{owner.slug}/sso/",
+    }
+    return render(request, "sso/connection_list.html", context)
+
+
+def tenant_connection_new(request: TenantRequest, tenant: str) -> HttpResponse:
+    owner, actor = _tenant_actor(request)
+    return _form_page(
+        request,
+        connection=None,
+        tenant=owner,
+        provider=None,
+        actor_role=actor.role,
+        list_url=f"/t/{owner.slug}/sso/",
+    )
+
+
+def tenant_connection_edit(request: TenantRequest, tenant: str, connection_id: uuid.UUID) -> HttpResponse:
+    owner, actor = _tenant_actor(request)
+    try:
+        connection = selectors.connection_get(connection_id=connection_id, tenant=owner)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    return _form_page(
+        request,
+        connection=connection,
+        tenant=owner,
+        provider=None,
+        actor_role=actor.role,
+        list_url=f"/t/{owner.slug}/sso/",
+    )
+
+
+@require_POST
+def tenant_connection_deactivate(
+    request: TenantRequest, tenant: str, connection_id: uuid.UUID
+) -> HttpResponse:
+    owner, actor = _tenant_actor(request)
+    try:
+        connection = selectors.connection_get(connection_id=connection_id, tenant=owner)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    return _deactivate(request, connection, actor.role, f"/t/{owner.slug}/sso/")
+
+
+def provider_connections(request: TenantRequest) -> HttpResponse:
+    """The provider's own SAML connections (for technicians), with their SP URLs."""
+    membership = _provider_member(request)
+    if membership is None:
+        return redirect_to_login(request.get_full_path())
+    context = {
+        "rows": _rows(selectors.connection_list(provider_id=membership.provider_id)),
+        "owner_name": membership.provider.name,
+        "new_url": "/sso/new/",
+        "edit_prefix": "/sso/",
+    }
+    return render(request, "sso/connection_list.html", context)
+
+
+def provider_connection_new(request: TenantRequest) -> HttpResponse:
+    membership = _provider_member(request)
+    if membership is None:
+        return redirect_to_login(request.get_full_path())
+    return _form_page(
+        request,
+        connection=None,
+        tenant=None,
+        provider=membership.provider,
+        actor_role=membership.role,
+        list_url="/sso/",
+    )
+
+
+def provider_connection_edit(request: TenantRequest, provider_connection_id: uuid.UUID) -> HttpResponse:
+    membership = _provider_member(request)
+    if membership is None:
+        return redirect_to_login(request.get_full_path())
+    try:
+        connection = selectors.connection_get(
+            connection_id=provider_connection_id, provider_id=membership.provider_id
+        )
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    return _form_page(
+        request,
+        connection=connection,
+        tenant=None,
+        provider=membership.provider,
+        actor_role=membership.role,
+        list_url="/sso/",
+    )
+
+
+@require_POST
+def provider_connection_deactivate(request: TenantRequest, provider_connection_id: uuid.UUID) -> HttpResponse:
+    membership = _provider_member(request)
+    if membership is None:
+        return redirect_to_login(request.get_full_path())
+    try:
+        connection = selectors.connection_get(
+            connection_id=provider_connection_id, provider_id=membership.provider_id
+        )
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    return _deactivate(request, connection, membership.role, "/sso/")
