@@ -121,6 +121,7 @@ NOT_PAGES: dict[str, tuple[str, str]] = {
     "portal_approval_decide": ("post", "approve/reject form target"),
     "saved_view_create": ("post", "save-this-view form target"),
     "saved_view_delete": ("post", "delete button target"),
+    "sign_out_everywhere": ("post", "sign-out-everywhere button target (profile and portal account pages)"),
 }
 
 # htmx partials: element rules only (they are swapped into a page that has the h1, main and lang).
@@ -516,6 +517,7 @@ SIGN_IN_PAGES = {
     "account_reset_password_done": False,
     "account_logout": True,
     "account_change_password": True,
+    "account_email_verification_sent": False,
 }
 
 

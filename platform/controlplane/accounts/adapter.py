@@ -1,4 +1,5 @@
-"""django-allauth adapter: no public signup; on a tenant's portal host only that tenant's users sign in."""
+"""django-allauth adapter: no public signup; on a tenant's portal host only that tenant's users sign in;
+sign-ins, refusals and lockouts are recorded in the security audit (accounts.SecurityEvent)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,26 @@ from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 
 from .models import User
 from .selectors import portal_role_get
+from .services import client_ip, security_event_record
+
+
+def where(request: HttpRequest) -> dict[str, Any]:
+    """``tenant_id`` and ``provider_id`` of a portal host's tenant (both None on the console host), for
+    ``security_event_record``."""
+    tenant = getattr(request, "portal_tenant", None)
+    if tenant is None:
+        return {"tenant_id": None, "provider_id": None}
+    return {"tenant_id": tenant.pk, "provider_id": tenant.provider_id}
+
+
+def login_of(credentials: dict[str, Any]) -> str:
+    """The address typed into the sign-in form, lower-case (never the password)."""
+    return str(credentials.get("email", credentials.get("username", ""))).strip().lower()
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -17,19 +34,75 @@ class AccountAdapter(DefaultAccountAdapter):
         """Users are created by their provider or by provisioning, never by self-signup."""
         return False
 
+    def get_client_ip(self, request: HttpRequest) -> str:
+        """The address rate limits count by: ``client_ip`` (REMOTE_ADDR; X-Forwarded-For is never trusted)."""
+        ip = client_ip(request)
+        if not ip:
+            raise PermissionDenied("Unable to determine client IP address")
+        return ip
+
+    def _get_login_attempts_cache_key(self, request: HttpRequest, **credentials: Any) -> str:
+        """The per-account key of allauth's ``login_failed`` limit: the address alone, not allauth's
+        ``<host>:<address>``. A user is global and has one password on every host, so failures on the
+        console and on every portal count together; a per-host key would give an attacker 10 guesses per
+        portal host. (The key holds no tenant data, so PITFALLS' "tenant in cache keys" does not apply.)"""
+        return f"account:{login_of(credentials)}"
+
+    def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
+        """allauth's failed-sign-in limit; a refusal is recorded as ``login.locked`` (who, from where)."""
+        try:
+            super().pre_authenticate(request, **credentials)
+        except ValidationError:
+            login = login_of(credentials)
+            user = User.objects.filter(email=login).only("pk").first()
+            security_event_record(
+                verb="login.locked",
+                user_id=user.pk if user else None,
+                ip=client_ip(request),
+                details={"login": login, "host": request.get_host()},
+                **where(request),
+            )
+            raise
+
+    def authentication_failed(self, request: HttpRequest, **credentials: Any) -> None:
+        """A wrong address or password: ``login.failed`` (the attempt already counted toward the limit)."""
+        self._record_failure(request, credentials, reason="bad_credentials")
+
+    def _record_failure(self, request: HttpRequest, credentials: dict[str, Any], *, reason: str) -> None:
+        login = login_of(credentials)
+        user = User.objects.filter(email=login).only("pk").first()
+        security_event_record(
+            verb="login.failed",
+            user_id=user.pk if user else None,
+            ip=client_ip(request),
+            details={"login": login, "host": request.get_host(), "reason": reason},
+            **where(request),
+        )
+
     def login(self, request: HttpRequest, user: AbstractBaseUser) -> None:
-        """Sign in, then bind the session to this host (see tenants.routing.session_host_check)."""
+        """Sign in (Django's login rotates the session id), bind the session to this host (see
+        tenants.routing.session_host_check) and record ``login.succeeded``."""
         super().login(request, user)
         from tenants.routing import SESSION_HOST_KEY, hostname_of
 
         request.session[SESSION_HOST_KEY] = hostname_of(request)
+        security_event_record(
+            verb="login.succeeded",
+            user_id=user.pk,
+            ip=client_ip(request),
+            details={"method": "password", "host": request.get_host()},
+            **where(request),
+        )
 
     def authenticate(self, request: HttpRequest, **credentials: Any) -> AbstractBaseUser | None:
-        """On a portal host, a user without a membership in that tenant fails like a wrong password."""
+        """On a portal host, a user without a membership in that tenant fails like a wrong password, and
+        the attempt counts toward the failed-sign-in limit like one."""
         user = super().authenticate(request, **credentials)
         tenant = getattr(request, "portal_tenant", None)
         if user is not None and tenant is not None:
             assert isinstance(user, User)
             if portal_role_get(user=user, tenant=tenant) is None:
+                self.pre_authenticate(request, **credentials)  # consume one failure, as a wrong password does
+                self._record_failure(request, credentials, reason="no_role_here")
                 return None
         return user

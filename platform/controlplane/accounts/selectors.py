@@ -10,7 +10,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from tenants.models import Tenant
 
-from .models import ProviderMembership, TenantGrant, TenantMembership, User
+from .models import ProviderMembership, SecurityEvent, TenantGrant, TenantMembership, User
 
 
 def tenant_role_get(*, user: User, tenant: Tenant) -> str | None:
@@ -52,3 +52,23 @@ def tenant_list_for_user(*, user: User, as_provider_staff: bool = False) -> Quer
         return Tenant.objects.none()
     condition = functools.reduce(operator.or_, conditions)
     return Tenant.objects.filter(condition, status=Tenant.Status.ACTIVE).order_by("name")
+
+
+# What a user is shown of their own audit (their account pages): sign-ins and changes to their access.
+OWN_SECURITY_VERBS = {
+    "login.succeeded": "Signed in",
+    "login.failed": "Sign-in refused",
+    "login.locked": "Sign-in blocked: too many failed attempts",
+    "password.changed": "Password changed",
+    "password.reset": "Password reset by email link",
+    "email.verified": "Email address verified",
+    "session.ended_everywhere": "Signed out everywhere",
+}
+
+
+def security_event_list(*, user: User, limit: int = 10) -> list[tuple[SecurityEvent, str]]:
+    """The newest ``limit`` security events about ``user`` with their wording (``OWN_SECURITY_VERBS``):
+    sign-ins, refused and blocked sign-ins, password and address changes, sign-outs everywhere; newest
+    first, on any host. Only the user's own rows (``user_id``). ``at`` is UTC (pages show local time)."""
+    qs = SecurityEvent.objects.filter(user_id=user.pk, verb__in=list(OWN_SECURITY_VERBS))
+    return [(event, OWN_SECURITY_VERBS[event.verb]) for event in qs.order_by("-at", "-id")[:limit]]

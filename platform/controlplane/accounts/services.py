@@ -7,7 +7,9 @@ import hashlib
 import secrets
 from typing import Any
 
+from allauth.account.models import EmailAddress
 from django.db import transaction
+from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -29,12 +31,52 @@ from .models import (
 
 
 @transaction.atomic
-def user_create(*, email: str, password: str | None, full_name: str = "") -> User:
-    """Create a user. Raises Conflict if the email (case-insensitive) is taken."""
+def user_create(
+    *, email: str, password: str | None, full_name: str = "", email_verified: bool = False
+) -> User:
+    """Create a user with ``email`` as their primary allauth address. Raises Conflict if the email
+    (case-insensitive) is taken.
+
+    Sign-in requires a verified address (``ACCOUNT_EMAIL_VERIFICATION = "mandatory"``): pass
+    ``email_verified=True`` only when the creator vouches for the address (provisioning a tenant's first
+    admin from a signed contract, the demo data, tests); otherwise the user gets a verification link on
+    their first sign-in and cannot enter before following it. ``password`` is not validated here (the
+    validators run on the forms people type into); ``None`` makes an unusable password."""
     email = email.strip().lower()
-    if User.objects.filter(email=email).exists():
+    if User.objects.filter(email=email).exists() or EmailAddress.objects.filter(email=email).exists():
         raise Conflict(f"a user with email {email} exists")
-    return User.objects.create_user(email=email, password=password, full_name=full_name)
+    user = User.objects.create_user(email=email, password=password, full_name=full_name)
+    EmailAddress.objects.create(user=user, email=email, primary=True, verified=email_verified)
+    return user
+
+
+@transaction.atomic
+def user_session_epoch_bump(*, user: User) -> int:
+    """Raise ``user.session_epoch`` by one and return the new value: every session signed in before
+    now ends on its next request (controlplane.accounts.middleware). Updates ``user`` in place."""
+    User.objects.filter(pk=user.pk).update(session_epoch=F("session_epoch") + 1)
+    user.refresh_from_db(fields=["session_epoch"])
+    return user.session_epoch
+
+
+@transaction.atomic
+def user_sign_out_everywhere(
+    *, user: User, ip: str | None = None, tenant_id: int | None = None, actor_user_id: int | None = None
+) -> int:
+    """End every session of ``user`` on every host (console and portals), the caller's included: the
+    session epoch is raised (see ``user_session_epoch_bump``) and ``session.ended_everywhere`` recorded.
+    API tokens are not sessions and stay valid (revoke them on the tokens page). ``actor_user_id``: an
+    administrator acting on someone else (None: the user themself). Returns the new epoch."""
+    epoch = user_session_epoch_bump(user=user)
+    security_event_record(
+        verb="session.ended_everywhere",
+        user_id=user.pk,
+        actor_user_id=actor_user_id,
+        tenant_id=tenant_id,
+        ip=ip,
+        details={"epoch": epoch},
+    )
+    return epoch
 
 
 @transaction.atomic

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from controlplane.accounts.models import ApiToken, User
+from controlplane.accounts.selectors import security_event_list
 from controlplane.accounts.services import api_token_create, api_token_revoke, user_time_zone_set
 from controlplane.http import form_errors_apply
 from controlplane.problems import DomainError
@@ -77,7 +78,8 @@ class ProfileForm(forms.Form):
 
 @login_required
 def profile(request: HttpRequest) -> HttpResponse:
-    """The signed-in user's profile: their time zone (an IANA name, or unset)."""
+    """The signed-in user's profile: their time zone (an IANA name, or unset), password change, sign out
+    everywhere and their recent sign-ins."""
     assert isinstance(request.user, User)
     if request.method == "POST":
         form = ProfileForm(request.POST)
@@ -93,7 +95,12 @@ def profile(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "console/profile.html",
-        {"form": form, "active_zone": timezone.get_current_timezone_name(), "now": timezone.now()},
+        {
+            "form": form,
+            "active_zone": timezone.get_current_timezone_name(),
+            "now": timezone.now(),
+            "events": security_event_list(user=request.user, limit=10),
+        },
     )
 
 

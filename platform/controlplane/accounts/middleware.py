@@ -1,0 +1,40 @@
+"""Session epoch: "sign out everywhere" for django.contrib.sessions' database sessions.
+
+Database sessions cannot be found by user without decoding every row, so each session stores the user's
+``session_epoch`` when it signs in (``session_epoch_stamp``, connected to ``user_logged_in``) and this
+middleware ends a session whose stamp differs from the user's current epoch. Raising the epoch
+(``accounts.services.user_sign_out_everywhere``, password change and reset) therefore ends every session
+of that user on every host within one request, at no extra query: AuthenticationMiddleware loads the user
+row anyway. docs/decisions/0016-accounts-and-sessions.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse
+
+SESSION_EPOCH_KEY = "_session_epoch"
+
+
+def session_epoch_stamp(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    """``user_logged_in`` receiver: the new session remembers the user's epoch. Every way in (allauth,
+    SSO, the test client's force_login) goes through ``django.contrib.auth.login`` and so through here."""
+    if request is not None and hasattr(request, "session"):
+        request.session[SESSION_EPOCH_KEY] = user.session_epoch
+
+
+class SessionEpochMiddleware:
+    """After AuthenticationMiddleware: a session without the user's current epoch is signed out (flushed)
+    and the request continues as anonymous, so pages redirect to sign-in and the API answers 401."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if user.is_authenticated and request.session.get(SESSION_EPOCH_KEY) != user.session_epoch:  # type: ignore[union-attr]
+            logout(request)
+        return self.get_response(request)
