@@ -35,6 +35,6 @@ class SessionEpochMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = request.user
-        if user.is_authenticated and request.session.get(SESSION_EPOCH_KEY) != user.session_epoch:  # type: ignore[union-attr]
+        if user.is_authenticated and request.session.get(SESSION_EPOCH_KEY) != user.session_epoch:
             logout(request)
         return self.get_response(request)

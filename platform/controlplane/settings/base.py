@@ -166,6 +166,9 @@ ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_ADAPTER = "controlplane.accounts.adapter.AccountAdapter"
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+# Tell the user by email when their password was changed or reset (NIST SP 800-63B §6.1.2.3 asks for
+# notice of events that affect an authenticator).
+ACCOUNT_EMAIL_NOTIFICATIONS = True
 # Failed sign-ins (allauth's "login_failed", counted before the password is checked, rolled back on
 # success): 10 per account in 15 minutes from anywhere (the account is global, so every host shares its
 # counter), 30 per client address in 15 minutes across accounts. NIST SP 800-63B §5.2.2 caps consecutive
