@@ -134,6 +134,7 @@ FRAGMENTS: dict[str, str] = {
 
 # Pages that are an administrator's work: requested as a provider admin instead of a technician.
 ADMIN_PAGES: set[str] = {
+    "provider_security",
     "change_template_list",
     "change_template_create",
     "change_template_edit",
@@ -237,7 +238,7 @@ NUMBER_BY_PREFIX = (
 PARAM_ALIASES = {"incident": "incident_number"}
 STATIC_PARAMS = {"tenant": "acme", "day": "2031-12-25", "chart": "volume"}
 # Portal pages for the client's administrator (the end user's portal client is refused there).
-CLIENT_ADMIN_PAGES: set[str] = {"portal_branding"}
+CLIENT_ADMIN_PAGES: set[str] = {"portal_branding", "portal_security"}
 
 
 def fill_key(route: Route, param: str) -> str:

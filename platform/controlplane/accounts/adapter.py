@@ -6,12 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.mfa.adapter import DefaultMFAAdapter
+from allauth.mfa.models import Authenticator
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 
 from .models import User
-from .selectors import portal_role_get
+from .selectors import SECOND_FACTORS, mfa_required, portal_role_get
 from .services import client_ip, security_event_record
 
 
@@ -106,3 +108,15 @@ class AccountAdapter(DefaultAccountAdapter):
                 self._record_failure(request, credentials, reason="no_role_here")
                 return None
         return user
+
+
+class MfaAdapter(DefaultMFAAdapter):
+    def can_delete_authenticator(self, authenticator: Authenticator) -> bool:
+        """A user who must use two-factor authentication keeps their last authenticator app or security
+        key (they may add another first); recovery codes alone are no second factor."""
+        if authenticator.type not in SECOND_FACTORS:
+            return True
+        user = authenticator.user
+        assert isinstance(user, User)
+        others = Authenticator.objects.filter(user=user, type__in=SECOND_FACTORS).exclude(pk=authenticator.pk)
+        return others.exists() or not mfa_required(user=user)

@@ -13,8 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from controlplane.problems import problem_response
+
+from .models import User
+from .selectors import mfa_enrolment_missing
 
 SESSION_EPOCH_KEY = "_session_epoch"
 
@@ -37,4 +45,42 @@ class SessionEpochMiddleware:
         user = request.user
         if user.is_authenticated and request.session.get(SESSION_EPOCH_KEY) != user.session_epoch:
             logout(request)
+        return self.get_response(request)
+
+
+# Paths a user who must set up two-factor authentication may still open: allauth's pages (set up the
+# authenticator, reauthenticate, sign out, change password) and static files.
+MFA_SETUP_PATHS = ("/accounts/", "/static/")
+
+
+class MfaRequiredMiddleware:
+    """A signed-in user who must use two-factor authentication (``mfa_enrolment_missing``) and has not
+    set it up is sent to set up an authenticator app before any other page, with a message; an API
+    request authenticated by their session is refused with 403 ``mfa-required`` (problem+json). API
+    token requests are left to the token's own rules. Runs after the routing middleware (which marks
+    token requests ``auth_via = "token"``) and the message middleware."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if (
+            isinstance(user, User)
+            and user.is_authenticated
+            and getattr(request, "auth_via", None) != "token"
+            and not request.path_info.startswith(MFA_SETUP_PATHS)
+            and mfa_enrolment_missing(user=user)
+        ):
+            if request.path_info.startswith("/api/"):
+                return problem_response(
+                    request,
+                    status=403,
+                    slug="mfa-required",
+                    title="Set up two-factor authentication before using the API with your session",
+                )
+            messages.warning(
+                request, "Your organisation requires two-factor authentication: set up an authenticator app."
+            )
+            return redirect(reverse("mfa_activate_totp"))
         return self.get_response(request)

@@ -7,6 +7,8 @@ from typing import Any
 
 from allauth.account.models import EmailAddress
 from allauth.account.signals import email_confirmed, password_changed, password_reset
+from allauth.mfa import signals as mfa_signals
+from allauth.mfa.models import Authenticator
 from django.contrib.auth.signals import user_logged_in
 from django.http import HttpRequest
 
@@ -56,3 +58,43 @@ def connect() -> None:
     password_changed.connect(password_changed_record, dispatch_uid="accounts.password_changed")
     password_reset.connect(password_reset_record, dispatch_uid="accounts.password_reset")
     email_confirmed.connect(email_confirmed_record, dispatch_uid="accounts.email_confirmed")
+    connect_mfa()
+
+
+def mfa_event_record(verb_suffix: str) -> Any:
+    """A receiver of an allauth.mfa signal recording ``mfa.<type>.<verb_suffix>`` (``mfa.totp.added``,
+    ``mfa.recovery_codes.reset``, ``mfa.totp.failed``...)."""
+
+    def record(
+        sender: Any, request: HttpRequest, user: User, authenticator: Authenticator, **kwargs: Any
+    ) -> None:
+        details: dict[str, Any] = {"host": request.get_host()} if request is not None else {}
+        if kwargs.get("reauthenticated") or kwargs.get("reauthentication"):
+            details["reauthentication"] = True
+        security_event_record(
+            verb=f"mfa.{authenticator.type}.{verb_suffix}",
+            user_id=user.pk,
+            ip=client_ip(request) if request is not None else None,
+            details=details,
+            **(where(request) if request is not None else {}),
+        )
+
+    return record
+
+
+MFA_RECEIVERS = {
+    "added": mfa_event_record("added"),
+    "removed": mfa_event_record("removed"),
+    "reset": mfa_event_record("reset"),
+    "used": mfa_event_record("used"),
+    "failed": mfa_event_record("failed"),
+}
+
+
+def connect_mfa() -> None:
+    """Connect the MFA audit receivers (AccountsConfig.ready)."""
+    mfa_signals.authenticator_added.connect(MFA_RECEIVERS["added"], dispatch_uid="accounts.mfa_added")
+    mfa_signals.authenticator_removed.connect(MFA_RECEIVERS["removed"], dispatch_uid="accounts.mfa_removed")
+    mfa_signals.authenticator_reset.connect(MFA_RECEIVERS["reset"], dispatch_uid="accounts.mfa_reset")
+    mfa_signals.authenticator_used.connect(MFA_RECEIVERS["used"], dispatch_uid="accounts.mfa_used")
+    mfa_signals.authentication_failed.connect(MFA_RECEIVERS["failed"], dispatch_uid="accounts.mfa_failed")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import operator
 
+from allauth.mfa.models import Authenticator
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from tenants.models import Tenant
@@ -72,3 +73,32 @@ def security_event_list(*, user: User, limit: int = 10) -> list[tuple[SecurityEv
     first, on any host. Only the user's own rows (``user_id``). ``at`` is UTC (pages show local time)."""
     qs = SecurityEvent.objects.filter(user_id=user.pk, verb__in=list(OWN_SECURITY_VERBS))
     return [(event, OWN_SECURITY_VERBS[event.verb]) for event in qs.order_by("-at", "-id")[:limit]]
+
+
+# Authenticators that count as a second factor on their own (recovery codes are only a fallback).
+SECOND_FACTORS = (Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN)
+
+
+def mfa_required_condition() -> Q:
+    """The condition (on ``User``) "must use two-factor authentication": their provider requires it of
+    its members (``Provider.require_mfa_for_technicians``) or a tenant they hold a role in requires it of
+    its users (``Tenant.require_mfa_for_end_users``)."""
+    return Q(
+        Exists(
+            ProviderMembership.objects.filter(user=OuterRef("pk"), provider__require_mfa_for_technicians=True)
+        )
+    ) | Q(
+        Exists(TenantMembership.objects.filter(user=OuterRef("pk"), tenant__require_mfa_for_end_users=True))
+    )
+
+
+def mfa_required(*, user: User) -> bool:
+    """True when ``user`` must use two-factor authentication (``mfa_required_condition``). One query."""
+    return User.objects.filter(mfa_required_condition(), pk=user.pk).exists()
+
+
+def mfa_enrolment_missing(*, user: User) -> bool:
+    """True when ``user`` must use two-factor authentication but has no authenticator app (TOTP) or
+    security key. The authenticator is global, so one enrolment satisfies every requirement. One query."""
+    enrolled = Exists(Authenticator.objects.filter(user=OuterRef("pk"), type__in=SECOND_FACTORS))
+    return User.objects.filter(mfa_required_condition(), pk=user.pk).exclude(enrolled).exists()

@@ -13,7 +13,7 @@ from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 
-from controlplane.problems import Conflict, InvalidInput
+from controlplane.problems import Conflict, InvalidInput, PermissionDenied
 from controlplane.providers.models import Provider
 from controlplane.zones import zone_valid
 from tenants.models import Tenant
@@ -28,6 +28,7 @@ from .models import (
     TenantRole,
     User,
 )
+from .selectors import tenant_role_get
 
 
 @transaction.atomic
@@ -190,3 +191,57 @@ def client_ip(request: HttpRequest) -> str | None:
     proxy must set it (e.g. gunicorn's ``--forwarded-allow-ips`` with uvicorn/ProxyFix); a client's own
     ``X-Forwarded-For`` is never trusted here (OWASP: spoofable header)."""
     return request.META.get("REMOTE_ADDR") or None
+
+
+@transaction.atomic
+def provider_mfa_requirement_set(
+    *, actor: User, provider: Provider, required: bool, ip: str | None = None
+) -> Provider:
+    """Require (or stop requiring) two-factor authentication of every member of ``provider`` (owners,
+    admins, technicians): a member without an authenticator is sent to set one up on their next page
+    (controlplane.accounts.middleware.MfaRequiredMiddleware). Only the provider's owners and admins may;
+    anyone else raises PermissionDenied and nothing changes. A change is recorded as
+    ``mfa.policy_changed`` (details: scope ``provider``, ``required``); setting the current value records
+    nothing."""
+    membership = ProviderMembership.objects.filter(user=actor, provider=provider).first()
+    if membership is None or membership.role not in (ProviderRole.OWNER, ProviderRole.ADMIN):
+        raise PermissionDenied("only the provider's owners and admins set its sign-in policy")
+    provider = Provider.objects.select_for_update().get(pk=provider.pk)
+    if provider.require_mfa_for_technicians != required:
+        provider.require_mfa_for_technicians = required
+        provider.save(update_fields=["require_mfa_for_technicians"])
+        security_event_record(
+            verb="mfa.policy_changed",
+            user_id=None,
+            actor_user_id=actor.pk,
+            provider_id=provider.pk,
+            ip=ip,
+            details={"scope": "provider", "required": required},
+        )
+    return provider
+
+
+@transaction.atomic
+def tenant_mfa_requirement_set(
+    *, actor: User, tenant: Tenant, required: bool, ip: str | None = None
+) -> Tenant:
+    """Require (or stop requiring) two-factor authentication of every user with a role in ``tenant``
+    (end users, approvers, CAB members, client admins). The tenant's client admins may (on the portal),
+    and the provider's owners and admins who reach the tenant; anyone else raises PermissionDenied and
+    nothing changes. Recorded as ``mfa.policy_changed`` (scope ``tenant``) when the value changes."""
+    role = tenant_role_get(user=actor, tenant=tenant)
+    if role not in (TenantRole.CLIENT_ADMIN, ProviderRole.OWNER, ProviderRole.ADMIN):
+        raise PermissionDenied("only the client's admins set its portal sign-in policy")
+    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if tenant.require_mfa_for_end_users != required:
+        tenant.require_mfa_for_end_users = required
+        tenant.save(update_fields=["require_mfa_for_end_users"])
+        security_event_record(
+            verb="mfa.policy_changed",
+            actor_user_id=actor.pk,
+            provider_id=tenant.provider_id,
+            tenant_id=tenant.pk,
+            ip=ip,
+            details={"scope": "tenant", "required": required},
+        )
+    return tenant

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from controlplane.accounts.views import sign_out_everywhere
+from controlplane.accounts.views import provider_security, sign_out_everywhere
 
 from . import views
 
@@ -11,4 +11,5 @@ urlpatterns = [
     path("me/profile/", views.profile, name="console_profile"),
     path("me/tokens/", views.tokens, name="console_tokens"),
     path("me/sign-out-everywhere/", sign_out_everywhere, name="sign_out_everywhere"),
+    path("provider/security/", provider_security, name="provider_security"),
 ]

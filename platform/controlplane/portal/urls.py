@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from controlplane.accounts.views import sign_out_everywhere
+from controlplane.accounts.views import portal_security, sign_out_everywhere
 
 from . import views
 
@@ -12,4 +12,5 @@ urlpatterns = [
     path("knowledge/<str:number>/", views.knowledge_article, name="portal_article"),
     path("account/", views.account, name="portal_account"),
     path("account/sign-out-everywhere/", sign_out_everywhere, name="sign_out_everywhere"),
+    path("security/", portal_security, name="portal_security"),
 ]

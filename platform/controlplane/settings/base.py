@@ -37,6 +37,7 @@ SHARED_APPS = [
     "django.contrib.admin",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
     "django_htmx",
     "ninja",
     "controlplane.providers",
@@ -90,6 +91,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # A signed-in user who must use two-factor authentication but has not set it up: sent to set it up
+    # (pages) or refused (API with session auth). After routing, which marks token requests.
+    "controlplane.accounts.middleware.MfaRequiredMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -185,6 +189,13 @@ ACCOUNT_RATE_LIMITS = {
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# Two-factor authentication (allauth.mfa): authenticator apps (TOTP, RFC 6238) with recovery codes. Who
+# must have it: a provider's members when the provider requires it, a tenant's portal users when its client
+# admin requires it (controlplane.accounts.middleware.MfaRequiredMiddleware enforces enrolment).
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = os.environ.get("MFA_TOTP_ISSUER", "MSP ITSM")
+MFA_ADAPTER = "controlplane.accounts.adapter.MfaAdapter"
 
 # The cache behind rate limits (allauth): Redis when REDIS_URL is set, else a table in the public schema
 # (`migrate_platform` creates it with createcachetable). Keys are global: app-level keys that hold tenant
