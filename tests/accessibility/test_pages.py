@@ -519,6 +519,8 @@ SIGN_IN_PAGES = {
     "account_logout": True,
     "account_change_password": True,
     "account_email_verification_sent": False,
+    "mfa_index": True,
+    "account_reauthenticate": True,
 }
 
 

@@ -12,6 +12,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 
+from .crypto import totp_secret_decrypt, totp_secret_encrypt
 from .models import User
 from .selectors import SECOND_FACTORS, mfa_required, portal_role_get
 from .services import client_ip, security_event_record
@@ -111,6 +112,13 @@ class AccountAdapter(DefaultAccountAdapter):
 
 
 class MfaAdapter(DefaultMFAAdapter):
+    def encrypt(self, text: str) -> str:
+        """TOTP secrets are stored encrypted (controlplane.accounts.crypto), not as allauth's plain text."""
+        return totp_secret_encrypt(text)
+
+    def decrypt(self, encrypted_text: str) -> str:
+        return totp_secret_decrypt(encrypted_text)
+
     def can_delete_authenticator(self, authenticator: Authenticator) -> bool:
         """A user who must use two-factor authentication keeps their last authenticator app or security
         key (they may add another first); recovery codes alone are no second factor."""
