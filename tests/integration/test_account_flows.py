@@ -185,6 +185,20 @@ def test_a_reset_asked_on_an_unknown_host_is_refused_and_sends_nothing(
     assert smtp.messages == []
 
 
+def test_a_portal_sends_reset_links_only_to_its_own_users(
+    end_user_a: User, end_user_b: User, smtp: Mailbox
+) -> None:
+    acme = Client(HTTP_HOST="acme.localhost")
+    acme.get("/accounts/password/reset/")
+    assert acme.post("/accounts/password/reset/", {"email": end_user_b.email}).status_code == 302
+    assert [m["To"] for m in smtp.messages] == [end_user_b.email]  # allauth's "no account here" notice
+    assert "reset/key" not in smtp.bodies()[0]
+    globex = Client(HTTP_HOST="globex.localhost")
+    globex.get("/accounts/password/reset/")
+    globex.post("/accounts/password/reset/", {"email": end_user_b.email})
+    assert "http://globex.localhost/accounts/password/reset/key/" in smtp.bodies()[1]
+
+
 def test_a_reset_on_the_console_links_to_the_console(tech_a: User, smtp: Mailbox) -> None:
     console = Client(HTTP_HOST="localhost")
     console.get("/accounts/password/reset/")

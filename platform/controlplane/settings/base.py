@@ -168,6 +168,8 @@ ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_CONFIRM_EMAIL_ON_GET = False
 ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_ADAPTER = "controlplane.accounts.adapter.AccountAdapter"
+# On a portal host, reset links go only to that tenant's users (controlplane.accounts.forms).
+ACCOUNT_FORMS = {"reset_password": "controlplane.accounts.forms.ResetPasswordForm"}
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 # Tell the user by email when their password was changed or reset (NIST SP 800-63B §6.1.2.3 asks for

@@ -1,0 +1,28 @@
+"""allauth forms with the portal's tenant rule (ACCOUNT_FORMS)."""
+
+from __future__ import annotations
+
+from allauth.account.forms import ResetPasswordForm as AllauthResetPasswordForm
+from allauth.core import context
+
+from .models import User
+from .selectors import portal_role_get
+
+
+class ResetPasswordForm(AllauthResetPasswordForm):
+    """On a tenant's portal host, only that tenant's users are sent a reset link: anyone else's address
+    is treated as unknown (allauth then sends the "no account here" notice, ACCOUNT_PREVENT_ENUMERATION),
+    so one client's portal never mails another client's user a link branded as its own. The console
+    host serves every user."""
+
+    def clean_email(self) -> str:
+        email = super().clean_email()
+        request = context.request
+        tenant = getattr(request, "portal_tenant", None) if request is not None else None
+        if tenant is not None:
+            self.users = [
+                u
+                for u in self.users
+                if isinstance(u, User) and portal_role_get(user=u, tenant=tenant) is not None
+            ]
+        return email
