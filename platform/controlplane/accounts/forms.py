@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from allauth.account.forms import ResetPasswordForm as AllauthResetPasswordForm
 from allauth.core import context
 
@@ -15,14 +17,16 @@ class ResetPasswordForm(AllauthResetPasswordForm):
     so one client's portal never mails another client's user a link branded as its own. The console
     host serves every user."""
 
+    users: list[Any]  # set by allauth's clean_email: the active users with this address
+
     def clean_email(self) -> str:
         email = super().clean_email()
         request = context.request
         tenant = getattr(request, "portal_tenant", None) if request is not None else None
         if tenant is not None:
-            self.users = [
-                u
-                for u in self.users
-                if isinstance(u, User) and portal_role_get(user=u, tenant=tenant) is not None
+            found: list[Any] = self.users
+            kept = [
+                u for u in found if isinstance(u, User) and portal_role_get(user=u, tenant=tenant) is not None
             ]
+            self.users = kept
         return email
