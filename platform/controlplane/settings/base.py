@@ -192,10 +192,13 @@ LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/"
 
-# Two-factor authentication (allauth.mfa): authenticator apps (TOTP, RFC 6238) with recovery codes. Who
+# Two-factor authentication (allauth.mfa): authenticator apps (TOTP, RFC 6238) and security keys (WebAuthn)
+# with recovery codes. Who
 # must have it: a provider's members when the provider requires it, a tenant's portal users when its client
 # admin requires it (controlplane.accounts.middleware.MfaRequiredMiddleware enforces enrolment).
-MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# Security keys and passkeys (WebAuthn) are bound to the host they were added on (the relying party id is
+# the validated request host), so a key added on the console works there only.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 MFA_TOTP_ISSUER = os.environ.get("MFA_TOTP_ISSUER", "MSP ITSM")
 MFA_ADAPTER = "controlplane.accounts.adapter.MfaAdapter"
 
