@@ -86,6 +86,8 @@ def test_an_invited_user_verifies_their_address_on_the_portal_before_signing_in(
     assert login(portal, user.email) == 302
     assert not signed_in(portal)  # sent to "check your inbox" instead
     assert len(smtp.messages) == 1 and smtp.messages[0]["To"] == user.email
+    assert str(smtp.messages[0]["Subject"]).strip().startswith("[Acme Corp · IT help] ")  # the portal name
+    assert "Hello from Acme Corp · IT help!" in smtp.bodies()[0]
     link = re.search(r"http://acme\.localhost(/accounts/confirm-email/\S+/)", smtp.bodies()[0])
     assert link is not None, smtp.bodies()[0]
 
@@ -109,6 +111,7 @@ def test_an_unverified_user_is_not_signed_in_on_the_console(db: None, smtp: Mail
     assert not signed_in(console)
     assert console.get("/").status_code == 302
     assert re.search(r"http://testserver/accounts/confirm-email/\S+/", smtp.bodies()[0])
+    assert str(smtp.messages[0]["Subject"]).strip().startswith("[MSP ITSM] ")
     assert not SecurityEvent.objects.filter(verb="login.succeeded").exists()
 
 

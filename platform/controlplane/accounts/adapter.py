@@ -3,9 +3,11 @@ sign-ins, refusals and lockouts are recorded in the security audit (accounts.Sec
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core import context as allauth_context
 from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.models import Authenticator
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -32,7 +34,41 @@ def login_of(credentials: dict[str, Any]) -> str:
     return str(credentials.get("email", credentials.get("username", ""))).strip().lower()
 
 
+CONSOLE_SITE_NAME = "MSP ITSM"
+
+
+@dataclass(frozen=True)
+class MailSite:
+    """What allauth's email templates call ``current_site``: the name they greet with and the host."""
+
+    name: str
+    domain: str
+
+
+def site_name(request: HttpRequest | None) -> str:
+    """The name account email is sent under: on a portal host the tenant's portal title (its branding,
+    else "<tenant> · IT help", as the portal's pages show it); on the console host the platform's."""
+    tenant = getattr(request, "portal_tenant", None)
+    if tenant is None:
+        return CONSOLE_SITE_NAME
+    from tenants.selectors import branding_get
+
+    return branding_get(tenant=tenant).portal_title or f"{tenant.name} · IT help"
+
+
 class AccountAdapter(DefaultAccountAdapter):
+    def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
+        """allauth's mail (verification, reset, notices) greets and signs with this host's name."""
+        request = allauth_context.request
+        host = request.get_host() if request is not None else ""
+        super().send_mail(
+            template_prefix, email, {"current_site": MailSite(site_name(request), host), **context}
+        )
+
+    def format_email_subject(self, subject: str) -> str:
+        """``[<portal title or platform name>] <subject>``."""
+        return f"[{site_name(allauth_context.request)}] {subject}"
+
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         """Users are created by their provider or by provisioning, never by self-signup."""
         return False
