@@ -242,3 +242,20 @@ def test_token_requests_are_not_sent_to_set_up_mfa(
     provider.require_mfa_for_technicians = True
     provider.save()
     assert api_for(tech_a).get("/api/v1/t/acme/incidents/").status_code == 200
+
+
+@COMMITS
+def test_wrong_codes_lock_the_second_factor_like_wrong_passwords(tech_a: User, smtp: Mailbox) -> None:
+    """allauth counts wrong codes under ``login_failed`` per user (10 in 15 minutes here): after that even
+    the right code is refused, so the 10^6 codes cannot be walked through."""
+    console, _ = sign_in("testserver", tech_a.email)
+    secret = activate_totp(console)
+    console.post("/accounts/logout/")
+    browser, _ = sign_in("testserver", tech_a.email)
+    for n in range(10):
+        wrong = f"{(int(code_for(secret)) + 1 + n) % 1000000:06d}"
+        browser.post(AUTHENTICATE, {"code": wrong}, REMOTE_ADDR=f"192.0.2.{n + 1}")
+    response = browser.post(AUTHENTICATE, {"code": code_for(secret)}, REMOTE_ADDR="192.0.2.99")
+    assert not signed_in(browser)
+    assert "Too many failed login attempts" in response.content.decode()
+    assert SecurityEvent.objects.filter(verb="mfa.totp.failed", user_id=tech_a.pk).count() == 10
