@@ -257,5 +257,5 @@ def test_wrong_codes_lock_the_second_factor_like_wrong_passwords(tech_a: User, s
         browser.post(AUTHENTICATE, {"code": wrong}, REMOTE_ADDR=f"192.0.2.{n + 1}")
     response = browser.post(AUTHENTICATE, {"code": code_for(secret)}, REMOTE_ADDR="192.0.2.99")
     assert not signed_in(browser)
-    assert "Too many failed login attempts" in response.content.decode()
+    assert "Too many failed sign-in attempts" in response.content.decode()
     assert SecurityEvent.objects.filter(verb="mfa.totp.failed", user_id=tech_a.pk).count() == 10

@@ -16,7 +16,7 @@ from conftest import PASSWORD
 from controlplane.accounts.models import SecurityEvent, User
 from controlplane.settings.base import cache_config
 
-LOCKED = "Too many failed login attempts. Try again later."
+LOCKED = "Too many failed sign-in attempts. Signing in is paused for up to 15 minutes"
 
 
 def rate(action: str, per: str) -> int:

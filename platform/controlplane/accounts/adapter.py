@@ -57,6 +57,16 @@ def site_name(request: HttpRequest | None) -> str:
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    # The lockout says what happened and for how long, the same way whether the account exists or not
+    # (ACCOUNT_RATE_LIMITS "login_failed": failures age out of a 15-minute window).
+    error_messages = {
+        **DefaultAccountAdapter.error_messages,
+        "too_many_login_attempts": (
+            "Too many failed sign-in attempts. Signing in is paused for up to 15 minutes; try again later "
+            "or reset your password."
+        ),
+    }
+
     def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
         """allauth's mail (verification, reset, notices) greets and signs with this host's name."""
         request = allauth_context.request
