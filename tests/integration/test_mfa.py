@@ -151,6 +151,8 @@ def test_a_provider_requiring_mfa_sends_technicians_to_set_it_up_first(
     for path in ("/t/acme/incidents/", "/", "/me/profile/"):
         response = tech.get(path)
         assert response.status_code == 302 and response["Location"] == ACTIVATE, path
+    htmx = tech.get("/t/acme/incidents/", HTTP_HX_REQUEST="true")
+    assert (htmx.status_code, htmx["HX-Redirect"]) == (204, ACTIVATE)
     api = tech.get("/api/v1/t/acme/incidents/")
     assert api.status_code == 403 and api.json()["type"] == "/problems/mfa-required"
     setup = tech.get(ACTIVATE, follow=True)  # the set-up pages are open (password asked again first)

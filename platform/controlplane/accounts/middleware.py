@@ -82,5 +82,11 @@ class MfaRequiredMiddleware:
             messages.warning(
                 request, "Your organisation requires two-factor authentication: set up an authenticator app."
             )
-            return redirect(reverse("mfa_activate_totp"))
+            setup = reverse("mfa_activate_totp")
+            if request.headers.get("HX-Request") == "true":
+                # An htmx request would swap the set-up page into a fragment: load it as a whole page.
+                response = HttpResponse(status=204)
+                response["HX-Redirect"] = setup
+                return response
+            return redirect(setup)
         return self.get_response(request)
