@@ -234,7 +234,8 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "") == "1"
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "service-desk@localhost")
-# SMTP connect/send timeout (seconds) of notification email; sending happens in the worker only.
+# SMTP connect/send timeout (seconds). Notification email is sent in the worker; allauth sends account email
+# (verification, reset, security notices) during the request, which then waits at most this long.
 EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "10"))
 # Domain of outbound Message-IDs and of the thread reference <record.{id}@domain> inbound email matches.
 EMAIL_MESSAGE_DOMAIN = os.environ.get("EMAIL_MESSAGE_DOMAIN", "itsm.localhost")
