@@ -172,8 +172,8 @@ ACCOUNT_ADAPTER = "controlplane.accounts.adapter.AccountAdapter"
 ACCOUNT_FORMS = {"reset_password": "controlplane.accounts.forms.ResetPasswordForm"}
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
-# Tell the user by email when their password was changed or reset (NIST SP 800-63B §6.1.2.3 asks for
-# notice of events that affect an authenticator).
+# Tell the user by email when their password was changed or reset, or an authenticator added or removed
+# (NIST SP 800-63B: subscribers are notified of changes to their authenticators).
 ACCOUNT_EMAIL_NOTIFICATIONS = True
 # Failed sign-ins (allauth's "login_failed", counted before the password is checked, rolled back on
 # success): 10 per account in 15 minutes from anywhere (the account is global, so every host shares its
