@@ -75,8 +75,10 @@ def signed_in(client: Client) -> bool:
 def test_totp_set_up_then_sign_in_asks_for_the_code(tech_a: User, smtp: Mailbox) -> None:
     console, _ = sign_in("testserver", tech_a.email)
     profile = console.get("/me/profile/").content.decode()
-    assert 'href="/accounts/2fa/"' in profile
+    assert 'href="/accounts/2fa/"' in profile and "Two-factor authentication</a>: Off." in profile
     secret = activate_totp(console)
+    profile = console.get("/me/profile/").content.decode()
+    assert "Two-factor authentication</a>: On: authenticator app, recovery codes." in profile
     assert sorted(Authenticator.objects.filter(user=tech_a).values_list("type", flat=True)) == [
         "recovery_codes",
         "totp",
@@ -161,6 +163,7 @@ def test_a_provider_requiring_mfa_sends_technicians_to_set_it_up_first(
 
     activate_totp(tech)
     assert tech.get("/t/acme/incidents/").status_code == 200
+    assert "recovery codes. Required by your organisation." in tech.get("/me/profile/").content.decode()
     assert tech.get("/api/v1/t/acme/incidents/").status_code == 200
 
     event = SecurityEvent.objects.get(verb="mfa.policy_changed")

@@ -102,3 +102,21 @@ def mfa_enrolment_missing(*, user: User) -> bool:
     security key. The authenticator is global, so one enrolment satisfies every requirement. One query."""
     enrolled = Exists(Authenticator.objects.filter(user=OuterRef("pk"), type__in=SECOND_FACTORS))
     return User.objects.filter(mfa_required_condition(), pk=user.pk).exclude(enrolled).exists()
+
+
+MFA_TYPE_NAMES = {
+    Authenticator.Type.TOTP: "authenticator app",
+    Authenticator.Type.WEBAUTHN: "security key",
+    Authenticator.Type.RECOVERY_CODES: "recovery codes",
+}
+
+
+def mfa_status_text(*, user: User) -> str:
+    """One line for the account pages: "On: authenticator app, recovery codes." / "Off." with "Required
+    by your organisation." appended when ``mfa_required``. Two queries."""
+    types = sorted(set(Authenticator.objects.filter(user=user).values_list("type", flat=True)))
+    second = [MFA_TYPE_NAMES[t] for t in types if t in SECOND_FACTORS] + [
+        MFA_TYPE_NAMES[t] for t in types if t not in SECOND_FACTORS and t in MFA_TYPE_NAMES
+    ]
+    text = f"On: {', '.join(second)}." if any(t in SECOND_FACTORS for t in types) else "Off."
+    return f"{text} Required by your organisation." if mfa_required(user=user) else text

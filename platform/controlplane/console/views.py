@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from controlplane.accounts.models import ApiToken, User
-from controlplane.accounts.selectors import security_event_list
+from controlplane.accounts.selectors import mfa_status_text, security_event_list
 from controlplane.accounts.services import api_token_create, api_token_revoke, user_time_zone_set
 from controlplane.http import form_errors_apply
 from controlplane.problems import DomainError
@@ -100,6 +100,7 @@ def profile(request: HttpRequest) -> HttpResponse:
             "active_zone": timezone.get_current_timezone_name(),
             "now": timezone.now(),
             "events": security_event_list(user=request.user, limit=10),
+            "mfa_status": mfa_status_text(user=request.user),
         },
     )
 

@@ -13,7 +13,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 
 from controlplane.accounts.models import User
-from controlplane.accounts.selectors import security_event_list
+from controlplane.accounts.selectors import mfa_status_text, security_event_list
 from controlplane.http import TenantRequest, portal_page, request_actor
 from controlplane.problems import NotFound
 from modules.incidents import selectors as incident_selectors
@@ -115,4 +115,5 @@ def account(request: TenantRequest) -> HttpResponse:
     sign-ins and security changes of their account (any host)."""
     user = request.user
     assert isinstance(user, User)
-    return render(request, "portal/account.html", {"events": security_event_list(user=user, limit=10)})
+    context = {"events": security_event_list(user=user, limit=10), "mfa_status": mfa_status_text(user=user)}
+    return render(request, "portal/account.html", context)
