@@ -14,6 +14,7 @@ Host header, since Python's resolver does not resolve ``*.localhost`` here).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -124,7 +125,9 @@ def tenant_b(provider: Provider, tenant_make: Callable[..., Tenant]) -> Tenant:
 
 
 def make_user(email: str) -> User:
-    return user_create(email=email, password=PASSWORD, full_name=email.split("@")[0].title())
+    return user_create(
+        email=email, password=PASSWORD, full_name=email.split("@")[0].title(), email_verified=True
+    )
 
 
 @pytest.fixture
@@ -210,3 +213,11 @@ def _public_before_and_after() -> Iterator[None]:
 @pytest.fixture
 def tenant_c(provider: Provider, tenant_make: Callable[..., Tenant]) -> Tenant:
     return tenant_make(provider=provider, name="Initech", slug="initech", time_zone="Asia/Tokyo")
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_keys(settings: Any) -> None:
+    """Every test gets its own cache key prefix, so rate-limit counters (allauth's failed sign-ins per
+    address and per account) never carry over from one test to the next. The cache stays the real one
+    (Redis with REDIS_URL, else the database table); clearing it would also clear the broker's Redis db."""
+    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}

@@ -24,6 +24,9 @@ class Tenant(TenantMixin):
     time_zone = models.CharField(max_length=64, default="UTC")
     locale = models.CharField(max_length=16, default="en-gb")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    # Every user with a role in this tenant (end users, approvers, CAB members, client admins) must set up
+    # two-factor authentication before using the portal. Set by the client admin on the portal.
+    require_mfa_for_end_users = models.BooleanField(default=False)
     # Fingerprint of the tenant apps' migrations applied in this schema; routing refuses a tenant whose
     # fingerprint differs from the code's (a schema that would silently fall back to `public`).
     migration_state = models.CharField(max_length=64, blank=True)

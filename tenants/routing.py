@@ -28,7 +28,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from controlplane.accounts.models import ApiToken, User
-from controlplane.accounts.selectors import portal_role_get, tenant_role_get
+from controlplane.accounts.selectors import mfa_enrolment_missing, portal_role_get, tenant_role_get
 from controlplane.accounts.services import api_token_used, client_ip
 from controlplane.http import TenantRequest
 from controlplane.problems import problem_response
@@ -78,6 +78,23 @@ def request_token(request: HttpRequest) -> ApiToken | None:
     return token
 
 
+def invalid_token(request: HttpRequest) -> HttpResponse:
+    return problem_response(request, status=401, slug="unauthenticated", title="Invalid API token")
+
+
+def token_refusal(request: HttpRequest, token: ApiToken) -> HttpResponse | None:
+    """A valid token whose user must use two-factor authentication but has set none up is refused
+    (403 ``mfa-required``): a token never skips a required second factor (issue 6). One query."""
+    if mfa_enrolment_missing(user=token.user):
+        return problem_response(
+            request,
+            status=403,
+            slug="mfa-required",
+            title="Set up two-factor authentication before using API tokens",
+        )
+    return None
+
+
 def actor_for(request: TenantRequest, user: User, role: str, source: str) -> Actor:
     """Build the request's actor inside the tenant schema (mirrors the user into the directory)."""
     person = person_for_user(user_id=user.pk, display_name=user.full_name or user.email, email=user.email)
@@ -116,9 +133,9 @@ class TenantRoutingMiddleware:
             if request.path_info.startswith("/api/v1/") and "HTTP_AUTHORIZATION" in request.META:
                 token = request_token(request)  # the queue across clients (tokens of all tenants)
                 if token is None:
-                    return problem_response(
-                        request, status=401, slug="unauthenticated", title="Invalid API token"
-                    )
+                    return invalid_token(request)
+                if (refused := token_refusal(request, token)) is not None:
+                    return refused
                 request.user, request.auth_via, request.api_token = token.user, "token", token
             return self.get_response(request)  # public schema: home, sign-in, tokens, docs
         is_api = bool(match.group("api"))
@@ -127,9 +144,9 @@ class TenantRoutingMiddleware:
         if is_api and "HTTP_AUTHORIZATION" in request.META:
             token = request_token(request)  # a token request never falls back to the session
             if token is None:
-                return problem_response(
-                    request, status=401, slug="unauthenticated", title="Invalid API token"
-                )
+                return invalid_token(request)
+            if (refused := token_refusal(request, token)) is not None:
+                return refused
             request.user = user = token.user
             request.auth_via = "token"
             request.api_token = token

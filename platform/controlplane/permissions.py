@@ -47,10 +47,10 @@ class Permission(StrEnum):
     DOMAIN_MANAGE = "domain.manage"  # add, verify and remove custom domains
     MAILBOX_MANAGE = "mailbox.manage"  # inbound email addresses and IMAP mailboxes
     TENANT_MEMBERS_MANAGE = "tenant_members.manage"  # the tenant's users and their tenant roles
-    TENANT_SSO_MANAGE = "tenant_sso.manage"  # the tenant's identity provider connections
+    TENANT_SSO_MANAGE = "tenant_sso.manage"  # how the tenant signs in: its IdP connections, its MFA rule
     # Provider level (control plane, no tenant).
     PROVIDER_TEAM_MANAGE = "provider_team.manage"  # technicians, provider roles and tenant grants
-    PROVIDER_SSO_MANAGE = "provider_sso.manage"  # the provider's own identity provider connections
+    PROVIDER_SSO_MANAGE = "provider_sso.manage"  # how the team signs in: IdP connections, MFA rule
     PROVIDER_REPORTS_READ = "provider_reports.read"  # the cross-client queue and dashboard
 
 
@@ -78,9 +78,9 @@ TEXT: Final[dict[Permission, str]] = {
     P.DOMAIN_MANAGE: "manage the portal's domains (the provider's administrators)",
     P.MAILBOX_MANAGE: "manage inbound email",
     P.TENANT_MEMBERS_MANAGE: "manage this client's users",
-    P.TENANT_SSO_MANAGE: "manage this client's sign-in connections",
+    P.TENANT_SSO_MANAGE: "manage how this client's users sign in (identity providers, two-factor rule)",
     P.PROVIDER_TEAM_MANAGE: "manage the provider's team and grants",
-    P.PROVIDER_SSO_MANAGE: "manage the provider's sign-in connections",
+    P.PROVIDER_SSO_MANAGE: "manage how the provider's team signs in (identity providers, two-factor rule)",
     P.PROVIDER_REPORTS_READ: "see the queue and dashboard across clients",
 }
 

@@ -74,8 +74,23 @@ _ACCOUNT_PAGES |= {
         "account_email",
         "account_change_password",
         "account_set_password",
+        # allauth.mfa: one's own authenticators (TOTP, security keys, recovery codes).
+        "mfa_index",
+        "mfa_activate_totp",
+        "mfa_deactivate_totp",
+        "mfa_add_webauthn",
+        "mfa_edit_webauthn",
+        "mfa_list_webauthn",
+        "mfa_remove_webauthn",
+        "mfa_generate_recovery_codes",
+        "mfa_view_recovery_codes",
+        "mfa_download_recovery_codes",
+        "mfa_reauthenticate",
+        "mfa_reauthenticate_webauthn",
+        "sign_out_everywhere",
     )
 }
+_ACCOUNT_PAGES["mfa_authenticate"] = Access.PUBLIC  # the second step of a sign-in, before it completes
 
 _CONSOLE: dict[str, Rule] = {
     # Control plane, no tenant.
@@ -87,6 +102,7 @@ _CONSOLE: dict[str, Rule] = {
     "dashboard": P.PROVIDER_REPORTS_READ,
     "dashboard_csv": P.PROVIDER_REPORTS_READ,
     "tls_ask": A.PUBLIC,
+    "provider_security": P.PROVIDER_SSO_MANAGE,
     "console_team": P.PROVIDER_TEAM_MANAGE,
     "console_team_member": P.PROVIDER_TEAM_MANAGE,
     "console_team_member_remove": P.PROVIDER_TEAM_MANAGE,
@@ -238,6 +254,8 @@ _PORTAL: dict[str, Rule] = {
     "portal_notification_read_all": A.MEMBER,
     "portal_notification_preferences": A.MEMBER,
     "portal_notification_read": A.MEMBER,
+    "portal_account": A.MEMBER,
+    "portal_security": P.TENANT_SSO_MANAGE,
     "portal_sso_start": A.PUBLIC,
     "portal_sso_saml_metadata": A.PUBLIC,
     "portal_sso_saml_login": A.PUBLIC,

@@ -188,7 +188,13 @@ def _expected(who: str, person: dict[str, Any], need: Any, *, in_tenant: bool, p
 def _refused(response: Any) -> bool:
     if response.status_code in (401, 403, 404):
         return True
-    return response.status_code == 302 and "/accounts/login/" in response.get("Location", "")
+    return _sent_to_sign_in(response)
+
+
+def _sent_to_sign_in(response: Any) -> bool:
+    """Sent to sign in first, to come back (``?next=``): a refusal. A sign-out page's redirect to the
+    sign-in page afterwards names no ``next``."""
+    return response.status_code == 302 and "/accounts/login/?next=" in response.get("Location", "")
 
 
 def _call(client: Client, method: str, url: str, *, api: bool) -> tuple[Any, list[str]]:
@@ -270,9 +276,7 @@ def test_every_route_answers_every_role_as_the_matrix_says(
             staff = role_may(person["role"], P.RECORD_WORK) and not portal
             if allowed:
                 # A public route may send to sign-in itself (single logout without a message does).
-                to_sign_in = response.status_code == 302 and "/accounts/login/" in response.get(
-                    "Location", ""
-                )
+                to_sign_in = _sent_to_sign_in(response)
                 if (
                     response.get("X-Required-Permission")
                     or response.status_code == 401

@@ -137,6 +137,7 @@ NOT_PAGES: dict[str, tuple[str, str]] = {
     "portal_sso_saml_acs": ("post", "the IdP's auto-posted SAMLResponse"),
     "portal_sso_saml_sls": ("redirect", "single logout; without a SAML message, back to sign-in"),
     "portal_sso_saml_logout": ("post", "sign-out button target (single logout)"),
+    "sign_out_everywhere": ("post", "sign-out-everywhere button target (profile and portal account pages)"),
 }
 
 # htmx partials: element rules only (they are swapped into a page that has the h1, main and lang).
@@ -149,6 +150,7 @@ FRAGMENTS: dict[str, str] = {
 
 # Pages that are an administrator's work: requested as a provider admin instead of a technician.
 ADMIN_PAGES: set[str] = {
+    "provider_security",
     "change_template_list",
     "change_template_create",
     "change_template_edit",
@@ -273,7 +275,7 @@ NUMBER_BY_PREFIX = (
 PARAM_ALIASES = {"incident": "incident_number"}
 STATIC_PARAMS = {"tenant": "acme", "day": "2031-12-25", "chart": "volume"}
 # Portal pages for the client's administrator (the end user's portal client is refused there).
-CLIENT_ADMIN_PAGES: set[str] = {"portal_branding"}
+CLIENT_ADMIN_PAGES: set[str] = {"portal_branding", "portal_security"}
 
 
 def fill_key(route: Route, param: str) -> str:
@@ -572,6 +574,9 @@ SIGN_IN_PAGES = {
     "account_reset_password_done": False,
     "account_logout": True,
     "account_change_password": True,
+    "account_email_verification_sent": False,
+    "mfa_index": True,
+    "account_reauthenticate": True,
 }
 
 

@@ -89,7 +89,9 @@ def test_dashboard_benchmark() -> None:
         ):
             cursor.execute(f"VACUUM ANALYZE {table}")
     build_seconds = round(time.perf_counter() - started, 1)
-    wide = user_create(email="wide@dash.example", password="bench-password-1", full_name="Wide")
+    wide = user_create(
+        email="wide@dash.example", password="bench-password-1", full_name="Wide", email_verified=True
+    )
     membership = provider_membership_set(user=wide, provider=data.provider, role="technician")
     TenantGrant.objects.bulk_create(
         TenantGrant(membership=membership, tenant_id=t) for t in data.tenant_ids[::5][:WIDE_GRANTS]

@@ -185,9 +185,13 @@ def _build() -> PagesData:
     tenant = tenant_provision(provider=provider, name="Bench Pages Ltd", slug=SLUG, time_zone="Europe/London")
     SCHEMA_NOTE.parent.mkdir(parents=True, exist_ok=True)
     SCHEMA_NOTE.write_text(tenant.schema_name)
-    technician = user_create(email=TECH_EMAIL, password=PASSWORD, full_name="Bench Technician")
+    technician = user_create(
+        email=TECH_EMAIL, password=PASSWORD, full_name="Bench Technician", email_verified=True
+    )
     provider_membership_set(user=technician, provider=provider, role="technician", all_clients=True)
-    end_user = user_create(email=END_USER_EMAIL, password=PASSWORD, full_name="Bench User")
+    end_user = user_create(
+        email=END_USER_EMAIL, password=PASSWORD, full_name="Bench User", email_verified=True
+    )
     tenant_membership_set(user=end_user, tenant=tenant, role="end_user")
     with tenant_context(tenant):
         tech_person = person_for_user(

@@ -56,8 +56,12 @@ def build_work_index(
             {"slug": slug, "provider": provider.pk, "tenants": tenants},
         )
     tenant_ids = list(Tenant.objects.filter(provider=provider).order_by("pk").values_list("pk", flat=True))
-    all_clients = user_create(email=f"all@{slug}.example", password="bench-password-1", full_name="All")
-    granted = user_create(email=f"granted@{slug}.example", password="bench-password-1", full_name="Granted")
+    all_clients = user_create(
+        email=f"all@{slug}.example", password="bench-password-1", full_name="All", email_verified=True
+    )
+    granted = user_create(
+        email=f"granted@{slug}.example", password="bench-password-1", full_name="Granted", email_verified=True
+    )
     provider_membership_set(user=all_clients, provider=provider, role="technician", all_clients=True)
     membership = provider_membership_set(user=granted, provider=provider, role="technician")
     step = max(1, len(tenant_ids) // GRANTED_TENANTS)

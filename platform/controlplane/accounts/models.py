@@ -38,6 +38,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     # The viewer's IANA time zone ("Europe/Berlin"); blank = unset: pages then use the browser's zone
     # (the `tz` cookie), else the tenant's, else UTC (controlplane.console.middleware.ViewerTimeZone).
     time_zone = models.CharField(max_length=64, blank=True, default="")
+    # Sessions remember the epoch they signed in at; one older than this is ended on its next request
+    # (controlplane.accounts.middleware). Raised by "sign out everywhere" and by password change and reset.
+    session_epoch = models.PositiveIntegerField(default=0)
 
     objects: ClassVar[UserManager] = UserManager()
 

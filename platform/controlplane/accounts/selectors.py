@@ -6,11 +6,12 @@ from __future__ import annotations
 import functools
 import operator
 
+from allauth.mfa.models import Authenticator
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from tenants.models import Tenant
 
-from .models import ProviderMembership, TenantGrant, TenantMembership, User
+from .models import ProviderMembership, SecurityEvent, TenantGrant, TenantMembership, User
 
 
 def tenant_role_get(*, user: User, tenant: Tenant) -> str | None:
@@ -52,3 +53,70 @@ def tenant_list_for_user(*, user: User, as_provider_staff: bool = False) -> Quer
         return Tenant.objects.none()
     condition = functools.reduce(operator.or_, conditions)
     return Tenant.objects.filter(condition, status=Tenant.Status.ACTIVE).order_by("name")
+
+
+# What a user is shown of their own audit (their account pages): sign-ins and changes to their access.
+OWN_SECURITY_VERBS = {
+    "login.succeeded": "Signed in",
+    "login.failed": "Sign-in refused",
+    "login.locked": "Sign-in blocked: too many failed attempts",
+    "password.changed": "Password changed",
+    "password.reset": "Password reset by email link",
+    "email.verified": "Email address verified",
+    "session.ended_everywhere": "Signed out everywhere",
+}
+
+
+def security_event_list(*, user: User, limit: int = 10) -> list[tuple[SecurityEvent, str]]:
+    """The newest ``limit`` security events about ``user`` with their wording (``OWN_SECURITY_VERBS``):
+    sign-ins, refused and blocked sign-ins, password and address changes, sign-outs everywhere; newest
+    first, on any host. Only the user's own rows (``user_id``). ``at`` is UTC (pages show local time)."""
+    qs = SecurityEvent.objects.filter(user_id=user.pk, verb__in=list(OWN_SECURITY_VERBS))
+    return [(event, OWN_SECURITY_VERBS[event.verb]) for event in qs.order_by("-at", "-id")[:limit]]
+
+
+# Authenticators that count as a second factor on their own (recovery codes are only a fallback).
+SECOND_FACTORS = (Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN)
+
+
+def mfa_required_condition() -> Q:
+    """The condition (on ``User``) "must use two-factor authentication": their provider requires it of
+    its members (``Provider.require_mfa_for_technicians``) or a tenant they hold a role in requires it of
+    its users (``Tenant.require_mfa_for_end_users``)."""
+    return Q(
+        Exists(
+            ProviderMembership.objects.filter(user=OuterRef("pk"), provider__require_mfa_for_technicians=True)
+        )
+    ) | Q(
+        Exists(TenantMembership.objects.filter(user=OuterRef("pk"), tenant__require_mfa_for_end_users=True))
+    )
+
+
+def mfa_required(*, user: User) -> bool:
+    """True when ``user`` must use two-factor authentication (``mfa_required_condition``). One query."""
+    return User.objects.filter(mfa_required_condition(), pk=user.pk).exists()
+
+
+def mfa_enrolment_missing(*, user: User) -> bool:
+    """True when ``user`` must use two-factor authentication but has no authenticator app (TOTP) or
+    security key. The authenticator is global, so one enrolment satisfies every requirement. One query."""
+    enrolled = Exists(Authenticator.objects.filter(user=OuterRef("pk"), type__in=SECOND_FACTORS))
+    return User.objects.filter(mfa_required_condition(), pk=user.pk).exclude(enrolled).exists()
+
+
+MFA_TYPE_NAMES = {
+    Authenticator.Type.TOTP: "authenticator app",
+    Authenticator.Type.WEBAUTHN: "security key",
+    Authenticator.Type.RECOVERY_CODES: "recovery codes",
+}
+
+
+def mfa_status_text(*, user: User) -> str:
+    """One line for the account pages: "On: authenticator app, recovery codes." / "Off." with "Required
+    by your organisation." appended when ``mfa_required``. Two queries."""
+    types = sorted(set(Authenticator.objects.filter(user=user).values_list("type", flat=True)))
+    second = [MFA_TYPE_NAMES[t] for t in types if t in SECOND_FACTORS] + [
+        MFA_TYPE_NAMES[t] for t in types if t not in SECOND_FACTORS and t in MFA_TYPE_NAMES
+    ]
+    text = f"On: {', '.join(second)}." if any(t in SECOND_FACTORS for t in types) else "Off."
+    return f"{text} Required by your organisation." if mfa_required(user=user) else text

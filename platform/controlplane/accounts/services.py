@@ -7,7 +7,9 @@ import hashlib
 import secrets
 from typing import Any
 
+from allauth.account.models import EmailAddress
 from django.db import connection, transaction
+from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -28,15 +30,56 @@ from .models import (
     TenantRole,
     User,
 )
+from .selectors import tenant_role_get
 
 
 @transaction.atomic
-def user_create(*, email: str, password: str | None, full_name: str = "") -> User:
-    """Create a user. Raises Conflict if the email (case-insensitive) is taken."""
+def user_create(
+    *, email: str, password: str | None, full_name: str = "", email_verified: bool = False
+) -> User:
+    """Create a user with ``email`` as their primary allauth address. Raises Conflict if the email
+    (case-insensitive) is taken.
+
+    Sign-in requires a verified address (``ACCOUNT_EMAIL_VERIFICATION = "mandatory"``): pass
+    ``email_verified=True`` only when the creator vouches for the address (provisioning a tenant's first
+    admin from a signed contract, the demo data, tests); otherwise the user gets a verification link on
+    their first sign-in and cannot enter before following it. ``password`` is not validated here (the
+    validators run on the forms people type into); ``None`` makes an unusable password."""
     email = email.strip().lower()
-    if User.objects.filter(email=email).exists():
+    if User.objects.filter(email=email).exists() or EmailAddress.objects.filter(email=email).exists():
         raise Conflict(f"a user with email {email} exists")
-    return User.objects.create_user(email=email, password=password, full_name=full_name)
+    user = User.objects.create_user(email=email, password=password, full_name=full_name)
+    EmailAddress.objects.create(user=user, email=email, primary=True, verified=email_verified)
+    return user
+
+
+@transaction.atomic
+def user_session_epoch_bump(*, user: User) -> int:
+    """Raise ``user.session_epoch`` by one and return the new value: every session signed in before
+    now ends on its next request (controlplane.accounts.middleware). Updates ``user`` in place."""
+    User.objects.filter(pk=user.pk).update(session_epoch=F("session_epoch") + 1)
+    user.refresh_from_db(fields=["session_epoch"])
+    return user.session_epoch
+
+
+@transaction.atomic
+def user_sign_out_everywhere(
+    *, user: User, ip: str | None = None, tenant_id: int | None = None, actor_user_id: int | None = None
+) -> int:
+    """End every session of ``user`` on every host (console and portals), the caller's included: the
+    session epoch is raised (see ``user_session_epoch_bump``) and ``session.ended_everywhere`` recorded.
+    API tokens are not sessions and stay valid (revoke them on the tokens page). ``actor_user_id``: an
+    administrator acting on someone else (None: the user themself). Returns the new epoch."""
+    epoch = user_session_epoch_bump(user=user)
+    security_event_record(
+        verb="session.ended_everywhere",
+        user_id=user.pk,
+        actor_user_id=actor_user_id,
+        tenant_id=tenant_id,
+        ip=ip,
+        details={"epoch": epoch},
+    )
+    return epoch
 
 
 @transaction.atomic
@@ -424,3 +467,57 @@ def tenant_member_remove(
         details={"role": membership.role},
     )
     membership.delete()
+
+
+@transaction.atomic
+def provider_mfa_requirement_set(
+    *, actor: User, provider: Provider, required: bool, ip: str | None = None
+) -> Provider:
+    """Require (or stop requiring) two-factor authentication of every member of ``provider`` (owners,
+    admins, technicians): a member without an authenticator is sent to set one up on their next page
+    (controlplane.accounts.middleware.MfaRequiredMiddleware). Only the provider's owners and admins may;
+    anyone else raises PermissionDenied and nothing changes. A change is recorded as
+    ``mfa.policy_changed`` (details: scope ``provider``, ``required``); setting the current value records
+    nothing."""
+    membership = ProviderMembership.objects.filter(user=actor, provider=provider).first()
+    if membership is None or membership.role not in (ProviderRole.OWNER, ProviderRole.ADMIN):
+        raise PermissionDenied("only the provider's owners and admins set its sign-in policy")
+    provider = Provider.objects.select_for_update().get(pk=provider.pk)
+    if provider.require_mfa_for_technicians != required:
+        provider.require_mfa_for_technicians = required
+        provider.save(update_fields=["require_mfa_for_technicians"])
+        security_event_record(
+            verb="mfa.policy_changed",
+            user_id=None,
+            actor_user_id=actor.pk,
+            provider_id=provider.pk,
+            ip=ip,
+            details={"scope": "provider", "required": required},
+        )
+    return provider
+
+
+@transaction.atomic
+def tenant_mfa_requirement_set(
+    *, actor: User, tenant: Tenant, required: bool, ip: str | None = None
+) -> Tenant:
+    """Require (or stop requiring) two-factor authentication of every user with a role in ``tenant``
+    (end users, approvers, CAB members, client admins). The tenant's client admins may (on the portal),
+    and the provider's owners and admins who reach the tenant; anyone else raises PermissionDenied and
+    nothing changes. Recorded as ``mfa.policy_changed`` (scope ``tenant``) when the value changes."""
+    role = tenant_role_get(user=actor, tenant=tenant)
+    if role not in (TenantRole.CLIENT_ADMIN, ProviderRole.OWNER, ProviderRole.ADMIN):
+        raise PermissionDenied("only the client's admins set its portal sign-in policy")
+    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if tenant.require_mfa_for_end_users != required:
+        tenant.require_mfa_for_end_users = required
+        tenant.save(update_fields=["require_mfa_for_end_users"])
+        security_event_record(
+            verb="mfa.policy_changed",
+            actor_user_id=actor.pk,
+            provider_id=tenant.provider_id,
+            tenant_id=tenant.pk,
+            ip=ip,
+            details={"scope": "tenant", "required": required},
+        )
+    return tenant

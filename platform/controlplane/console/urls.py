@@ -1,5 +1,7 @@
 from django.urls import path
 
+from controlplane.accounts.views import provider_security, sign_out_everywhere
+
 from . import views
 
 urlpatterns = [
@@ -8,4 +10,6 @@ urlpatterns = [
     path("t/<slug:tenant>/", views.tenant_home, name="tenant_home"),
     path("me/profile/", views.profile, name="console_profile"),
     path("me/tokens/", views.tokens, name="console_tokens"),
+    path("me/sign-out-everywhere/", sign_out_everywhere, name="sign_out_everywhere"),
+    path("provider/security/", provider_security, name="provider_security"),
 ]

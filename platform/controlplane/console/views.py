@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from controlplane.accounts.models import ApiToken, User
-from controlplane.accounts.selectors import tenant_list_for_user
+from controlplane.accounts.selectors import mfa_status_text, security_event_list, tenant_list_for_user
 from controlplane.accounts.services import (
     TOKEN_MAX_DAYS,
     api_token_create,
@@ -88,7 +88,8 @@ class ProfileForm(forms.Form):
 
 @login_required
 def profile(request: HttpRequest) -> HttpResponse:
-    """The signed-in user's profile: their time zone (an IANA name, or unset)."""
+    """The signed-in user's profile: their time zone (an IANA name, or unset), password change, sign out
+    everywhere and their recent sign-ins."""
     assert isinstance(request.user, User)
     if request.method == "POST":
         form = ProfileForm(request.POST)
@@ -104,7 +105,13 @@ def profile(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "console/profile.html",
-        {"form": form, "active_zone": timezone.get_current_timezone_name(), "now": timezone.now()},
+        {
+            "form": form,
+            "active_zone": timezone.get_current_timezone_name(),
+            "now": timezone.now(),
+            "events": security_event_list(user=request.user, limit=10),
+            "mfa_status": mfa_status_text(user=request.user),
+        },
     )
 
 

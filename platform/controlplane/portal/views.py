@@ -1,4 +1,4 @@
-"""Portal home and help articles on a tenant's own host. Entry points: parse, call selectors, render.
+"""Portal home, help articles and the account page on a tenant's own host. Entry points: parse, call selectors, render.
 
 The routing middleware resolved the tenant from the host and, for a signed-in user with a tenant role
 there, set ``request.actor``. Visitors are sent to sign in; a signed-in user without a role gets 403.
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 
+from controlplane.accounts.models import User
+from controlplane.accounts.selectors import mfa_status_text, security_event_list
 from controlplane.http import TenantRequest, portal_page, request_actor
 from controlplane.problems import NotFound
 from modules.incidents import selectors as incident_selectors
@@ -105,3 +107,13 @@ def knowledge_article(request: TenantRequest, number: str) -> HttpResponse:
         raise Http404(str(exc)) from exc
     knowledge_services.article_viewed(actor=actor, article=article)
     return render(request, "portal/article.html", {"article": article, "version": article.published_version})
+
+
+@portal_page
+def account(request: TenantRequest) -> HttpResponse:
+    """The signed-in user's account on this portal: change password, sign out everywhere, and the last
+    sign-ins and security changes of their account (any host)."""
+    user = request.user
+    assert isinstance(user, User)
+    context = {"events": security_event_list(user=user, limit=10), "mfa_status": mfa_status_text(user=user)}
+    return render(request, "portal/account.html", context)

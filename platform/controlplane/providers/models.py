@@ -10,6 +10,8 @@ class Provider(models.Model):
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=50, unique=True)
+    # Every member (owners, admins, technicians) must set up two-factor authentication before working.
+    require_mfa_for_technicians = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

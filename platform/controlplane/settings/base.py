@@ -37,6 +37,7 @@ SHARED_APPS = [
     "django.contrib.admin",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
     "django_htmx",
     "ninja",
     "controlplane.providers",
@@ -82,6 +83,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Ends sessions older than the user's session epoch (sign out everywhere, password change or reset).
+    "controlplane.accounts.middleware.SessionEpochMiddleware",
     "tenants.routing.TenantRoutingMiddleware",
     # Inside the routing middleware: sees request.tenant (console path or portal host) and the token user.
     "controlplane.console.middleware.ViewerTimeZoneMiddleware",
@@ -91,6 +94,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # A signed-in user who must use two-factor authentication but has not set it up: sent to set it up
+    # (pages) or refused (API with session auth). After routing, which marks token requests.
+    "controlplane.accounts.middleware.MfaRequiredMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -135,7 +141,8 @@ def database_config(url: str) -> dict[str, Any]:
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 DATABASES = {"default": database_config(DATABASE_URL)} if DATABASE_URL else {}
-DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+# The cache table (DatabaseCache) lives in public; django-tenants' router knows only installed apps.
+DATABASE_ROUTERS = ["controlplane.routers.CacheTableRouter", "django_tenants.routers.TenantSyncRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -143,9 +150,14 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
+# NIST SP 800-63B §5.1.1.2 (memorized secrets): at least 12 characters here (NIST's floor is 8), at least 64
+# allowed (MaximumLengthValidator: 128), checked against a list of common and breached passwords (Django's
+# CommonPasswordValidator: 20,000 entries from breached-password corpora, shipped offline), no composition
+# rules. docs/decisions/0016-accounts-and-sessions.md.
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "controlplane.accounts.passwords.MaximumLengthValidator", "OPTIONS": {"max_length": 128}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
@@ -153,11 +165,32 @@ AUTH_PASSWORD_VALIDATORS = [
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
-ACCOUNT_EMAIL_VERIFICATION = "none"
+# Invited users prove their address before their first sign-in; users our services create with an address
+# the creator vouches for (provisioning, the demo, tests) get it verified (accounts.services.user_create).
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
 ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_ADAPTER = "controlplane.accounts.adapter.AccountAdapter"
+# On a portal host, reset links go only to that tenant's users (controlplane.accounts.forms).
+ACCOUNT_FORMS = {"reset_password": "controlplane.accounts.forms.ResetPasswordForm"}
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+# Tell the user by email when their password was changed or reset, or an authenticator added or removed
+# (NIST SP 800-63B: subscribers are notified of changes to their authenticators).
+ACCOUNT_EMAIL_NOTIFICATIONS = True
+# Failed sign-ins (allauth's "login_failed", counted before the password is checked, rolled back on
+# success): 10 per account in 15 minutes from anywhere (the account is global, so every host shares its
+# counter), 30 per client address in 15 minutes across accounts. NIST SP 800-63B §5.2.2 caps consecutive
+# failures at 100; OWASP's authentication cheat sheet suggests locking for minutes, not for good.
+# docs/decisions/0016-accounts-and-sessions.md gives the reasoning.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": "30/15m/ip,10/15m/key",
+    "login": "60/m/ip",
+    "reset_password": "20/m/ip,5/m/key",
+    "reset_password_from_key": "20/m/ip",
+    "change_password": "5/m/user",
+    "confirm_email": "1/3m/key",
+}
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -166,6 +199,35 @@ ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/"
 # assertion's NotBefore/NotOnOrAfter (seconds), and how long an AuthnRequest id we issued stays answerable.
 SAML_CLOCK_SKEW_SECONDS = int(os.environ.get("SAML_CLOCK_SKEW_SECONDS", "120"))
 SAML_REQUEST_TTL_SECONDS = int(os.environ.get("SAML_REQUEST_TTL_SECONDS", "600"))
+# Two-factor authentication (allauth.mfa): authenticator apps (TOTP, RFC 6238) and security keys (WebAuthn)
+# with recovery codes. Who
+# must have it: a provider's members when the provider requires it, a tenant's portal users when its client
+# admin requires it (controlplane.accounts.middleware.MfaRequiredMiddleware enforces enrolment).
+# Security keys and passkeys (WebAuthn) are bound to the host they were added on (the relying party id is
+# the validated request host), so a key added on the console works there only.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_TOTP_ISSUER = os.environ.get("MFA_TOTP_ISSUER", "MSP ITSM")
+MFA_ADAPTER = "controlplane.accounts.adapter.MfaAdapter"
+
+# The cache behind rate limits (allauth): Redis when REDIS_URL is set, else a table in the public schema
+# (`migrate_platform` creates it with createcachetable). Keys are global: app-level keys that hold tenant
+# data must name the tenant themselves (PITFALLS.md "Cache keys"); rate-limit keys are per account and per
+# client address on purpose (docs/decisions/0016-accounts-and-sessions.md).
+CACHE_URL = os.environ.get("CACHE_URL") or os.environ.get("REDIS_URL", "")
+
+
+def cache_config(url: str) -> dict[str, Any]:
+    """Django's CACHES['default']: RedisCache for a redis:// or rediss:// URL, else DatabaseCache."""
+    if url.startswith(("redis://", "rediss://")):
+        return {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": "itsm",
+        }
+    return {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"}
+
+
+CACHES = {"default": cache_config(CACHE_URL)}
 
 # Host-only cookies (no Domain attribute): a session from one tenant's host is never sent to another's.
 SESSION_COOKIE_DOMAIN = None
@@ -179,7 +241,8 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = os.environ.get("EMAIL_USE_TLS", "") == "1"
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "service-desk@localhost")
-# SMTP connect/send timeout (seconds) of notification email; sending happens in the worker only.
+# SMTP connect/send timeout (seconds). Notification email is sent in the worker; allauth sends account email
+# (verification, reset, security notices) during the request, which then waits at most this long.
 EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "10"))
 # Domain of outbound Message-IDs and of the thread reference <record.{id}@domain> inbound email matches.
 EMAIL_MESSAGE_DOMAIN = os.environ.get("EMAIL_MESSAGE_DOMAIN", "itsm.localhost")

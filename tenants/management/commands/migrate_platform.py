@@ -13,13 +13,15 @@ from tenants.template import expected_migration_state, schema_migration_state, t
 
 class Command(BaseCommand):
     help = (
-        "Migrate the public schema, then the tenant template, then each tenant whose recorded migration "
+        "Migrate the public schema (and create the cache table), then the tenant template, then each tenant whose recorded migration "
         "state differs from the code's. Resumable: a tenant finished by an interrupted run is skipped."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
         verbosity = int(options["verbosity"])
         call_command("migrate_schemas", shared=True, interactive=False, verbosity=max(0, verbosity - 1))
+        # The DatabaseCache table behind rate limits when there is no Redis (no-op with Redis; idempotent).
+        call_command("createcachetable", verbosity=max(0, verbosity - 1))
         template_migrate(verbosity=max(0, verbosity - 1))
         expected = expected_migration_state()
         # A list, not a cursor: django-tenants closes the connection after each schema's migration.

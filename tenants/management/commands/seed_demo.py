@@ -77,7 +77,9 @@ class Command(BaseCommand):
 
     def user(self, email: str, name: str) -> User:
         existing = User.objects.filter(email=email).first()
-        return existing or user_create(email=email, password=DEMO_PASSWORD, full_name=name)
+        return existing or user_create(
+            email=email, password=DEMO_PASSWORD, full_name=name, email_verified=True
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         provider, _ = Provider.objects.get_or_create(slug="northwind", defaults={"name": "Northwind MSP"})

@@ -11,7 +11,7 @@ def keep_existing_tokens_working(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0003_security_event"),
+        ("accounts", "0005_verify_existing_addresses"),
     ]
 
     operations = [
