@@ -17,6 +17,7 @@ from typing import Any
 from allauth.socialaccount.adapter import get_adapter as get_social_adapter
 from allauth.socialaccount.models import SocialApp
 from allauth.socialaccount.providers.base import AuthProcess
+import requests
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import login, logout
@@ -463,24 +464,29 @@ def oidc_login_redirect(request: TenantRequest, connection: OidcConnection, next
     except SocialApp.DoesNotExist as exc:
         raise Http404("no such connection") from exc
     nonce = secrets.token_urlsafe(32)
-    response: HttpResponse = provider.redirect(
-        request,
-        AuthProcess.LOGIN,
-        next_url=next_path,
-        auth_params={"nonce": nonce},
-        scope=list(oidc_services.OIDC_SCOPES),
-        oidc_nonce=nonce,
-    )
+    try:
+        response: HttpResponse = provider.redirect(
+            request,
+            AuthProcess.LOGIN,
+            next_url=next_path,
+            auth_params={"nonce": nonce},
+            scope=list(oidc_services.OIDC_SCOPES),
+            oidc_nonce=nonce,
+        )
+    except requests.RequestException:  # the OP's discovery document cannot be read now
+        context = {"base_template": _base(request), "unavailable": connection.name}
+        return render(request, "sso/refused.html", context, status=502)
     return response
 
 
 @require_http_methods(["GET", "POST"])
-def oidc_login(request: TenantRequest, connection_id: uuid.UUID) -> HttpResponse:
+def oidc_login(request: TenantRequest, **kwargs: Any) -> HttpResponse:
     """Sign in through an OIDC connection: GET asks to confirm (a sign-in never starts on a GET, like
     allauth's SOCIALACCOUNT_LOGIN_ON_GET = False), POST goes to the provider. ``next`` must be a path
     here. 404 when the connection is inactive or not served on this host."""
     connection = selectors.oidc_connection_for_host(
-        provider_id=str(connection_id), hostname=hostname_of(request)
+        provider_id=str(kwargs.get("oidc_connection_id") or kwargs.get("provider_oidc_connection_id")),
+        hostname=hostname_of(request),
     )
     if connection is None:
         raise Http404("no such connection")
@@ -594,10 +600,10 @@ def tenant_oidc_connection_new(request: TenantRequest, tenant: str) -> HttpRespo
 
 
 def tenant_oidc_connection_edit(
-    request: TenantRequest, tenant: str, connection_id: uuid.UUID
+    request: TenantRequest, tenant: str, oidc_connection_id: uuid.UUID
 ) -> HttpResponse:
     """A tenant's OIDC connection: its redirect URI, settings and recent events."""
-    owner, actor, connection = _tenant_oidc(request, connection_id)
+    owner, actor, connection = _tenant_oidc(request, oidc_connection_id)
     return _oidc_form_page(
         request,
         connection=connection,
@@ -610,9 +616,9 @@ def tenant_oidc_connection_edit(
 
 @require_POST
 def tenant_oidc_connection_deactivate(
-    request: TenantRequest, tenant: str, connection_id: uuid.UUID
+    request: TenantRequest, tenant: str, oidc_connection_id: uuid.UUID
 ) -> HttpResponse:
-    owner, actor, connection = _tenant_oidc(request, connection_id)
+    owner, actor, connection = _tenant_oidc(request, oidc_connection_id)
     return _oidc_deactivate(request, connection, actor.role, f"/t/{owner.slug}/sso/")
 
 
@@ -642,11 +648,13 @@ def provider_oidc_connection_new(request: TenantRequest) -> HttpResponse:
     )
 
 
-def provider_oidc_connection_edit(request: TenantRequest, provider_connection_id: uuid.UUID) -> HttpResponse:
+def provider_oidc_connection_edit(
+    request: TenantRequest, provider_oidc_connection_id: uuid.UUID
+) -> HttpResponse:
     """The provider's OIDC connection: its redirect URI, settings and recent events."""
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    membership, connection = _provider_oidc(request, provider_connection_id)
+    membership, connection = _provider_oidc(request, provider_oidc_connection_id)
     return _oidc_form_page(
         request,
         connection=connection,
@@ -659,9 +667,9 @@ def provider_oidc_connection_edit(request: TenantRequest, provider_connection_id
 
 @require_POST
 def provider_oidc_connection_deactivate(
-    request: TenantRequest, provider_connection_id: uuid.UUID
+    request: TenantRequest, provider_oidc_connection_id: uuid.UUID
 ) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    membership, connection = _provider_oidc(request, provider_connection_id)
+    membership, connection = _provider_oidc(request, provider_oidc_connection_id)
     return _oidc_deactivate(request, connection, membership.role, "/sso/")
