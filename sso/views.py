@@ -14,10 +14,10 @@ import secrets
 import uuid
 from typing import Any
 
+import requests
 from allauth.socialaccount.adapter import get_adapter as get_social_adapter
 from allauth.socialaccount.models import SocialApp
 from allauth.socialaccount.providers.base import AuthProcess
-import requests
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import login, logout

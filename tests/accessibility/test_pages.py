@@ -463,7 +463,7 @@ def pages(
                 kind="generic",
                 issuer="http://127.0.0.1:9",  # nothing listens: no page here reaches the OP
                 client_id=f"client-{key}",
-                client_secret="a-secret-of-the-test-op",  # noqa: S106
+                client_secret="a-secret-of-the-test-op",
                 email_domains=[],
                 role_rules=[],
                 **owner,
