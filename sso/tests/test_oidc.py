@@ -44,7 +44,12 @@ from .oidc_op import OidcClient, TestOp, authorize, query_of
 pytestmark = pytest.mark.django_db
 
 ACCOUNTS: dict[str, dict[str, Any]] = {
-    "alice": {"email": "alice@acme.example", "email_verified": True, "groups": ["IT-Admins"], "name": "Alice"},
+    "alice": {
+        "email": "alice@acme.example",
+        "email_verified": True,
+        "groups": ["IT-Admins"],
+        "name": "Alice",
+    },
     "ann": {"email": "ann@acme.example", "email_verified": True, "groups": [], "name": "Ann"},
     "carol": {"email": "carol@acme.example", "email_verified": True, "groups": [], "name": "Carol"},
     "unverified": {"email": "eve@acme.example", "email_verified": False, "groups": [], "name": "Eve"},
@@ -220,7 +225,9 @@ def test_second_login_reuses_the_account_by_sub(oidc: OidcWorld, tenant_a: Tenan
     user = User.objects.get(email="ann@acme.example")
     assert TenantMembership.objects.get(user=user).role == "end_user"  # no rule matched: default role
     assert second.client.session["_auth_user_id"] == str(user.pk)
-    created = [e.details["created"] for e in SecurityEvent.objects.filter(verb="sso.oidc.login").order_by("id")]
+    created = [
+        e.details["created"] for e in SecurityEvent.objects.filter(verb="sso.oidc.login").order_by("id")
+    ]
     assert created == [True, False]
 
 
@@ -311,7 +318,9 @@ def test_a_connection_answers_only_on_its_owners_host(oidc: OidcWorld, tenant_b:
     for host, connection in (("globex.localhost:8000", oidc.acme), ("127.0.0.1:8000", oidc.acme)):
         browser = Client(HTTP_HOST=host)
         assert browser.post(f"/sso/oidc/{connection.pk}/login/").status_code == 404
-        assert browser.get(f"/accounts/oidc/{connection.pk}/login/callback/?code=x&state=y").status_code == 404
+        assert (
+            browser.get(f"/accounts/oidc/{connection.pk}/login/callback/?code=x&state=y").status_code == 404
+        )
     assert Client(HTTP_HOST="acme.localhost:8000").post(f"/sso/oidc/{oidc.msp.pk}/login/").status_code == 404
     assert counts(tenant_b) == before
 
@@ -388,11 +397,17 @@ def test_admin_creates_edits_and_deactivates_a_tenant_connection(
     data.update({"kind": "google", "client_secret": "", "name": "Acme Google", "is_active": "on"})
     assert client.post(f"/t/acme/sso/oidc/{connection.pk}/", data).status_code == 302
     app.refresh_from_db()
-    assert (app.name, app.secret, app.settings["server_url"]) == ("Acme Google", "s3cret-value", "https://accounts.google.com")
+    assert (app.name, app.secret, app.settings["server_url"]) == (
+        "Acme Google",
+        "s3cret-value",
+        "https://accounts.google.com",
+    )
     assert client.post(f"/t/acme/sso/oidc/{connection.pk}/deactivate/").status_code == 302
     connection.refresh_from_db()
     assert not connection.is_active
-    verbs = list(SecurityEvent.objects.filter(details__connection=str(connection.pk)).values_list("verb", flat=True))
+    verbs = list(
+        SecurityEvent.objects.filter(details__connection=str(connection.pk)).values_list("verb", flat=True)
+    )
     assert sorted(verbs) == ["sso.connection.created", "sso.connection.deactivated", "sso.connection.updated"]
     assert "s3cret" not in str(list(SecurityEvent.objects.values_list("details", flat=True)))
 
@@ -422,7 +437,12 @@ def test_a_generic_issuer_must_be_https_and_domains_stay_unique(
 
 @pytest.mark.parametrize("who", ["technician", "end_user", "approver"])
 def test_other_roles_cannot_manage_oidc_connections(
-    tenant_a: Tenant, provider: Provider, tech_a: User, end_user_a: User, client_for: Callable[..., Client], who: str
+    tenant_a: Tenant,
+    provider: Provider,
+    tech_a: User,
+    end_user_a: User,
+    client_for: Callable[..., Client],
+    who: str,
 ) -> None:
     connection = oidc_connection_create(
         actor_user_id=None,
@@ -442,8 +462,16 @@ def test_other_roles_cannot_manage_oidc_connections(
         user = {"technician": tech_a, "end_user": end_user_a}[who]
     client = client_for(user)
     events = SecurityEvent.objects.count()
-    data = {"name": "Hijacked", "kind": "generic", "issuer": "https://evil.example", "client_id": "e",
-            "client_secret": "e", "email_domains": "", "default_role": "client_admin", "is_active": "on"}
+    data = {
+        "name": "Hijacked",
+        "kind": "generic",
+        "issuer": "https://evil.example",
+        "client_id": "e",
+        "client_secret": "e",
+        "email_domains": "",
+        "default_role": "client_admin",
+        "is_active": "on",
+    }
     for path in ("/t/acme/sso/oidc/new/", f"/t/acme/sso/oidc/{connection.pk}/"):
         response = client.get(path)
         assert response.status_code == 403 and response["X-Required-Permission"] == "tenant_sso.manage", path
