@@ -129,7 +129,7 @@ def sso_connection_for_email(*, email: str, hostname: str) -> SamlConnection | O
     found: list[SamlConnection | OidcConnection] = []
     for model in (SamlConnection, OidcConnection):
         match = (
-            model.objects.filter(**owner, is_active=True, email_domains__contains=[domain])  # type: ignore[attr-defined]
+            model.objects.filter(**owner, is_active=True, email_domains__contains=[domain])
             .order_by("created_at")
             .first()
         )
