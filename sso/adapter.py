@@ -18,6 +18,7 @@ from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialApp, SocialLogin
 from allauth.socialaccount.providers.base.constants import AuthError
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.shortcuts import render
 
@@ -65,6 +66,11 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest, sociallogin: SocialLogin) -> bool:
         """Never through allauth's signup: accounts are provisioned in ``pre_social_login``."""
         return False
+
+    def validate_disconnect(self, account: Any, accounts: Any) -> None:
+        """A single sign-on identity is the organisation's: its user cannot unlink it (allauth's
+        "connections" page answers the error next to the form)."""
+        raise ValidationError("This sign-in is managed by your organisation's single sign-on.")
 
     def list_apps(self, request: HttpRequest, provider: Any = None, client_id: Any = None) -> list[SocialApp]:
         """Only the SocialApps of active connections served on this request's host (a tenant's on its

@@ -478,8 +478,67 @@ def test_other_roles_cannot_manage_oidc_connections(
         assert client.post(path, data).status_code == 403, path
     assert client.post(f"/t/acme/sso/oidc/{connection.pk}/deactivate/").status_code == 403
     for path in ("/sso/oidc/new/", f"/sso/oidc/{connection.pk}/"):
-        assert client.post(path, data).status_code in (403, 302), path  # 302: not signed in on the console
+        assert client.post(path, data).status_code == 403, path
     connection.refresh_from_db()
     assert (connection.name, connection.is_active, OidcConnection.objects.count()) == ("Acme OP", True, 1)
     assert SocialApp.objects.get().client_id == "c"
     assert SecurityEvent.objects.count() == events
+
+
+def test_connecting_an_idp_account_to_a_signed_in_user_is_refused(
+    oidc: OidcWorld, tenant_a: Tenant, end_user_a: User, client_for: Callable[..., Client]
+) -> None:
+    """allauth's "connect" process (link an IdP account to the signed-in user) is never accepted: a
+    connection only signs in, so an IdP account cannot be attached to someone's existing user."""
+    browser = client_for(end_user_a, host="acme.localhost:8000")
+    start = browser.post(f"/accounts/oidc/{oidc.acme.pk}/login/?process=connect")
+    assert start.status_code == 302
+    back = authorize(str(start["Location"]), login="alice", redirect_prefix=oidc_redirect_uri(oidc.acme))
+    with refused("process", tenant_a) as attempts:
+        split = urlsplit(back)
+        response = browser.get(f"{split.path}?{split.query}")
+        assert response.status_code == 403
+        assert browser.session["_auth_user_id"] == str(end_user_a.pk)  # still who it was
+        attempts.append(Attempt(Client(), response, {}))  # (a fresh client: the session check is above)
+    assert not SocialAccount.objects.filter(user=end_user_a).exists()
+
+
+def test_a_user_cannot_unlink_the_sso_identity(oidc: OidcWorld) -> None:
+    attempt = sign_in(oidc.acme, "ann")
+    account = SocialAccount.objects.get(uid="ann")
+    response = attempt.client.post("/accounts/3rdparty/", {"account": account.pk})
+    assert response.status_code in (200, 422), response.status_code
+    assert SocialAccount.objects.filter(pk=account.pk).exists()
+
+
+def test_provider_connections_are_managed_by_owners_and_admins_only(
+    provider: Provider, provider_admin: User, tech_a: User, client_for: Callable[..., Client]
+) -> None:
+    data = {
+        "name": "MSP Google",
+        "kind": "google",
+        "client_id": "msp",
+        "client_secret": "s",
+        "email_domains": "northwind.example",
+    }
+    technician = client_for(tech_a)
+    assert technician.get("/sso/oidc/new/").status_code == 403
+    assert technician.post("/sso/oidc/new/", data).status_code == 403
+    assert OidcConnection.objects.count() == SocialApp.objects.count() == 0
+    admin = client_for(provider_admin)
+    assert admin.post("/sso/oidc/new/", data).status_code == 302
+    connection = OidcConnection.objects.get()
+    assert (connection.provider, connection.tenant, connection.issuer) == (
+        provider,
+        None,
+        "https://accounts.google.com",
+    )
+    redirect_uri = f"http://127.0.0.1:8000/accounts/oidc/{connection.pk}/login/callback/"
+    assert redirect_uri in admin.get("/sso/").content.decode()
+    assert technician.post(f"/sso/oidc/{connection.pk}/deactivate/").status_code == 403
+    assert technician.post(f"/sso/oidc/{connection.pk}/", {**data, "name": "Hijacked"}).status_code == 403
+    connection.refresh_from_db()
+    assert (connection.name, connection.is_active) == ("MSP Google", True)
+    assert admin.post(f"/sso/oidc/{connection.pk}/deactivate/").status_code == 302
+    connection.refresh_from_db()
+    assert not connection.is_active
