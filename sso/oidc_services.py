@@ -302,6 +302,17 @@ def _as_list(value: Any) -> list[str]:
     return [str(value)]
 
 
+def email_verified(connection: OidcConnection, claims: dict[str, Any]) -> bool:
+    """Does the OP vouch for the email claim? ``email_verified: true`` (OIDC Core §5.1), or, for Entra ID,
+    which sends no ``email_verified`` and whose ``email`` is user-editable ("nOAuth"), the optional claim
+    ``xms_edov: true`` (the email's domain is verified by the directory's owner; it must be added to the
+    app registration's optional claims)."""
+    truthy = (True, "true", "True", "1", 1)
+    if claims.get("email_verified") in truthy:
+        return True
+    return connection.kind == OidcKind.ENTRA and claims.get("xms_edov") in truthy
+
+
 def oidc_login_accept(
     *,
     connection: OidcConnection | None,
@@ -371,7 +382,7 @@ def _accept(
     else:
         # OIDC Core §15.5.2 / §5.7: the email claim is not a stable identifier and is only trusted when
         # the OP says it is verified; it never finds an account by itself (no auto-connect).
-        if claims.get("email_verified") not in (True, "true", "True"):
+        if not email_verified(connection, claims):
             raise SsoRefused("email-unverified", "the OP does not say the email claim is verified")
         attributes = {key: _as_list(value) for key, value in claims.items()}
         user, created = user_provision(

@@ -542,3 +542,16 @@ def test_provider_connections_are_managed_by_owners_and_admins_only(
     assert admin.post(f"/sso/oidc/{connection.pk}/deactivate/").status_code == 302
     connection.refresh_from_db()
     assert not connection.is_active
+
+
+def test_entra_email_trust_needs_email_verified_or_xms_edov(oidc: OidcWorld) -> None:
+    """Entra ID sends no email_verified and its email is user-editable: only xms_edov vouches for it."""
+    from sso.oidc_services import email_verified
+
+    entra = OidcConnection(kind="entra")
+    generic = oidc.acme
+    assert email_verified(generic, {"email_verified": True})
+    assert not email_verified(generic, {"xms_edov": True})
+    assert not email_verified(entra, {"email": "a@acme.example"})
+    assert email_verified(entra, {"xms_edov": True})
+    assert not email_verified(entra, {"xms_edov": False, "email_verified": False})
