@@ -384,10 +384,18 @@ def _accept(
         # the OP says it is verified; it never finds an account by itself (no auto-connect).
         if not email_verified(connection, claims):
             raise SsoRefused("email-unverified", "the OP does not say the email claim is verified")
+        email = str(claims.get("email") or "").strip().lower()
+        if (
+            email
+            and SocialAccount.objects.filter(provider=connection.app_provider_id, user__email=email).exists()
+        ):
+            # The account already belongs to another subject of this OP: a recycled or edited email must
+            # not hand it to a new person (OIDC Core §5.7).
+            raise SsoRefused("other-identity", "the email belongs to another subject of this connection")
         attributes = {key: _as_list(value) for key, value in claims.items()}
         user, created = user_provision(
             connection=connection,
-            email=str(claims.get("email") or ""),
+            email=email,
             full_name=str(claims.get("name") or ""),
             attributes=attributes,
             oidc_provider_id=connection.app_provider_id,

@@ -555,3 +555,28 @@ def test_entra_email_trust_needs_email_verified_or_xms_edov(oidc: OidcWorld) -> 
     assert not email_verified(entra, {"email": "a@acme.example"})
     assert email_verified(entra, {"xms_edov": True})
     assert not email_verified(entra, {"xms_edov": False, "email_verified": False})
+
+
+def test_the_account_follows_sub_not_the_email_claim(oidc: OidcWorld, tenant_a: Tenant) -> None:
+    """The OP changes ann's email, then gives her old address to a new subject: ann keeps her account
+    (same sub), and the new subject is refused rather than handed ann's account."""
+    assert sign_in(oidc.acme, "ann").response.status_code == 302
+    ann = User.objects.get(email="ann@acme.example")
+    oidc.op.stop()
+    accounts = {
+        "ann": {**ACCOUNTS["ann"], "email": "ann.new@acme.example"},
+        "newcomer": {**ACCOUNTS["ann"], "name": "Newcomer"},  # ann's old address, another sub
+    }
+    clients = [
+        OidcClient("acme-portal", oidc.acme.client_secret, [oidc_redirect_uri(oidc.acme)]),
+        OidcClient(
+            "other-app", "other-app-secret-0123456789abcdef0123456789", [oidc_redirect_uri(oidc.acme)]
+        ),
+    ]
+    oidc.op.start(clients=clients, accounts=accounts)
+    again = sign_in(oidc.acme, "ann")
+    assert again.response.status_code == 302
+    assert again.client.session["_auth_user_id"] == str(ann.pk)
+    with refused("other-identity", tenant_a) as attempts:
+        attempts.append(sign_in(oidc.acme, "newcomer"))
+    assert SocialAccount.objects.get(user=ann).uid == "ann"
