@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The browser tests (tests/browser) drive Debian's Chromium through Playwright; `playwright install` is never used.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run test lint bench clean chromium xmlsec1
+.PHONY: install run test lint bench clean chromium xmlsec1 oidc-op
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
-test: lint chromium xmlsec1
+test: lint chromium xmlsec1 oidc-op
 	$(PY) -m controlplane.devstack test
 
 # Install Debian's Chromium when it is missing (as root, else through passwordless sudo; else say how).
@@ -59,6 +59,16 @@ xmlsec1:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q xmlsec1 && \
 	  test -x "$(XMLSEC1)" || { echo "apt-get installed xmlsec1 but $(XMLSEC1) is missing" >&2; exit 1; }; \
+	fi
+
+# The OIDC tests' OpenID provider: panva's oidc-provider (npm, pinned by package-lock.json) run by the
+# machine's Node.js. `npm ci` from the npm registry when node_modules is missing.
+OIDC_OP := sso/tests/oidc_idp
+oidc-op:
+	@if [ ! -d "$(OIDC_OP)/node_modules/oidc-provider" ]; then \
+	  command -v npm >/dev/null 2>&1 || { echo "The OIDC tests need Node.js and npm (Debian: apt-get install -y nodejs npm)" >&2; exit 1; }; \
+	  echo "Installing the OIDC tests' OpenID provider (npm ci in $(OIDC_OP))..."; \
+	  cd "$(OIDC_OP)" && npm ci --no-audit --no-fund --loglevel=error; \
 	fi
 
 bench: $(STAMP)

@@ -74,3 +74,62 @@ class ConnectionForm(forms.Form):
         return str(self.cleaned_data.get("metadata_xml") or "") or str(
             self.cleaned_data.get("metadata_file") or ""
         )
+
+
+class OidcConnectionForm(forms.Form):
+    """An OpenID Connect connection: which provider, our client registration there, and who signs in."""
+
+    name = forms.CharField(max_length=100, label="Name", help_text="For example “Acme Entra ID”.")
+    kind = forms.ChoiceField(
+        choices=[
+            ("generic", "OpenID Connect (any issuer)"),
+            ("entra", "Microsoft Entra ID"),
+            ("google", "Google"),
+        ],
+        label="Provider",
+        help_text="Entra ID and Google fill in the issuer; for any other provider give its issuer URL.",
+    )
+    issuer = forms.CharField(
+        required=False,
+        max_length=1024,
+        label="Issuer URL (other providers)",
+        help_text="For example https://id.acme.example: its discovery document is at "
+        "<issuer>/.well-known/openid-configuration.",
+    )
+    entra_tenant = forms.CharField(
+        required=False,
+        max_length=100,
+        label="Entra ID directory (tenant) id",
+        help_text="The issuer becomes https://login.microsoftonline.com/<directory id>/v2.0.",
+    )
+    client_id = forms.CharField(max_length=255, label="Client id", help_text="The application (client) id.")
+    client_secret = forms.CharField(
+        required=False,
+        max_length=1024,
+        label="Client secret",
+        help_text="When editing, leave empty to keep the current secret.",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+    )
+    email_domains = ConnectionForm.base_fields["email_domains"]
+    role_rules = forms.CharField(
+        required=False,
+        label="Role mapping (JSON)",
+        help_text='For example [{"attribute": "groups", "value": "IT-Admins", "role": "client_admin"}]: '
+        "the attribute is a claim of the ID token or userinfo. The first matching rule gives the role of a "
+        "user signing in for the first time.",
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+    )
+    default_role = ConnectionForm.base_fields["default_role"]
+    is_active = forms.BooleanField(required=False, initial=True, label="Active")
+
+    def __init__(self, *args: Any, tenant_owned: bool, editing: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not tenant_owned:  # technicians always start as technicians without grants
+            del self.fields["role_rules"]
+            del self.fields["default_role"]
+        if not editing:
+            del self.fields["is_active"]
+            self.fields["client_secret"].help_text = "The secret the provider issued for this client."
+        for name, field in self.fields.items():
+            if field.help_text:
+                field.widget.attrs["aria-describedby"] = f"id_{name}_help"

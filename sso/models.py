@@ -113,3 +113,66 @@ class SamlIdentity(models.Model):
                 fields=["connection", "idp_entity_id", "name_id"], name="uniq_saml_identity"
             )
         ]
+
+
+class OidcKind(models.TextChoices):
+    GENERIC = "generic", "OpenID Connect (any issuer)"
+    ENTRA = "entra", "Microsoft Entra ID"
+    GOOGLE = "google", "Google"
+
+
+class OidcConnection(models.Model):
+    """One OpenID Connect provider trusted by one owner (``tenant`` xor ``provider``), decision 0017.
+
+    ``issuer``: the OP's issuer URL (Entra: ``https://login.microsoftonline.com/<tenant id>/v2.0``; Google:
+    ``https://accounts.google.com``); discovery is ``<issuer>/.well-known/openid-configuration`` and an ID
+    token's ``iss`` must equal it. ``client_id``/``client_secret``: what the OP registered for us (the
+    secret is stored in the row and in ``social_app``, like the SAML keys: production puts it in a KMS).
+    ``email_domains``, ``role_rules``, ``default_role``: as on SamlConnection (a rule's ``attribute`` names
+    an ID token/userinfo claim such as ``groups``). ``social_app``: the django-allauth SocialApp
+    (provider ``openid_connect``, ``provider_id`` = this id) that the service keeps in step with the row;
+    accounts are its SocialAccounts, found by (provider_id, ``sub``), never by email."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    tenant = models.ForeignKey(
+        "tenants.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="oidc_connections"
+    )
+    provider = models.ForeignKey(
+        "providers.Provider",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="oidc_connections",
+    )
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=OidcKind.choices, default=OidcKind.GENERIC)
+    issuer = models.URLField(max_length=1024)
+    client_id = models.CharField(max_length=255)
+    client_secret = models.CharField(max_length=1024)
+    email_domains = models.JSONField(default=list)
+    role_rules = models.JSONField(default=list)
+    default_role = models.CharField(max_length=20, default="end_user")
+    is_active = models.BooleanField(default=True)
+    social_app = models.OneToOneField(
+        "socialaccount.SocialApp", on_delete=models.PROTECT, related_name="oidc_connection"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(tenant__isnull=False) & Q(provider__isnull=True))
+                | (Q(tenant__isnull=True) & Q(provider__isnull=False)),
+                name="oidc_connection_one_owner",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def app_provider_id(self) -> str:
+        """allauth's ``provider_id`` of this connection's SocialApp (and of its SocialAccounts)."""
+        return str(self.pk)

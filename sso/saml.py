@@ -18,7 +18,7 @@ from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
 
 from tenants.models import Domain
 
-from .models import SamlConnection
+from .models import OidcConnection, SamlConnection
 
 
 def portal_base_url(hostname: str) -> str:
@@ -28,9 +28,9 @@ def portal_base_url(hostname: str) -> str:
     return f"{console.scheme}://{hostname}{port}"
 
 
-def sp_base_url(connection: SamlConnection) -> str:
-    """Where this connection's SP endpoints live (no trailing slash). Tenant connections: the tenant's
-    primary verified Domain; provider connections: ``CONSOLE_BASE_URL``."""
+def sp_base_url(connection: SamlConnection | OidcConnection) -> str:
+    """Where this connection's endpoints live (no trailing slash; SAML SP endpoints, OIDC redirect URI).
+    Tenant connections: the tenant's primary verified Domain; provider connections: ``CONSOLE_BASE_URL``."""
     if connection.tenant_id is None:
         return settings.CONSOLE_BASE_URL.rstrip("/")
     domain = (

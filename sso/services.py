@@ -22,7 +22,7 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -52,7 +52,7 @@ from modules.people.services import person_for_user
 from tenants.models import Tenant
 
 from .keys import certificate_body, key_pair_make
-from .models import SamlAssertionSeen, SamlConnection, SamlIdentity, SamlRequest
+from .models import OidcConnection, SamlAssertionSeen, SamlConnection, SamlIdentity, SamlRequest
 from .saml import saml_settings, sp_urls
 from .selectors import PROVIDER_MANAGE_ROLES, TENANT_MANAGE_ROLES
 
@@ -73,19 +73,39 @@ NAME_ATTRIBUTES = (
 )
 
 
-class SamlRefused(DomainError):
-    """A SAML message we do not accept. ``reason`` is a short stable slug for the audit (``signature``,
-    ``replay``, ``unknown-request``, ``other-owner``...); ``detail`` says more (never shown to the
-    browser, which only learns that sign-in failed)."""
+class SsoRefused(DomainError):
+    """A sign-in (SAML message or OpenID Connect answer) we do not accept. ``reason`` is a short stable
+    slug for the audit (``signature``, ``replay``, ``unknown-request``, ``other-owner``, ``nonce``...);
+    ``detail`` says more (never shown to the browser, which only learns that sign-in failed)."""
 
     status = 403
-    slug = "saml-refused"
+    slug = "sso-refused"
     title = "Single sign-on refused"
 
     def __init__(self, reason: str, detail: str = "", *, user_id: int | None = None) -> None:
         super().__init__(detail or reason)
         self.reason = reason
         self.user_id = user_id
+
+
+SamlRefused = SsoRefused  # the SAML code's name for it; OIDC refusals are the same class
+
+
+class SsoOwner(Protocol):
+    """What provisioning needs of a connection, SAML or OIDC: its owner and its role mapping."""
+
+    pk: Any
+    tenant_id: int | None
+    provider_id: int | None
+    email_domains: list[str]
+    role_rules: list[dict[str, str]]
+    default_role: str
+
+    @property
+    def tenant(self) -> Tenant | None: ...
+
+    @property
+    def provider(self) -> Provider | None: ...
 
 
 # --- connections -----------------------------------------------------------------------------------
@@ -189,31 +209,44 @@ def role_rules_parse(*, text: str) -> list[dict[str, str]]:
     return rules
 
 
-def _domains_free(*, domains: list[str], tenant: Tenant | None, exclude_id: Any = None) -> None:
-    """Home-realm discovery must be unambiguous on each host: one active connection per domain within a
-    tenant; one active provider connection per domain on the console. A tenant's connection may not
-    list a domain of its provider's own connections (a client's IdP must not mint accounts at the MSP's
-    addresses). Raises Conflict (field ``email_domains``)."""
+def _domains_free(
+    *, domains: list[str], tenant: Tenant | None, exclude_id: Any = None, exclude_oidc_id: Any = None
+) -> None:
+    """Home-realm discovery must be unambiguous on each host: one active connection (SAML or OIDC) per
+    domain within a tenant; one active provider connection per domain on the console. A tenant's
+    connection may not list a domain of its provider's own connections (a client's IdP must not mint
+    accounts at the MSP's addresses). ``exclude_id``/``exclude_oidc_id``: the SAML/OIDC connection being
+    edited. Raises Conflict (field ``email_domains``)."""
     if tenant is not None:
         others = SamlConnection.objects.filter(tenant=tenant, is_active=True)
+        oidc_others = OidcConnection.objects.filter(tenant=tenant, is_active=True)
     else:
         others = SamlConnection.objects.filter(tenant__isnull=True, is_active=True)
+        oidc_others = OidcConnection.objects.filter(tenant__isnull=True, is_active=True)
     if exclude_id is not None:
         others = others.exclude(pk=exclude_id)
+    if exclude_oidc_id is not None:
+        oidc_others = oidc_others.exclude(pk=exclude_oidc_id)
     for domain in domains:
         if tenant is not None and _provider_domain(tenant.provider_id, domain):
             message = f"{domain} is the provider's own domain: its people sign in through the provider."
             raise Conflict(message, errors=[{"field": "email_domains", "message": message}])
-        if others.filter(email_domains__contains=[domain]).exists():
+        if (
+            others.filter(email_domains__contains=[domain]).exists()
+            or oidc_others.filter(email_domains__contains=[domain]).exists()
+        ):
             message = f"{domain} already belongs to another active connection here."
             raise Conflict(message, errors=[{"field": "email_domains", "message": message}])
 
 
 def _provider_domain(provider_id: int, domain: str) -> bool:
-    """True when an active connection of the provider itself (its technicians' IdP) lists ``domain``."""
-    return SamlConnection.objects.filter(
-        provider_id=provider_id, tenant__isnull=True, is_active=True, email_domains__contains=[domain]
-    ).exists()
+    """True when an active connection (SAML or OIDC) of the provider itself (its technicians' IdP) lists
+    ``domain``."""
+    mine = {"provider_id": provider_id, "tenant__isnull": True, "is_active": True}
+    return (
+        SamlConnection.objects.filter(**mine, email_domains__contains=[domain]).exists()
+        or OidcConnection.objects.filter(**mine, email_domains__contains=[domain]).exists()
+    )
 
 
 def _audit_connection(
@@ -556,7 +589,9 @@ def _accept(*, connection: SamlConnection, request_data: dict[str, Any], ip: str
     return login
 
 
-def _mapped_role(connection: SamlConnection, attributes: dict[str, list[str]]) -> str:
+def mapped_role(connection: SsoOwner, attributes: dict[str, list[str]]) -> str:
+    """The tenant role of a user created by a first sign-in: the first rule whose attribute (SAML
+    attribute or OIDC claim) holds its value, else the connection's default role."""
     for rule in connection.role_rules:
         values = attributes.get(rule["attribute"]) or []
         if rule["value"] in values:
@@ -575,7 +610,7 @@ def _user_for(
     )
     if identity is not None:
         user = identity.user
-        _eligible(connection, user, linking=False)
+        eligible_check(connection, user, linking=False)
         identity.last_login_at = timezone.now()
         identity.save(update_fields=["last_login_at"])
         return SamlLogin(
@@ -584,38 +619,13 @@ def _user_for(
     email = _first(attributes, EMAIL_ATTRIBUTES)
     if not email and name_id_format == C.NAMEID_EMAIL_ADDRESS:
         email = name_id
-    email = email.strip().lower()
-    try:
-        validate_email(email)
-    except ValidationError as exc:
-        raise SamlRefused("no-email", "the assertion names no valid email address") from exc
-    domain = email.rpartition("@")[2]
-    if connection.email_domains and domain not in connection.email_domains:
-        raise SamlRefused("email-domain", f"{domain} is not a domain of this connection")
-    if connection.tenant is not None and _provider_domain(connection.tenant.provider_id, domain):
-        raise SamlRefused("provider-domain", f"{domain} is the provider's own domain (its technicians' IdP)")
-    full_name = _first(attributes, NAME_ATTRIBUTES)
-    existing = User.objects.filter(email=email).first()
-    created = existing is None
-    if existing is not None:
-        _eligible(connection, existing, linking=True)
-        user = existing
-    else:
-        try:
-            user = user_create(email=email, password=None, full_name=full_name[:200])
-        except Conflict as exc:  # created by a concurrent first sign-in: the next attempt links it
-            raise SamlRefused("conflict", "the user was created concurrently; sign in again") from exc
-    if connection.tenant is not None:
-        tenant = connection.tenant
-        if not TenantMembership.objects.filter(user=user, tenant=tenant).exists():
-            tenant_membership_set(user=user, tenant=tenant, role=_mapped_role(connection, attributes))
-        with tenant_context(tenant):
-            person_for_user(user_id=user.pk, display_name=user.full_name or user.email, email=user.email)
-    elif created:
-        assert connection.provider is not None
-        provider_membership_set(
-            user=user, provider=connection.provider, role=ProviderRole.TECHNICIAN, all_clients=False
-        )
+    user, created = user_provision(
+        connection=connection,
+        email=email,
+        full_name=_first(attributes, NAME_ATTRIBUTES),
+        attributes=attributes,
+        saml_connection_id=connection.pk,
+    )
     SamlIdentity.objects.create(
         connection=connection,
         idp_entity_id=connection.idp_entity_id,
@@ -629,41 +639,116 @@ def _user_for(
     )
 
 
-def _eligible(connection: SamlConnection, user: User, *, linking: bool) -> None:
-    """May ``connection`` sign ``user`` in? Only into its own owner, and never a platform operator.
+def user_provision(
+    *,
+    connection: SsoOwner,
+    email: str,
+    full_name: str,
+    attributes: dict[str, list[str]],
+    saml_connection_id: Any = None,
+    oidc_provider_id: str | None = None,
+) -> tuple[User, bool]:
+    """Just-in-time provisioning for a subject new to ``connection`` (SAML or OIDC), inside the caller's
+    transaction: returns (user, created).
+
+    The email (lower-cased) must be valid, in the connection's domains when it lists any, and not one of
+    the provider's own SSO domains on a tenant connection. An existing account with that email is linked
+    only when ``eligible_check`` (linking) allows it; else a new user is created. Tenant connection: a
+    TenantMembership with ``mapped_role`` (when missing) and the tenant's person; provider connection: a
+    technician ProviderMembership without any grant (ARCHITECTURE.md "Words"). ``saml_connection_id`` /
+    ``oidc_provider_id``: the connection being signed in through, so an identity there is not "another
+    connection's". Raises SsoRefused (``no-email``, ``email-domain``, ``provider-domain``,
+    ``other-owner``, ``other-identity``, ``inactive``, ``conflict``)."""
+    email = email.strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise SsoRefused("no-email", "the sign-in names no valid email address") from exc
+    domain = email.rpartition("@")[2]
+    if connection.email_domains and domain not in connection.email_domains:
+        raise SsoRefused("email-domain", f"{domain} is not a domain of this connection")
+    tenant = connection.tenant
+    if tenant is not None and _provider_domain(tenant.provider_id, domain):
+        raise SsoRefused("provider-domain", f"{domain} is the provider's own domain (its technicians' IdP)")
+    existing = User.objects.filter(email=email).first()
+    created = existing is None
+    if existing is not None:
+        eligible_check(
+            connection,
+            existing,
+            linking=True,
+            saml_connection_id=saml_connection_id,
+            oidc_provider_id=oidc_provider_id,
+        )
+        user = existing
+    else:
+        try:
+            user = user_create(email=email, password=None, full_name=full_name[:200])
+        except Conflict as exc:  # created by a concurrent first sign-in: the next attempt links it
+            raise SsoRefused("conflict", "the user was created concurrently; sign in again") from exc
+    if tenant is not None:
+        if not TenantMembership.objects.filter(user=user, tenant=tenant).exists():
+            tenant_membership_set(user=user, tenant=tenant, role=mapped_role(connection, attributes))
+        with tenant_context(tenant):
+            person_for_user(user_id=user.pk, display_name=user.full_name or user.email, email=user.email)
+    elif created:
+        assert connection.provider is not None
+        provider_membership_set(
+            user=user, provider=connection.provider, role=ProviderRole.TECHNICIAN, all_clients=False
+        )
+    return user, created
+
+
+def eligible_check(
+    connection: SsoOwner,
+    user: User,
+    *,
+    linking: bool,
+    saml_connection_id: Any = None,
+    oidc_provider_id: str | None = None,
+) -> None:
+    """May ``connection`` (SAML or OIDC) sign ``user`` in? Only into its own owner, never a platform
+    operator.
 
     Tenant connection: no provider membership (technicians sign in through their provider), no
     membership of any other tenant; a linked user must still hold a membership here. Provider
     connection: a member of this provider only, no tenant memberships. ``linking`` (a first login whose
     email matches an existing account): also refused when the account already has an identity at another
-    connection. Raises SamlRefused ``other-owner``/``inactive``/``no-membership``."""
+    connection (a SamlIdentity elsewhere than ``saml_connection_id``, a SocialAccount elsewhere than
+    ``oidc_provider_id``). Raises SsoRefused ``other-owner``/``inactive``/``no-membership``/
+    ``other-identity``."""
+    from allauth.socialaccount.models import SocialAccount
+
     if not user.is_active:
-        raise SamlRefused("inactive", "the user is deactivated", user_id=user.pk)
+        raise SsoRefused("inactive", "the user is deactivated", user_id=user.pk)
     if user.is_staff or user.is_superuser:
-        raise SamlRefused(
+        raise SsoRefused(
             "other-owner", "platform operators never sign in through a customer's IdP", user_id=user.pk
         )
     provider_membership = ProviderMembership.objects.filter(user=user).first()
     tenant_ids = set(TenantMembership.objects.filter(user=user).values_list("tenant_id", flat=True))
     if connection.tenant_id is not None:
         if provider_membership is not None:
-            raise SamlRefused("other-owner", "the email belongs to a technician", user_id=user.pk)
+            raise SsoRefused("other-owner", "the email belongs to a technician", user_id=user.pk)
         if tenant_ids - {connection.tenant_id}:
-            raise SamlRefused(
+            raise SsoRefused(
                 "other-owner", "the email belongs to a member of another tenant", user_id=user.pk
             )
         if not linking and connection.tenant_id not in tenant_ids:
-            raise SamlRefused("no-membership", "the user no longer belongs to this tenant", user_id=user.pk)
+            raise SsoRefused("no-membership", "the user no longer belongs to this tenant", user_id=user.pk)
     else:
         if tenant_ids:
-            raise SamlRefused("other-owner", "the email belongs to a client's user", user_id=user.pk)
+            raise SsoRefused("other-owner", "the email belongs to a client's user", user_id=user.pk)
         if provider_membership is None:
             reason = "other-owner" if linking else "no-membership"
-            raise SamlRefused(reason, "the user is no member of this provider", user_id=user.pk)
+            raise SsoRefused(reason, "the user is no member of this provider", user_id=user.pk)
         if provider_membership.provider_id != connection.provider_id:
-            raise SamlRefused("other-owner", "the email belongs to another provider's user", user_id=user.pk)
-    if linking and SamlIdentity.objects.filter(user=user).exclude(connection=connection).exists():
-        raise SamlRefused(
+            raise SsoRefused("other-owner", "the email belongs to another provider's user", user_id=user.pk)
+    if linking and (
+        SamlIdentity.objects.filter(user=user).exclude(connection_id=saml_connection_id).exists()
+        or SocialAccount.objects.filter(user=user).exclude(provider=oidc_provider_id or "").exists()
+    ):
+        raise SsoRefused(
             "other-identity", "the account is bound to another connection's identity", user_id=user.pk
         )
 

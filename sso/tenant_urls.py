@@ -13,4 +13,15 @@ urlpatterns = [
         views.tenant_connection_deactivate,
         name="sso_tenant_connection_deactivate",
     ),
+    path("oidc/new/", views.tenant_oidc_connection_new, name="sso_tenant_oidc_connection_new"),
+    path(
+        "oidc/<uuid:oidc_connection_id>/",
+        views.tenant_oidc_connection_edit,
+        name="sso_tenant_oidc_connection",
+    ),
+    path(
+        "oidc/<uuid:oidc_connection_id>/deactivate/",
+        views.tenant_oidc_connection_deactivate,
+        name="sso_tenant_oidc_connection_deactivate",
+    ),
 ]

@@ -20,4 +20,16 @@ urlpatterns = [
     path("saml/<uuid:provider_connection_id>/acs/", views.saml_acs, name="sso_saml_acs"),
     path("saml/<uuid:provider_connection_id>/sls/", views.saml_sls, name="sso_saml_sls"),
     path("saml/<uuid:provider_connection_id>/logout/", views.saml_logout, name="sso_saml_logout"),
+    path("oidc/new/", views.provider_oidc_connection_new, name="sso_provider_oidc_connection_new"),
+    path(
+        "oidc/<uuid:provider_oidc_connection_id>/",
+        views.provider_oidc_connection_edit,
+        name="sso_provider_oidc_connection",
+    ),
+    path(
+        "oidc/<uuid:provider_oidc_connection_id>/deactivate/",
+        views.provider_oidc_connection_deactivate,
+        name="sso_provider_oidc_connection_deactivate",
+    ),
+    path("oidc/<uuid:provider_oidc_connection_id>/login/", views.oidc_login, name="sso_oidc_login"),
 ]

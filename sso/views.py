@@ -10,15 +10,21 @@ portal host, a provider's only on the console host; anywhere else, and when inac
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from typing import Any
 
+import requests
+from allauth.socialaccount.adapter import get_adapter as get_social_adapter
+from allauth.socialaccount.models import SocialApp
+from allauth.socialaccount.providers.base import AuthProcess
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -31,10 +37,10 @@ from controlplane.problems import DomainError, NotFound
 from tenants.models import Tenant
 from tenants.routing import SESSION_HOST_KEY, hostname_of
 
-from . import selectors, services
-from .forms import ConnectionForm
-from .models import SamlConnection
-from .saml import request_data, saml_settings, sp_urls
+from . import oidc_services, selectors, services
+from .forms import ConnectionForm, OidcConnectionForm
+from .models import OidcConnection, SamlConnection
+from .saml import request_data, saml_settings, sp_base_url, sp_urls
 
 SESSION_SAML_KEY = "_saml"
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -203,6 +209,8 @@ def sso_start(request: TenantRequest) -> HttpResponse:
                 request, "Your organisation does not use single sign-on here: sign in with your password."
             )
             return redirect_to_login(next_path)
+        if isinstance(connection, OidcConnection):
+            return oidc_login_redirect(request, connection, next_path)
         return redirect(
             services.saml_login_start(
                 connection=connection, request_data=request_data(request), relay_state=next_path
@@ -300,6 +308,7 @@ def _form_page(
         "list_url": list_url,
         "owner_name": tenant.name if tenant is not None else provider.name,
     }
+    context["protocol"] = "SAML"
     return render(request, "sso/connection_form.html", context, status=status)
 
 
@@ -321,6 +330,7 @@ def tenant_connections(request: TenantRequest, tenant: str) -> HttpResponse:
     owner, _ = _tenant_actor(request)
     context = {
         "rows": _rows(selectors.connection_list(tenant=owner)),
+        "oidc_rows": _oidc_rows(selectors.oidc_connection_list(tenant=owner)),
         "owner_name": owner.name,
         "new_url": f"/t/{owner.slug}/sso/new/",
         "edit_prefix": f"/t/{owner.slug}/sso/",
@@ -375,6 +385,7 @@ def provider_connections(request: TenantRequest) -> HttpResponse:
         return redirect_to_login(request.get_full_path())
     context = {
         "rows": _rows(selectors.connection_list(provider_id=membership.provider_id)),
+        "oidc_rows": _oidc_rows(selectors.oidc_connection_list(provider_id=membership.provider_id)),
         "owner_name": membership.provider.name,
         "new_url": "/sso/new/",
         "edit_prefix": "/sso/",
@@ -428,3 +439,237 @@ def provider_connection_deactivate(request: TenantRequest, provider_connection_i
     except NotFound as exc:
         raise Http404(str(exc)) from exc
     return _deactivate(request, connection, membership.role, "/sso/")
+
+
+# --- OpenID Connect ------------------------------------------------------------------------------------
+
+
+def oidc_redirect_uri(connection: OidcConnection) -> str:
+    """The redirect URI to register at the OP: allauth's callback of this connection's SocialApp on the
+    host that owns it (the tenant's primary portal host, or the console)."""
+    path = reverse("openid_connect_callback", kwargs={"provider_id": connection.app_provider_id})
+    return f"{sp_base_url(connection)}{path}"
+
+
+def _oidc_rows(connections: Any) -> list[dict[str, Any]]:
+    return [{"connection": c, "redirect_uri": oidc_redirect_uri(c)} for c in connections]
+
+
+def oidc_login_redirect(request: TenantRequest, connection: OidcConnection, next_path: str) -> HttpResponse:
+    """Start the authorization code flow of ``connection`` through allauth: state and PKCE verifier are
+    stashed in the session by allauth, with a fresh ``nonce`` (OIDC Core §3.1.2.1, §15.5.2) that the
+    adapter compares with the ID token's. 404 when the connection is not served on this host."""
+    try:
+        provider = get_social_adapter().get_provider(request, connection.app_provider_id)
+    except SocialApp.DoesNotExist as exc:
+        raise Http404("no such connection") from exc
+    nonce = secrets.token_urlsafe(32)
+    try:
+        response: HttpResponse = provider.redirect(
+            request,
+            AuthProcess.LOGIN,
+            next_url=next_path,
+            auth_params={"nonce": nonce},
+            scope=list(oidc_services.OIDC_SCOPES),
+            oidc_nonce=nonce,
+        )
+    except requests.RequestException:  # the OP's discovery document cannot be read now
+        context = {"base_template": _base(request), "unavailable": connection.name}
+        return render(request, "sso/refused.html", context, status=502)
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def oidc_login(request: TenantRequest, **kwargs: Any) -> HttpResponse:
+    """Sign in through an OIDC connection: GET asks to confirm (a sign-in never starts on a GET, like
+    allauth's SOCIALACCOUNT_LOGIN_ON_GET = False), POST goes to the provider. ``next`` must be a path
+    here. 404 when the connection is inactive or not served on this host."""
+    connection = selectors.oidc_connection_for_host(
+        provider_id=str(kwargs.get("oidc_connection_id") or kwargs.get("provider_oidc_connection_id")),
+        hostname=hostname_of(request),
+    )
+    if connection is None:
+        raise Http404("no such connection")
+    next_path = safe_relay_state(request, request.POST.get("next") or request.GET.get("next"))
+    if request.method == "POST":
+        return oidc_login_redirect(request, connection, next_path)
+    context = {"connection": connection, "next": next_path, "base_template": _base(request)}
+    return render(request, "sso/oidc_login.html", context)
+
+
+def _oidc_form_page(
+    request: TenantRequest,
+    *,
+    connection: OidcConnection | None,
+    tenant: Tenant | None,
+    provider: Any,
+    actor_role: str,
+    list_url: str,
+) -> HttpResponse:
+    initial: dict[str, Any] = {}
+    if connection is not None:
+        initial = {
+            "name": connection.name,
+            "kind": connection.kind,
+            "issuer": connection.issuer if connection.kind == "generic" else "",
+            "entra_tenant": oidc_services.entra_tenant_of(connection),
+            "client_id": connection.client_id,
+            "email_domains": ", ".join(connection.email_domains),
+            "role_rules": json.dumps(connection.role_rules) if connection.role_rules else "",
+            "default_role": connection.default_role,
+            "is_active": connection.is_active,
+        }
+    form = OidcConnectionForm(
+        request.POST or None, initial=initial, tenant_owned=tenant is not None, editing=connection is not None
+    )
+    status = 422 if request.method == "POST" else 200
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            common = {
+                "actor_user_id": request.user.pk,
+                "actor_role": actor_role,
+                "name": data["name"],
+                "kind": data["kind"],
+                "issuer": data.get("issuer") or "",
+                "entra_tenant": data.get("entra_tenant") or "",
+                "client_id": data["client_id"],
+                "client_secret": data.get("client_secret") or "",
+                "email_domains": services.email_domains_parse(text=data["email_domains"]),
+                "role_rules": services.role_rules_parse(text=data.get("role_rules") or ""),
+                "default_role": data.get("default_role") or "end_user",
+                "ip": client_ip(request),
+            }
+            if connection is None:
+                connection = oidc_services.oidc_connection_create(tenant=tenant, provider=provider, **common)
+                messages.success(request, "Connection created: register its redirect URI at the provider.")
+            else:
+                oidc_services.oidc_connection_update(
+                    connection=connection, is_active=data["is_active"], **common
+                )
+                messages.success(request, "Connection saved.")
+        except DomainError as exc:
+            form_errors_apply(form, exc)
+            status = exc.status
+        else:
+            return redirect(list_url)
+    context = {
+        "form": form,
+        "connection": connection,
+        "protocol": "OpenID Connect",
+        "redirect_uri": oidc_redirect_uri(connection) if connection is not None else None,
+        "events": selectors.connection_event_list(connection=connection) if connection is not None else [],
+        "list_url": list_url,
+        "owner_name": tenant.name if tenant is not None else provider.name,
+    }
+    return render(request, "sso/connection_form.html", context, status=status)
+
+
+def _oidc_deactivate(
+    request: TenantRequest, connection: OidcConnection, actor_role: str, list_url: str
+) -> HttpResponse:
+    try:
+        oidc_services.oidc_connection_deactivate(
+            actor_user_id=request.user.pk, actor_role=actor_role, connection=connection, ip=client_ip(request)
+        )
+    except DomainError as exc:
+        raise Http404(exc.detail) from exc
+    messages.success(request, f"{connection.name} is deactivated: nobody signs in through it now.")
+    return redirect(list_url)
+
+
+def _tenant_oidc(request: TenantRequest, connection_id: uuid.UUID) -> tuple[Tenant, Any, OidcConnection]:
+    owner, actor = _tenant_actor(request)
+    try:
+        return owner, actor, selectors.oidc_connection_get(connection_id=connection_id, tenant=owner)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+
+
+def tenant_oidc_connection_new(request: TenantRequest, tenant: str) -> HttpResponse:
+    """A new OIDC connection of a tenant."""
+    owner, actor = _tenant_actor(request)
+    return _oidc_form_page(
+        request,
+        connection=None,
+        tenant=owner,
+        provider=None,
+        actor_role=actor.role,
+        list_url=f"/t/{owner.slug}/sso/",
+    )
+
+
+def tenant_oidc_connection_edit(
+    request: TenantRequest, tenant: str, oidc_connection_id: uuid.UUID
+) -> HttpResponse:
+    """A tenant's OIDC connection: its redirect URI, settings and recent events."""
+    owner, actor, connection = _tenant_oidc(request, oidc_connection_id)
+    return _oidc_form_page(
+        request,
+        connection=connection,
+        tenant=owner,
+        provider=None,
+        actor_role=actor.role,
+        list_url=f"/t/{owner.slug}/sso/",
+    )
+
+
+@require_POST
+def tenant_oidc_connection_deactivate(
+    request: TenantRequest, tenant: str, oidc_connection_id: uuid.UUID
+) -> HttpResponse:
+    owner, actor, connection = _tenant_oidc(request, oidc_connection_id)
+    return _oidc_deactivate(request, connection, actor.role, f"/t/{owner.slug}/sso/")
+
+
+def _provider_oidc(request: TenantRequest, connection_id: uuid.UUID) -> tuple[Any, OidcConnection]:
+    membership = _provider_member(request)
+    try:
+        connection = selectors.oidc_connection_get(
+            connection_id=connection_id, provider_id=membership.provider_id
+        )
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    return membership, connection
+
+
+def provider_oidc_connection_new(request: TenantRequest) -> HttpResponse:
+    """A new OIDC connection of the provider (its technicians' IdP)."""
+    membership = _provider_member(request)
+    if membership is None:
+        return redirect_to_login(request.get_full_path())
+    return _oidc_form_page(
+        request,
+        connection=None,
+        tenant=None,
+        provider=membership.provider,
+        actor_role=membership.role,
+        list_url="/sso/",
+    )
+
+
+def provider_oidc_connection_edit(
+    request: TenantRequest, provider_oidc_connection_id: uuid.UUID
+) -> HttpResponse:
+    """The provider's OIDC connection: its redirect URI, settings and recent events."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    membership, connection = _provider_oidc(request, provider_oidc_connection_id)
+    return _oidc_form_page(
+        request,
+        connection=connection,
+        tenant=None,
+        provider=membership.provider,
+        actor_role=membership.role,
+        list_url="/sso/",
+    )
+
+
+@require_POST
+def provider_oidc_connection_deactivate(
+    request: TenantRequest, provider_oidc_connection_id: uuid.UUID
+) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    membership, connection = _provider_oidc(request, provider_oidc_connection_id)
+    return _oidc_deactivate(request, connection, membership.role, "/sso/")

@@ -92,6 +92,21 @@ _ACCOUNT_PAGES |= {
 }
 _ACCOUNT_PAGES["mfa_authenticate"] = Access.PUBLIC  # the second step of a sign-in, before it completes
 
+# django-allauth's social accounts (OpenID Connect sign-in, decision 0017): the OP's callback and allauth's
+# own start, error and cancel pages are public (sso.adapter decides who signs in; its SocialApps exist only
+# on their owner's host); allauth's signup form is never reached (no signup through allauth) and linking
+# an account ("connections") is refused by the adapter for every process but a sign-in.
+_ACCOUNT_PAGES |= {
+    name: A.PUBLIC
+    for name in (
+        "openid_connect_login",
+        "openid_connect_callback",
+        "socialaccount_login_cancelled",
+        "socialaccount_login_error",
+        "socialaccount_signup",
+    )
+} | {"socialaccount_connections": A.SIGNED_IN}
+
 _CONSOLE: dict[str, Rule] = {
     # Control plane, no tenant.
     "console_home": A.SIGNED_IN,
@@ -116,6 +131,12 @@ _CONSOLE: dict[str, Rule] = {
     "sso_tenant_connection_new": P.TENANT_SSO_MANAGE,
     "sso_tenant_connection": P.TENANT_SSO_MANAGE,
     "sso_tenant_connection_deactivate": P.TENANT_SSO_MANAGE,
+    "sso_provider_oidc_connection_new": P.PROVIDER_SSO_MANAGE,
+    "sso_provider_oidc_connection": P.PROVIDER_SSO_MANAGE,
+    "sso_provider_oidc_connection_deactivate": P.PROVIDER_SSO_MANAGE,
+    "sso_tenant_oidc_connection_new": P.TENANT_SSO_MANAGE,
+    "sso_tenant_oidc_connection": P.TENANT_SSO_MANAGE,
+    "sso_tenant_oidc_connection_deactivate": P.TENANT_SSO_MANAGE,
     # Single sign-on: discovery and the SAML endpoints the IdP and the browser reach before any sign-in.
     "sso_start": A.PUBLIC,
     "sso_saml_metadata": A.PUBLIC,
@@ -123,6 +144,7 @@ _CONSOLE: dict[str, Rule] = {
     "sso_saml_acs": A.PUBLIC,
     "sso_saml_sls": A.PUBLIC,
     "sso_saml_logout": A.PUBLIC,
+    "sso_oidc_login": A.PUBLIC,
     # A tenant's console.
     "tenant_home": A.MEMBER,
     "record_search": A.MEMBER,
@@ -262,6 +284,7 @@ _PORTAL: dict[str, Rule] = {
     "portal_sso_saml_acs": A.PUBLIC,
     "portal_sso_saml_sls": A.PUBLIC,
     "portal_sso_saml_logout": A.PUBLIC,
+    "portal_sso_oidc_login": A.PUBLIC,
 }
 
 

@@ -29,6 +29,6 @@ urlpatterns = [
     path("sso/", include("sso.urls")),  # the provider's SAML connections, discovery, SAML endpoints
     path("api/v1/", api.urls),
     path("tls/ask/", tls_ask, name="tls_ask"),  # the reverse proxy's on-demand TLS check (README)
-    path("accounts/", include("allauth.urls")),
+    path("accounts/", include("controlplane.allauth_urls")),
     path("admin/", admin.site.urls),  # control plane only: no Django admin inside tenant schemas
 ]

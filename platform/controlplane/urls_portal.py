@@ -9,6 +9,6 @@ urlpatterns = [
     path("", include("modules.requests.portal_urls")),
     path("", include("modules.records.portal_urls")),
     path("notifications/", include("modules.notifications.portal_urls")),
-    path("sso/", include("sso.portal_urls")),  # discovery and the tenant's SAML endpoints
-    path("accounts/", include("allauth.urls")),
+    path("sso/", include("sso.portal_urls")),  # discovery, the tenant's SAML endpoints and OIDC starts
+    path("accounts/", include("controlplane.allauth_urls")),
 ]

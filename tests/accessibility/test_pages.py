@@ -50,6 +50,7 @@ from modules.problems.models import KnownError, Problem
 from modules.records.services import attachment_add, saved_view_create
 from modules.requests.models import Approval, CatalogCategory, ServiceRequest
 from modules.requests.services import StepSpec, catalog_item_create, request_submit
+from sso.oidc_services import oidc_connection_create
 from sso.services import connection_create as sso_connection_create
 from sso.tests.idp import TestIdp
 from tenants.models import Tenant
@@ -138,6 +139,8 @@ NOT_PAGES: dict[str, tuple[str, str]] = {
     "portal_sso_saml_sls": ("redirect", "single logout; without a SAML message, back to sign-in"),
     "portal_sso_saml_logout": ("post", "sign-out button target (single logout)"),
     "sign_out_everywhere": ("post", "sign-out-everywhere button target (profile and portal account pages)"),
+    "sso_provider_oidc_connection_deactivate": ("post", "deactivate button target"),
+    "sso_tenant_oidc_connection_deactivate": ("post", "deactivate button target"),
 }
 
 # htmx partials: element rules only (they are swapped into a page that has the h1, main and lang).
@@ -194,6 +197,12 @@ ADMIN_PAGES: set[str] = {
     "sso_tenant_connection",
     "sso_provider_connection_deactivate",
     "sso_tenant_connection_deactivate",
+    "sso_provider_oidc_connection_new",
+    "sso_provider_oidc_connection",
+    "sso_tenant_oidc_connection_new",
+    "sso_tenant_oidc_connection",
+    "sso_provider_oidc_connection_deactivate",
+    "sso_tenant_oidc_connection_deactivate",
 }
 
 # (route name, rule) -> owner area (sign-in pages as "<route name>@console" or "@portal", a form shown
@@ -299,7 +308,7 @@ FILLED = {
     "article_id", "attachment_id", "endpoint_id", "calendar_id", "contract_id", "policy_id", "link_id",
     "relationship_id", "member_id", "blackout_id", "address_id", "template_id", "approval_id",
     "notification_id", "domain_id", "view_id", "team_member_id", "membership_id", "connection_id",
-    "provider_connection_id",
+    "provider_connection_id", "oidc_connection_id", "provider_oidc_connection_id",
 }  # fmt: skip
 
 
@@ -440,6 +449,23 @@ def pages(
                 actor_role="admin",
                 name=f"IdP of {key}",
                 metadata_xml=idp_metadata,
+                email_domains=[],
+                role_rules=[],
+                **owner,
+            ).pk
+        # An OpenID Connect connection of the tenant and one of the provider (sso/, decision 0017).
+        for key, owner in (
+            ("oidc_connection_id", {"tenant": tenant_a}),
+            ("provider_oidc_connection_id", {"provider": provider}),
+        ):
+            params[key] = oidc_connection_create(
+                actor_user_id=admin.pk,
+                actor_role="admin",
+                name=f"OP of {key}",
+                kind="generic",
+                issuer="http://127.0.0.1:9",  # nothing listens: no page here reaches the OP
+                client_id=f"client-{key}",
+                client_secret="a-secret-of-the-test-op",
                 email_domains=[],
                 role_rules=[],
                 **owner,

@@ -57,6 +57,9 @@ THIRD_PARTY_KEYS = {
     "django_session": "character varying(40)",  # django.contrib.sessions: the session key is the key
     "account_emailaddress": "integer",  # django-allauth: AutoField fixed in its own migrations
     "account_emailconfirmation": "integer",  # django-allauth: AutoField fixed in its own migrations
+    "socialaccount_socialaccount": "integer",  # django-allauth (OIDC sign-in): AutoField in its migrations
+    "socialaccount_socialapp": "integer",  # django-allauth: AutoField fixed in its own migrations
+    "socialaccount_socialtoken": "integer",  # django-allauth: AutoField fixed in its own migrations
 }
 # Models every tenant module may use directly: the shared tenant parts (directory and record plumbing).
 SHARED_TENANT_MODELS = {"people", "records"}

@@ -38,6 +38,8 @@ SHARED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "django_htmx",
     "ninja",
     "controlplane.providers",
@@ -194,6 +196,18 @@ ACCOUNT_RATE_LIMITS = {
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# OpenID Connect single sign-on (sso/, docs/decisions/0017-oidc-single-sign-on.md): one allauth
+# SocialApp per OidcConnection, made by sso.oidc_services. Accounts are matched on (provider_id, sub),
+# never on an email claim; sign-up happens only through sso.adapter.SocialAccountAdapter's checks.
+SOCIALACCOUNT_ADAPTER = "sso.adapter.SocialAccountAdapter"
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = False
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_PROVIDERS: dict[str, dict[str, object]] = {"openid_connect": {"OAUTH_PKCE_ENABLED": True}}
 
 # SAML single sign-on (sso/, docs/decisions/0015-saml-service-provider.md): the clock skew allowed on an
 # assertion's NotBefore/NotOnOrAfter (seconds), and how long an AuthnRequest id we issued stays answerable.
