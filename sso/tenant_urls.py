@@ -4,24 +4,29 @@ from django.urls import path
 
 from . import views
 
+SAML, OIDC = {"protocol": "saml"}, {"protocol": "oidc"}
+
 urlpatterns = [
-    path("", views.tenant_connections, name="sso_tenant_connections"),
-    path("new/", views.tenant_connection_new, name="sso_tenant_connection_new"),
-    path("<uuid:connection_id>/", views.tenant_connection_edit, name="sso_tenant_connection"),
+    path("", views.connections, name="sso_tenant_connections"),
+    path("new/", views.connection_new, SAML, name="sso_tenant_connection_new"),
+    path("<uuid:connection_id>/", views.connection_edit, SAML, name="sso_tenant_connection"),
     path(
         "<uuid:connection_id>/deactivate/",
-        views.tenant_connection_deactivate,
+        views.connection_deactivate,
+        SAML,
         name="sso_tenant_connection_deactivate",
     ),
-    path("oidc/new/", views.tenant_oidc_connection_new, name="sso_tenant_oidc_connection_new"),
+    path("oidc/new/", views.connection_new, OIDC, name="sso_tenant_oidc_connection_new"),
     path(
         "oidc/<uuid:oidc_connection_id>/",
-        views.tenant_oidc_connection_edit,
+        views.connection_edit,
+        OIDC,
         name="sso_tenant_oidc_connection",
     ),
     path(
         "oidc/<uuid:oidc_connection_id>/deactivate/",
-        views.tenant_oidc_connection_deactivate,
+        views.connection_deactivate,
+        OIDC,
         name="sso_tenant_oidc_connection_deactivate",
     ),
 ]

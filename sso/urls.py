@@ -5,14 +5,17 @@ from django.urls import path
 
 from . import views
 
+SAML, OIDC = {"protocol": "saml"}, {"protocol": "oidc"}
+
 urlpatterns = [
-    path("", views.provider_connections, name="sso_provider_connections"),
-    path("new/", views.provider_connection_new, name="sso_provider_connection_new"),
+    path("", views.connections, name="sso_provider_connections"),
+    path("new/", views.connection_new, SAML, name="sso_provider_connection_new"),
     path("start/", views.sso_start, name="sso_start"),
-    path("<uuid:provider_connection_id>/", views.provider_connection_edit, name="sso_provider_connection"),
+    path("<uuid:provider_connection_id>/", views.connection_edit, SAML, name="sso_provider_connection"),
     path(
         "<uuid:provider_connection_id>/deactivate/",
-        views.provider_connection_deactivate,
+        views.connection_deactivate,
+        SAML,
         name="sso_provider_connection_deactivate",
     ),
     path("saml/<uuid:provider_connection_id>/metadata/", views.saml_metadata, name="sso_saml_metadata"),
@@ -20,15 +23,17 @@ urlpatterns = [
     path("saml/<uuid:provider_connection_id>/acs/", views.saml_acs, name="sso_saml_acs"),
     path("saml/<uuid:provider_connection_id>/sls/", views.saml_sls, name="sso_saml_sls"),
     path("saml/<uuid:provider_connection_id>/logout/", views.saml_logout, name="sso_saml_logout"),
-    path("oidc/new/", views.provider_oidc_connection_new, name="sso_provider_oidc_connection_new"),
+    path("oidc/new/", views.connection_new, OIDC, name="sso_provider_oidc_connection_new"),
     path(
         "oidc/<uuid:provider_oidc_connection_id>/",
-        views.provider_oidc_connection_edit,
+        views.connection_edit,
+        OIDC,
         name="sso_provider_oidc_connection",
     ),
     path(
         "oidc/<uuid:provider_oidc_connection_id>/deactivate/",
-        views.provider_oidc_connection_deactivate,
+        views.connection_deactivate,
+        OIDC,
         name="sso_provider_oidc_connection_deactivate",
     ),
     path("oidc/<uuid:provider_oidc_connection_id>/login/", views.oidc_login, name="sso_oidc_login"),

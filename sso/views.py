@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -41,6 +42,7 @@ from . import oidc_services, selectors, services
 from .forms import ConnectionForm, OidcConnectionForm
 from .models import OidcConnection, SamlConnection
 from .saml import request_data, saml_settings, sp_base_url, sp_urls
+from .throttle import sso_start_refusal
 
 SESSION_SAML_KEY = "_saml"
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -92,6 +94,8 @@ def saml_metadata(request: TenantRequest, **kwargs: Any) -> HttpResponse:
 def saml_login(request: TenantRequest, **kwargs: Any) -> HttpResponse:
     """Start sign-in: a signed AuthnRequest to the IdP (HTTP-Redirect); ``?next=`` becomes RelayState."""
     connection = _connection_here(request, _conn_id(kwargs))
+    if (too_many := sso_start_refusal(request)) is not None:
+        return too_many
     relay = safe_relay_state(request, request.GET.get("next"))
     return redirect(
         services.saml_login_start(
@@ -200,6 +204,8 @@ def sso_start(request: TenantRequest) -> HttpResponse:
     its domain here (``sso_connection_for_email``), or back to the password sign-in when none does."""
     form = StartForm(request.POST or None)
     next_path = safe_relay_state(request, request.POST.get("next") or request.GET.get("next"))
+    if request.method == "POST" and (too_many := sso_start_refusal(request)) is not None:
+        return too_many
     if request.method == "POST" and form.is_valid():
         connection = selectors.sso_connection_for_email(
             email=form.cleaned_data["email"], hostname=hostname_of(request)
@@ -312,133 +318,114 @@ def _form_page(
     return render(request, "sso/connection_form.html", context, status=status)
 
 
-def _deactivate(
-    request: TenantRequest, connection: SamlConnection, actor_role: str, list_url: str
-) -> HttpResponse:
+@dataclass(frozen=True)
+class _Owner:
+    """Whose connections a page manages: the tenant in the path (``/t/<slug>/sso/``), else the signed-in
+    member's provider (``/sso/``); the role they act with; the list page to return to."""
+
+    tenant: Tenant | None
+    provider: Any
+    actor_role: str
+    list_url: str
+
+    @property
+    def name(self) -> str:
+        return str(self.tenant.name if self.tenant is not None else self.provider.name)
+
+    @property
+    def scope(self) -> dict[str, Any]:
+        return {"tenant": self.tenant} if self.tenant is not None else {"provider_id": self.provider.pk}
+
+
+def _owner(request: TenantRequest) -> _Owner | None:
+    """None: not signed in (the caller sends to sign in). Http404 for a role that manages nothing here."""
+    if request.tenant is not None:
+        tenant, actor = _tenant_actor(request)
+        return _Owner(tenant, None, actor.role, f"/t/{tenant.slug}/sso/")
+    membership = _provider_member(request)
+    if membership is None:
+        return None
+    return _Owner(None, membership.provider, membership.role, "/sso/")
+
+
+# The path parameter naming the connection differs per URL conf (tests fill each by name).
+_ID_PARAMS = ("connection_id", "provider_connection_id", "oidc_connection_id", "provider_oidc_connection_id")
+
+
+def _connection_of(owner: _Owner, protocol: str, kwargs: dict[str, Any]) -> Any:
+    getter = _PROTOCOLS[protocol][0]
+    connection_id = next(kwargs[name] for name in _ID_PARAMS if name in kwargs)
     try:
-        services.connection_deactivate(
-            actor_user_id=request.user.pk, actor_role=actor_role, connection=connection, ip=client_ip(request)
+        return getter(connection_id=connection_id, **owner.scope)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+
+
+def connections(request: TenantRequest, **kwargs: Any) -> HttpResponse:
+    """The owner's SAML connections with their SP URLs and OIDC connections with their redirect URIs."""
+    owner = _owner(request)
+    if owner is None:
+        return redirect_to_login(request.get_full_path())
+    context = {
+        "rows": _rows(selectors.connection_list(**owner.scope)),
+        "oidc_rows": _oidc_rows(selectors.oidc_connection_list(**owner.scope)),
+        "owner_name": owner.name,
+        "new_url": f"{owner.list_url}new/",
+        "edit_prefix": owner.list_url,
+    }
+    return render(request, "sso/connection_list.html", context)
+
+
+def connection_new(request: TenantRequest, *, protocol: str, **kwargs: Any) -> HttpResponse:
+    """A new connection (``protocol`` "saml" or "oidc", from the URL conf) of the owner."""
+    owner = _owner(request)
+    if owner is None:
+        return redirect_to_login(request.get_full_path())
+    page = _PROTOCOLS[protocol][1]
+    return page(
+        request,
+        connection=None,
+        tenant=owner.tenant,
+        provider=owner.provider,
+        actor_role=owner.actor_role,
+        list_url=owner.list_url,
+    )
+
+
+def connection_edit(request: TenantRequest, *, protocol: str, **kwargs: Any) -> HttpResponse:
+    """One connection of the owner: its URLs, settings and recent events."""
+    owner = _owner(request)
+    if owner is None:
+        return redirect_to_login(request.get_full_path())
+    page = _PROTOCOLS[protocol][1]
+    return page(
+        request,
+        connection=_connection_of(owner, protocol, kwargs),
+        tenant=owner.tenant,
+        provider=owner.provider,
+        actor_role=owner.actor_role,
+        list_url=owner.list_url,
+    )
+
+
+@require_POST
+def connection_deactivate(request: TenantRequest, *, protocol: str, **kwargs: Any) -> HttpResponse:
+    """Stop signing anyone in through one of the owner's connections (audited by the service)."""
+    owner = _owner(request)
+    if owner is None:
+        return redirect_to_login(request.get_full_path())
+    connection = _connection_of(owner, protocol, kwargs)
+    try:
+        _PROTOCOLS[protocol][2](
+            actor_user_id=request.user.pk,
+            actor_role=owner.actor_role,
+            connection=connection,
+            ip=client_ip(request),
         )
     except DomainError as exc:
         raise Http404(exc.detail) from exc
     messages.success(request, f"{connection.name} is deactivated: nobody signs in through it now.")
-    return redirect(list_url)
-
-
-def tenant_connections(request: TenantRequest, tenant: str) -> HttpResponse:
-    """A tenant's SAML connections with their SP URLs."""
-    owner, _ = _tenant_actor(request)
-    context = {
-        "rows": _rows(selectors.connection_list(tenant=owner)),
-        "oidc_rows": _oidc_rows(selectors.oidc_connection_list(tenant=owner)),
-        "owner_name": owner.name,
-        "new_url": f"/t/{owner.slug}/sso/new/",
-        "edit_prefix": f"/t/{owner.slug}/sso/",
-    }
-    return render(request, "sso/connection_list.html", context)
-
-
-def tenant_connection_new(request: TenantRequest, tenant: str) -> HttpResponse:
-    owner, actor = _tenant_actor(request)
-    return _form_page(
-        request,
-        connection=None,
-        tenant=owner,
-        provider=None,
-        actor_role=actor.role,
-        list_url=f"/t/{owner.slug}/sso/",
-    )
-
-
-def tenant_connection_edit(request: TenantRequest, tenant: str, connection_id: uuid.UUID) -> HttpResponse:
-    owner, actor = _tenant_actor(request)
-    try:
-        connection = selectors.connection_get(connection_id=connection_id, tenant=owner)
-    except NotFound as exc:
-        raise Http404(str(exc)) from exc
-    return _form_page(
-        request,
-        connection=connection,
-        tenant=owner,
-        provider=None,
-        actor_role=actor.role,
-        list_url=f"/t/{owner.slug}/sso/",
-    )
-
-
-@require_POST
-def tenant_connection_deactivate(
-    request: TenantRequest, tenant: str, connection_id: uuid.UUID
-) -> HttpResponse:
-    owner, actor = _tenant_actor(request)
-    try:
-        connection = selectors.connection_get(connection_id=connection_id, tenant=owner)
-    except NotFound as exc:
-        raise Http404(str(exc)) from exc
-    return _deactivate(request, connection, actor.role, f"/t/{owner.slug}/sso/")
-
-
-def provider_connections(request: TenantRequest) -> HttpResponse:
-    """The provider's own SAML connections (for technicians), with their SP URLs."""
-    membership = _provider_member(request)
-    if membership is None:
-        return redirect_to_login(request.get_full_path())
-    context = {
-        "rows": _rows(selectors.connection_list(provider_id=membership.provider_id)),
-        "oidc_rows": _oidc_rows(selectors.oidc_connection_list(provider_id=membership.provider_id)),
-        "owner_name": membership.provider.name,
-        "new_url": "/sso/new/",
-        "edit_prefix": "/sso/",
-    }
-    return render(request, "sso/connection_list.html", context)
-
-
-def provider_connection_new(request: TenantRequest) -> HttpResponse:
-    membership = _provider_member(request)
-    if membership is None:
-        return redirect_to_login(request.get_full_path())
-    return _form_page(
-        request,
-        connection=None,
-        tenant=None,
-        provider=membership.provider,
-        actor_role=membership.role,
-        list_url="/sso/",
-    )
-
-
-def provider_connection_edit(request: TenantRequest, provider_connection_id: uuid.UUID) -> HttpResponse:
-    membership = _provider_member(request)
-    if membership is None:
-        return redirect_to_login(request.get_full_path())
-    try:
-        connection = selectors.connection_get(
-            connection_id=provider_connection_id, provider_id=membership.provider_id
-        )
-    except NotFound as exc:
-        raise Http404(str(exc)) from exc
-    return _form_page(
-        request,
-        connection=connection,
-        tenant=None,
-        provider=membership.provider,
-        actor_role=membership.role,
-        list_url="/sso/",
-    )
-
-
-@require_POST
-def provider_connection_deactivate(request: TenantRequest, provider_connection_id: uuid.UUID) -> HttpResponse:
-    membership = _provider_member(request)
-    if membership is None:
-        return redirect_to_login(request.get_full_path())
-    try:
-        connection = selectors.connection_get(
-            connection_id=provider_connection_id, provider_id=membership.provider_id
-        )
-    except NotFound as exc:
-        raise Http404(str(exc)) from exc
-    return _deactivate(request, connection, membership.role, "/sso/")
+    return redirect(owner.list_url)
 
 
 # --- OpenID Connect ------------------------------------------------------------------------------------
@@ -492,7 +479,7 @@ def oidc_login(request: TenantRequest, **kwargs: Any) -> HttpResponse:
         raise Http404("no such connection")
     next_path = safe_relay_state(request, request.POST.get("next") or request.GET.get("next"))
     if request.method == "POST":
-        return oidc_login_redirect(request, connection, next_path)
+        return sso_start_refusal(request) or oidc_login_redirect(request, connection, next_path)
     context = {"connection": connection, "next": next_path, "base_template": _base(request)}
     return render(request, "sso/oidc_login.html", context)
 
@@ -565,111 +552,9 @@ def _oidc_form_page(
     return render(request, "sso/connection_form.html", context, status=status)
 
 
-def _oidc_deactivate(
-    request: TenantRequest, connection: OidcConnection, actor_role: str, list_url: str
-) -> HttpResponse:
-    try:
-        oidc_services.oidc_connection_deactivate(
-            actor_user_id=request.user.pk, actor_role=actor_role, connection=connection, ip=client_ip(request)
-        )
-    except DomainError as exc:
-        raise Http404(exc.detail) from exc
-    messages.success(request, f"{connection.name} is deactivated: nobody signs in through it now.")
-    return redirect(list_url)
-
-
-def _tenant_oidc(request: TenantRequest, connection_id: uuid.UUID) -> tuple[Tenant, Any, OidcConnection]:
-    owner, actor = _tenant_actor(request)
-    try:
-        return owner, actor, selectors.oidc_connection_get(connection_id=connection_id, tenant=owner)
-    except NotFound as exc:
-        raise Http404(str(exc)) from exc
-
-
-def tenant_oidc_connection_new(request: TenantRequest, tenant: str) -> HttpResponse:
-    """A new OIDC connection of a tenant."""
-    owner, actor = _tenant_actor(request)
-    return _oidc_form_page(
-        request,
-        connection=None,
-        tenant=owner,
-        provider=None,
-        actor_role=actor.role,
-        list_url=f"/t/{owner.slug}/sso/",
-    )
-
-
-def tenant_oidc_connection_edit(
-    request: TenantRequest, tenant: str, oidc_connection_id: uuid.UUID
-) -> HttpResponse:
-    """A tenant's OIDC connection: its redirect URI, settings and recent events."""
-    owner, actor, connection = _tenant_oidc(request, oidc_connection_id)
-    return _oidc_form_page(
-        request,
-        connection=connection,
-        tenant=owner,
-        provider=None,
-        actor_role=actor.role,
-        list_url=f"/t/{owner.slug}/sso/",
-    )
-
-
-@require_POST
-def tenant_oidc_connection_deactivate(
-    request: TenantRequest, tenant: str, oidc_connection_id: uuid.UUID
-) -> HttpResponse:
-    owner, actor, connection = _tenant_oidc(request, oidc_connection_id)
-    return _oidc_deactivate(request, connection, actor.role, f"/t/{owner.slug}/sso/")
-
-
-def _provider_oidc(request: TenantRequest, connection_id: uuid.UUID) -> tuple[Any, OidcConnection]:
-    membership = _provider_member(request)
-    try:
-        connection = selectors.oidc_connection_get(
-            connection_id=connection_id, provider_id=membership.provider_id
-        )
-    except NotFound as exc:
-        raise Http404(str(exc)) from exc
-    return membership, connection
-
-
-def provider_oidc_connection_new(request: TenantRequest) -> HttpResponse:
-    """A new OIDC connection of the provider (its technicians' IdP)."""
-    membership = _provider_member(request)
-    if membership is None:
-        return redirect_to_login(request.get_full_path())
-    return _oidc_form_page(
-        request,
-        connection=None,
-        tenant=None,
-        provider=membership.provider,
-        actor_role=membership.role,
-        list_url="/sso/",
-    )
-
-
-def provider_oidc_connection_edit(
-    request: TenantRequest, provider_oidc_connection_id: uuid.UUID
-) -> HttpResponse:
-    """The provider's OIDC connection: its redirect URI, settings and recent events."""
-    if not request.user.is_authenticated:
-        return redirect_to_login(request.get_full_path())
-    membership, connection = _provider_oidc(request, provider_oidc_connection_id)
-    return _oidc_form_page(
-        request,
-        connection=connection,
-        tenant=None,
-        provider=membership.provider,
-        actor_role=membership.role,
-        list_url="/sso/",
-    )
-
-
-@require_POST
-def provider_oidc_connection_deactivate(
-    request: TenantRequest, provider_oidc_connection_id: uuid.UUID
-) -> HttpResponse:
-    if not request.user.is_authenticated:
-        return redirect_to_login(request.get_full_path())
-    membership, connection = _provider_oidc(request, provider_oidc_connection_id)
-    return _oidc_deactivate(request, connection, membership.role, "/sso/")
+# Per protocol (the URL confs pass ``protocol``): the owner-scoped getter, the form page and the
+# deactivating service. Everything else about a connection's pages is the same for both.
+_PROTOCOLS: dict[str, tuple[Any, Any, Any]] = {
+    "saml": (selectors.connection_get, _form_page, services.connection_deactivate),
+    "oidc": (selectors.oidc_connection_get, _oidc_form_page, oidc_services.oidc_connection_deactivate),
+}

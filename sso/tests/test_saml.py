@@ -540,3 +540,22 @@ def test_client_idp_cannot_mint_accounts_at_the_providers_domain(
     acme_sso.refresh_from_db()
     with refused("provider-domain", tenant_a) as attempts:
         attempts.append(saml_sign_in(acme_sso, name_id="newtech", email="newtech@northwind.example"))
+
+
+def test_starting_sign_in_is_limited_per_address_and_a_refused_start_writes_nothing(
+    acme_sso: SamlConnection, settings: Any
+) -> None:
+    """Each start stores an issued AuthnRequest: past SSO_START_LIMIT starts a window from one address,
+    429 with Retry-After and no row; another address is not affected."""
+    from django.test import Client
+
+    settings.SSO_START_LIMIT = 3
+    url = f"/sso/saml/{acme_sso.pk}/login/"
+    first = Client(HTTP_HOST="acme.localhost:8000", REMOTE_ADDR="203.0.113.5")
+    answers = [first.get(url).status_code for _ in range(3)]
+    stored = SamlRequest.objects.count()
+    refused = first.get(url)
+    other = Client(HTTP_HOST="acme.localhost:8000", REMOTE_ADDR="203.0.113.6").get(url)
+    assert answers == [302, 302, 302] and stored == 3
+    assert refused.status_code == 429 and 0 < int(refused["Retry-After"]) <= 60
+    assert other.status_code == 302 and SamlRequest.objects.count() == 4
