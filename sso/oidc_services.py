@@ -35,7 +35,15 @@ from controlplane.providers.models import Provider
 from tenants.models import Tenant
 
 from .models import OidcConnection, OidcKind
-from .services import SsoRefused, _check_role, _domains_free, eligible_check, user_provision
+from .services import (
+    SsoRefused,
+    _check_role,
+    _domains_free,
+    connection_audit,
+    eligible_check,
+    owner_provider_id,
+    user_provision,
+)
 
 OIDC_SCOPES = ["openid", "email", "profile"]
 GOOGLE_ISSUER = "https://accounts.google.com"
@@ -81,35 +89,6 @@ def _app_settings(issuer: str) -> dict[str, Any]:
     # server_url: discovery at <issuer>/.well-known/openid-configuration (allauth appends it);
     # PKCE always (RFC 7636, RFC 9700 §2.1.1); scopes fixed; the userinfo endpoint is also read.
     return {"server_url": issuer, "oauth_pkce_enabled": True, "scope": list(OIDC_SCOPES)}
-
-
-def _audit(
-    verb: str,
-    connection: OidcConnection,
-    *,
-    actor_user_id: int | None,
-    ip: str | None,
-    changes: dict[str, Any],
-) -> None:
-    security_event_record(
-        verb=verb,
-        actor_user_id=actor_user_id,
-        provider_id=_provider_of(connection),
-        tenant_id=connection.tenant_id,
-        ip=ip,
-        details={
-            "connection": str(connection.pk),
-            "name": connection.name,
-            "protocol": "oidc",
-            "changes": changes,
-        },
-    )
-
-
-def _provider_of(connection: OidcConnection) -> int | None:
-    if connection.provider_id is not None:
-        return connection.provider_id
-    return connection.tenant.provider_id if connection.tenant is not None else None
 
 
 def _clean_common(*, name: str, client_id: str, default_role: str) -> None:
@@ -173,7 +152,7 @@ def oidc_connection_create(
         settings=_app_settings(issuer_url),
     )
     connection.save()
-    _audit(
+    connection_audit(
         "sso.connection.created",
         connection,
         actor_user_id=actor_user_id,
@@ -251,27 +230,9 @@ def oidc_connection_update(
     }
     if secret_changed:
         changes["client_secret"] = "changed"  # noqa: S105 (a marker, not a secret)
-    _audit("sso.connection.updated", connection, actor_user_id=actor_user_id, ip=ip, changes=changes)
-    return connection
-
-
-@transaction.atomic
-def oidc_connection_deactivate(
-    *, actor_user_id: int | None, actor_role: str, connection: OidcConnection, ip: str | None = None
-) -> OidcConnection:
-    """Stop signing anyone in through ``connection`` (its login and callback then answer 404). Its
-    SocialAccounts stay, so reactivating it restores sign-in. Audited as ``sso.connection.deactivated``."""
-    _check_role(actor_role=actor_role, tenant=connection.tenant)
-    if connection.is_active:
-        connection.is_active = False
-        connection.save(update_fields=["is_active", "updated_at"])
-        _audit(
-            "sso.connection.deactivated",
-            connection,
-            actor_user_id=actor_user_id,
-            ip=ip,
-            changes={"is_active": ["True", "False"]},
-        )
+    connection_audit(
+        "sso.connection.updated", connection, actor_user_id=actor_user_id, ip=ip, changes=changes
+    )
     return connection
 
 
@@ -409,7 +370,7 @@ def _accept(
     security_event_record(
         verb="sso.oidc.login",
         user_id=user.pk,
-        provider_id=_provider_of(connection),
+        provider_id=owner_provider_id(connection),
         tenant_id=connection.tenant_id,
         ip=ip,
         details={"connection": str(connection.pk), "sub": uid, "created": created},
@@ -425,7 +386,7 @@ def oidc_refusal_record(
     security_event_record(
         verb="sso.oidc.refused",
         user_id=user_id,
-        provider_id=_provider_of(connection),
+        provider_id=owner_provider_id(connection),
         tenant_id=connection.tenant_id,
         ip=ip,
         details={"connection": str(connection.pk), "reason": reason, "detail": detail[:500]},

@@ -249,21 +249,32 @@ def _provider_domain(provider_id: int, domain: str) -> bool:
     )
 
 
-def _audit_connection(
+def owner_provider_id(connection: SsoOwner) -> int | None:
+    """The provider a connection belongs to: its own, or its tenant's (for audit rows)."""
+    if connection.provider_id is not None:
+        return connection.provider_id
+    return connection.tenant.provider_id if connection.tenant is not None else None
+
+
+def connection_audit(
     verb: str,
-    connection: SamlConnection,
+    connection: SamlConnection | OidcConnection,
     *,
     actor_user_id: int | None,
     ip: str | None,
     changes: dict[str, Any],
 ) -> None:
+    """A connection's change (``sso.connection.*``) in the security audit; OIDC rows name their protocol."""
+    details: dict[str, Any] = {"connection": str(connection.pk), "name": connection.name}
+    if isinstance(connection, OidcConnection):
+        details["protocol"] = "oidc"
     security_event_record(
         verb=verb,
         actor_user_id=actor_user_id,
-        provider_id=connection.provider_id or (connection.tenant.provider_id if connection.tenant else None),
+        provider_id=owner_provider_id(connection),
         tenant_id=connection.tenant_id,
         ip=ip,
-        details={"connection": str(connection.pk), "name": connection.name, "changes": changes},
+        details={**details, "changes": changes},
     )
 
 
@@ -319,7 +330,7 @@ def connection_create(
         sp_private_key=key,
         sp_certificate=certificate_body(cert),
     )
-    _audit_connection(
+    connection_audit(
         "sso.connection.created",
         connection,
         actor_user_id=actor_user_id,
@@ -389,7 +400,7 @@ def connection_update(
         for f, old in before.items()
         if getattr(connection, f) != old
     }
-    _audit_connection(
+    connection_audit(
         "sso.connection.updated", connection, actor_user_id=actor_user_id, ip=ip, changes=changes
     )
     return connection
@@ -397,15 +408,20 @@ def connection_update(
 
 @transaction.atomic
 def connection_deactivate(
-    *, actor_user_id: int | None, actor_role: str, connection: SamlConnection, ip: str | None = None
-) -> SamlConnection:
-    """Stop signing anyone in through ``connection`` (its endpoints then answer 404). Identities stay, so
-    reactivating it restores sign-in. Audited as ``sso.connection.deactivated``."""
+    *,
+    actor_user_id: int | None,
+    actor_role: str,
+    connection: SamlConnection | OidcConnection,
+    ip: str | None = None,
+) -> SamlConnection | OidcConnection:
+    """Stop signing anyone in through a SAML or OIDC ``connection`` (its endpoints, or its login and
+    callback, then answer 404). Identities and SocialAccounts stay, so reactivating it restores sign-in.
+    Audited as ``sso.connection.deactivated``."""
     _check_role(actor_role=actor_role, tenant=connection.tenant)
     if connection.is_active:
         connection.is_active = False
         connection.save(update_fields=["is_active", "updated_at"])
-        _audit_connection(
+        connection_audit(
             "sso.connection.deactivated",
             connection,
             actor_user_id=actor_user_id,
@@ -581,7 +597,7 @@ def _accept(*, connection: SamlConnection, request_data: dict[str, Any], ip: str
     security_event_record(
         verb="sso.saml.login",
         user_id=login.user.pk,
-        provider_id=connection.provider_id or (connection.tenant.provider_id if connection.tenant else None),
+        provider_id=owner_provider_id(connection),
         tenant_id=connection.tenant_id,
         ip=ip,
         details={"connection": str(connection.pk), "name_id": name_id, "created": login.created},
@@ -861,7 +877,7 @@ def _refusal_record(connection: SamlConnection, exc: SamlRefused, ip: str | None
     security_event_record(
         verb="sso.saml.refused",
         user_id=exc.user_id,
-        provider_id=connection.provider_id or (connection.tenant.provider_id if connection.tenant else None),
+        provider_id=owner_provider_id(connection),
         tenant_id=connection.tenant_id,
         ip=ip,
         details={"connection": str(connection.pk), "reason": exc.reason, "detail": exc.detail[:500]},

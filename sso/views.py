@@ -416,7 +416,7 @@ def connection_deactivate(request: TenantRequest, *, protocol: str, **kwargs: An
         return redirect_to_login(request.get_full_path())
     connection = _connection_of(owner, protocol, kwargs)
     try:
-        _PROTOCOLS[protocol][2](
+        services.connection_deactivate(
             actor_user_id=request.user.pk,
             actor_role=owner.actor_role,
             connection=connection,
@@ -552,9 +552,9 @@ def _oidc_form_page(
     return render(request, "sso/connection_form.html", context, status=status)
 
 
-# Per protocol (the URL confs pass ``protocol``): the owner-scoped getter, the form page and the
-# deactivating service. Everything else about a connection's pages is the same for both.
-_PROTOCOLS: dict[str, tuple[Any, Any, Any]] = {
-    "saml": (selectors.connection_get, _form_page, services.connection_deactivate),
-    "oidc": (selectors.oidc_connection_get, _oidc_form_page, oidc_services.oidc_connection_deactivate),
+# Per protocol (the URL confs pass ``protocol``): the owner-scoped getter and the form page. Everything
+# else about a connection's pages (the list, deactivation) is the same for both.
+_PROTOCOLS: dict[str, tuple[Any, Any]] = {
+    "saml": (selectors.connection_get, _form_page),
+    "oidc": (selectors.oidc_connection_get, _oidc_form_page),
 }
