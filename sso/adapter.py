@@ -74,16 +74,21 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
 
     def list_apps(self, request: HttpRequest, provider: Any = None, client_id: Any = None) -> list[SocialApp]:
         """Only the SocialApps of active connections served on this request's host (a tenant's on its
-        portal host, a provider's on the console): any other answers allauth's 404."""
+        portal host, a provider's on the console): any other answers allauth's 404. Each carries its
+        connection's client secret, unsealed in memory (never saved)."""
         apps = super().list_apps(request, provider=provider, client_id=client_id)
         if request is None:
             return list(apps)
         hostname = hostname_of(request)
-        return [
-            app
-            for app in apps
-            if selectors.oidc_connection_for_host(provider_id=app.provider_id, hostname=hostname) is not None
-        ]
+        served = []
+        for app in apps:
+            connection = selectors.oidc_connection_for_host(provider_id=app.provider_id, hostname=hostname)
+            if connection is not None:
+                # The stored SocialApp has no secret: the connection keeps it sealed, allauth gets it here,
+                # in memory, for this request's code exchange only.
+                app.secret = oidc_services.oidc_client_secret(connection)
+                served.append(app)
+        return served
 
     def pre_social_login(self, request: HttpRequest, sociallogin: SocialLogin) -> None:
         """Check the sign-in and bind it to its user (``oidc_login_accept``), or answer the refusal."""

@@ -126,8 +126,9 @@ class OidcConnection(models.Model):
 
     ``issuer``: the OP's issuer URL (Entra: ``https://login.microsoftonline.com/<tenant id>/v2.0``; Google:
     ``https://accounts.google.com``); discovery is ``<issuer>/.well-known/openid-configuration`` and an ID
-    token's ``iss`` must equal it. ``client_id``/``client_secret``: what the OP registered for us (the
-    secret is stored in the row and in ``social_app``, like the SAML keys: production puts it in a KMS).
+    token's ``iss`` must equal it. ``client_id``/``client_secret``: what the OP registered for us; the
+    secret is stored sealed (Fernet under a key derived from SECRET_KEY, controlplane.accounts.crypto) and
+    only here: ``social_app.secret`` stays empty and the adapter unseals it in memory for allauth.
     ``email_domains``, ``role_rules``, ``default_role``: as on SamlConnection (a rule's ``attribute`` names
     an ID token/userinfo claim such as ``groups``). ``social_app``: the django-allauth SocialApp
     (provider ``openid_connect``, ``provider_id`` = this id) that the service keeps in step with the row;

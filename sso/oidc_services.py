@@ -28,6 +28,7 @@ from allauth.socialaccount.models import SocialAccount, SocialApp
 from django.db import transaction
 from django.utils import timezone
 
+from controlplane.accounts.crypto import secret_seal, secret_unseal
 from controlplane.accounts.models import TenantRole, User
 from controlplane.accounts.services import security_event_record
 from controlplane.problems import InvalidInput
@@ -49,6 +50,13 @@ OIDC_SCOPES = ["openid", "email", "profile"]
 GOOGLE_ISSUER = "https://accounts.google.com"
 ENTRA_ISSUER = "https://login.microsoftonline.com/{tenant}/v2.0"
 ALLAUTH_PROVIDER = "openid_connect"
+OIDC_CLIENT_SECRET = b"msp-itsm sso oidc client secret v1"  # HKDF label of the sealed client secrets
+
+
+def oidc_client_secret(connection: OidcConnection) -> str:
+    """The connection's client secret in plain text, unsealed from the row (controlplane.accounts.crypto).
+    Raises SecretUnreadable when SECRET_KEY changed without a fallback."""
+    return secret_unseal(connection.client_secret, purpose=OIDC_CLIENT_SECRET)
 
 
 def _bad(field: str, message: str) -> InvalidInput:
@@ -138,7 +146,7 @@ def oidc_connection_create(
         kind=kind,
         issuer=issuer_url,
         client_id=client_id.strip(),
-        client_secret=client_secret.strip(),
+        client_secret=secret_seal(client_secret.strip(), purpose=OIDC_CLIENT_SECRET),
         email_domains=email_domains,
         role_rules=role_rules if tenant is not None else [],
         default_role=default_role if tenant is not None else TenantRole.END_USER,
@@ -148,7 +156,7 @@ def oidc_connection_create(
         provider_id=str(connection.pk),
         name=connection.name,
         client_id=connection.client_id,
-        secret=connection.client_secret,
+        secret="",  # the sealed secret is the connection's; the adapter unseals it into the app in memory
         settings=_app_settings(issuer_url),
     )
     connection.save()
@@ -202,7 +210,7 @@ def oidc_connection_update(
         "is_active",
     )
     before = {f: getattr(connection, f) for f in fields}
-    secret_changed = bool(client_secret.strip()) and client_secret.strip() != connection.client_secret
+    secret_changed = bool(client_secret.strip()) and client_secret.strip() != oidc_client_secret(connection)
     if is_active:
         _domains_free(domains=email_domains, tenant=connection.tenant, exclude_oidc_id=connection.pk)
     connection.name = name.strip()
@@ -210,7 +218,7 @@ def oidc_connection_update(
     connection.issuer = issuer_url
     connection.client_id = client_id.strip()
     if secret_changed:
-        connection.client_secret = client_secret.strip()
+        connection.client_secret = secret_seal(client_secret.strip(), purpose=OIDC_CLIENT_SECRET)
     connection.email_domains = email_domains
     if connection.tenant_id is not None:
         connection.role_rules = role_rules
@@ -220,7 +228,6 @@ def oidc_connection_update(
     app = connection.social_app
     app.name = connection.name
     app.client_id = connection.client_id
-    app.secret = connection.client_secret
     app.settings = _app_settings(issuer_url)
     app.save()
     changes: dict[str, Any] = {

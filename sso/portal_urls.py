@@ -10,6 +10,5 @@ urlpatterns = [
     path("saml/<uuid:connection_id>/login/", views.saml_login, name="portal_sso_saml_login"),
     path("saml/<uuid:connection_id>/acs/", views.saml_acs, name="portal_sso_saml_acs"),
     path("saml/<uuid:connection_id>/sls/", views.saml_sls, name="portal_sso_saml_sls"),
-    path("saml/<uuid:connection_id>/logout/", views.saml_logout, name="portal_sso_saml_logout"),
     path("oidc/<uuid:oidc_connection_id>/login/", views.oidc_login, name="portal_sso_oidc_login"),
 ]

@@ -22,7 +22,6 @@ urlpatterns = [
     path("saml/<uuid:provider_connection_id>/login/", views.saml_login, name="sso_saml_login"),
     path("saml/<uuid:provider_connection_id>/acs/", views.saml_acs, name="sso_saml_acs"),
     path("saml/<uuid:provider_connection_id>/sls/", views.saml_sls, name="sso_saml_sls"),
-    path("saml/<uuid:provider_connection_id>/logout/", views.saml_logout, name="sso_saml_logout"),
     path("oidc/new/", views.connection_new, OIDC, name="sso_provider_oidc_connection_new"),
     path(
         "oidc/<uuid:provider_oidc_connection_id>/",

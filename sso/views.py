@@ -16,12 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from allauth.account.app_settings import EmailVerificationMethod
+from allauth.account.internal.flows.login import record_authentication
+from allauth.account.utils import perform_login
 from allauth.socialaccount.adapter import get_adapter as get_social_adapter
 from allauth.socialaccount.models import SocialApp
 from allauth.socialaccount.providers.base import AuthProcess
 from django import forms
 from django.contrib import messages
-from django.contrib.auth import login, logout
+from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -36,16 +39,14 @@ from controlplane.accounts.services import client_ip, security_event_record
 from controlplane.http import TenantRequest, form_errors_apply, request_actor
 from controlplane.problems import DomainError, NotFound
 from tenants.models import Tenant
-from tenants.routing import SESSION_HOST_KEY, hostname_of
+from tenants.routing import hostname_of
 
 from . import oidc_services, selectors, services
 from .forms import ConnectionForm, OidcConnectionForm
+from .logout import SESSION_SAML_KEY, post_logout_redirect_uri
 from .models import OidcConnection, SamlConnection
 from .saml import request_data, saml_settings, sp_base_url, sp_urls
 from .throttle import sso_start_refusal
-
-SESSION_SAML_KEY = "_saml"
-MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
 def safe_relay_state(request: HttpRequest, value: str | None) -> str:
@@ -107,8 +108,11 @@ def saml_login(request: TenantRequest, **kwargs: Any) -> HttpResponse:
 @csrf_exempt  # the IdP's auto-posting form comes from another site; the signed assertion is the proof
 @require_POST
 def saml_acs(request: TenantRequest, **kwargs: Any) -> HttpResponse:
-    """The assertion consumer service (HTTP-POST binding): verify, sign in (session id and CSRF token
-    rotate in ``login``), bind the session to this host, go to the RelayState path."""
+    """The assertion consumer service (HTTP-POST binding): verify, then sign in through allauth's login
+    flow, so its stages run as for a password: a user with an authenticator app or security key is
+    asked for it before the session is signed in (the IdP's own MFA is not relied on, decision 0016).
+    allauth's login rotates the session id and CSRF token and the account adapter binds the session to
+    this host; then on to the RelayState path."""
     connection = _connection_here(request, _conn_id(kwargs))
     try:
         result = services.saml_response_accept(
@@ -116,42 +120,23 @@ def saml_acs(request: TenantRequest, **kwargs: Any) -> HttpResponse:
         )
     except services.SamlRefused:
         return render(request, "sso/refused.html", {"base_template": _base(request)}, status=403)
-    login(request, result.user, backend=MODEL_BACKEND)
-    request.session[SESSION_HOST_KEY] = hostname_of(request)
+    if request.user.is_authenticated and request.user.pk != result.user.pk:
+        logout(request)  # another person's session on this browser: start clean
     request.session[SESSION_SAML_KEY] = {
         "connection": str(connection.pk),
         "name_id": result.name_id,
         "name_id_format": result.name_id_format,
         "session_index": result.session_index,
     }
-    return redirect(safe_relay_state(request, request.POST.get("RelayState")))
-
-
-@require_POST
-def saml_logout(request: TenantRequest, **kwargs: Any) -> HttpResponse:
-    """SP-initiated single logout: end our session, then send a signed LogoutRequest to the IdP (when it
-    has an SLO URL and this session came from this connection); else back to the sign-in page."""
-    connection = _connection_here(request, _conn_id(kwargs))
-    info = request.session.get(SESSION_SAML_KEY) or {}
-    url = None
-    if info.get("connection") == str(connection.pk):
-        url = services.saml_logout_start(
-            connection=connection,
-            request_data=request_data(request),
-            name_id=info["name_id"],
-            name_id_format=info.get("name_id_format", ""),
-            session_index=info.get("session_index", ""),
-        )
-    user_id = request.user.pk
-    logout(request)
-    security_event_record(
-        verb="sso.saml.logout",
-        user_id=user_id,
-        tenant_id=connection.tenant_id,
-        ip=client_ip(request),
-        details={"connection": str(connection.pk), "idp": bool(url)},
+    # allauth's record of how this session authenticated (read by the login audit and by MFA); the
+    # OIDC path records "socialaccount" the same way inside allauth.
+    record_authentication(request, result.user, method="saml", connection=str(connection.pk))
+    return perform_login(
+        request,
+        result.user,
+        email_verification=EmailVerificationMethod.NONE,  # the IdP vouches for the address
+        redirect_url=safe_relay_state(request, request.POST.get("RelayState")),
     )
-    return redirect(url or "account_login")
 
 
 @require_GET
@@ -545,6 +530,7 @@ def _oidc_form_page(
         "connection": connection,
         "protocol": "OpenID Connect",
         "redirect_uri": oidc_redirect_uri(connection) if connection is not None else None,
+        "post_logout_redirect_uri": post_logout_redirect_uri(connection) if connection is not None else None,
         "events": selectors.connection_event_list(connection=connection) if connection is not None else [],
         "list_url": list_url,
         "owner_name": tenant.name if tenant is not None else provider.name,

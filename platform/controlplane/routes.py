@@ -143,7 +143,6 @@ _CONSOLE: dict[str, Rule] = {
     "sso_saml_login": A.PUBLIC,
     "sso_saml_acs": A.PUBLIC,
     "sso_saml_sls": A.PUBLIC,
-    "sso_saml_logout": A.PUBLIC,
     "sso_oidc_login": A.PUBLIC,
     # A tenant's console.
     "tenant_home": A.MEMBER,
@@ -283,7 +282,6 @@ _PORTAL: dict[str, Rule] = {
     "portal_sso_saml_login": A.PUBLIC,
     "portal_sso_saml_acs": A.PUBLIC,
     "portal_sso_saml_sls": A.PUBLIC,
-    "portal_sso_saml_logout": A.PUBLIC,
     "portal_sso_oidc_login": A.PUBLIC,
 }
 

@@ -34,6 +34,7 @@ class OidcClient:
     client_id: str
     client_secret: str
     redirect_uris: list[str]
+    post_logout_redirect_uris: list[str] = field(default_factory=list)
 
 
 @dataclass

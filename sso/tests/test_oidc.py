@@ -7,14 +7,18 @@ Every refusal: 403, nothing created (no user, membership, grant, social account,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
+import pyotp
 import pytest
+import requests
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from allauth.socialaccount.models import SocialAccount, SocialApp
 from django.db.models import Model
 from django.test import Client
@@ -31,8 +35,9 @@ from controlplane.accounts.models import (
 from controlplane.accounts.services import provider_membership_set, tenant_membership_set
 from controlplane.providers.models import Provider
 from modules.people.models import Person
+from sso.logout import post_logout_redirect_uri
 from sso.models import OidcConnection
-from sso.oidc_services import oidc_connection_create
+from sso.oidc_services import oidc_client_secret, oidc_connection_create
 from sso.selectors import sso_connection_for_email
 from sso.views import oidc_redirect_uri
 from tenants.models import Tenant
@@ -58,6 +63,10 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
 }
 
 
+ACME_SECRET = "acme-portal-secret-0123456789abcdef0123456789"
+MSP_SECRET = "msp-console-secret-0123456789abcdef0123456789"
+
+
 @dataclass
 class OidcWorld:
     op: TestOp
@@ -78,7 +87,7 @@ def oidc(tmp_path: Path, tenant_a: Tenant, provider: Provider) -> Iterator[OidcW
         kind="generic",
         issuer=op.issuer,
         client_id="acme-portal",
-        client_secret="acme-portal-secret-0123456789abcdef0123456789",
+        client_secret=ACME_SECRET,
         email_domains=["acme.example"],
         role_rules=ADMIN_RULES,
     )
@@ -90,15 +99,20 @@ def oidc(tmp_path: Path, tenant_a: Tenant, provider: Provider) -> Iterator[OidcW
         kind="generic",
         issuer=op.issuer,
         client_id="msp-console",
-        client_secret="msp-console-secret-0123456789abcdef0123456789",
+        client_secret=MSP_SECRET,
         email_domains=["northwind.example"],
         role_rules=[],
     )
     op.start(
         clients=[
-            OidcClient("acme-portal", acme.client_secret, [oidc_redirect_uri(acme)]),
+            OidcClient(
+                "acme-portal",
+                ACME_SECRET,
+                [oidc_redirect_uri(acme)],
+                post_logout_redirect_uris=[post_logout_redirect_uri(acme)],
+            ),
             OidcClient("other-app", "other-app-secret-0123456789abcdef0123456789", [oidc_redirect_uri(acme)]),
-            OidcClient("msp-console", msp.client_secret, [oidc_redirect_uri(msp)]),
+            OidcClient("msp-console", MSP_SECRET, [oidc_redirect_uri(msp)]),
         ],
         accounts=ACCOUNTS,
     )
@@ -387,7 +401,9 @@ def test_admin_creates_edits_and_deactivates_a_tenant_connection(
     assert connection.issuer == "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0"
     app = SocialApp.objects.get(provider="openid_connect", provider_id=str(connection.pk))
     assert connection.social_app == app
-    assert (app.client_id, app.secret) == ("app-1", "s3cret-value")
+    # The secret is sealed in the connection only (the SocialApp's copy is empty).
+    assert (app.client_id, app.secret) == ("app-1", "")
+    assert "s3cret" not in connection.client_secret and oidc_client_secret(connection) == "s3cret-value"
     assert app.settings["server_url"] == connection.issuer and app.settings["oauth_pkce_enabled"] is True
     page = client.get("/t/acme/sso/").content.decode()
     redirect_uri = f"http://acme.localhost:8000/accounts/oidc/{connection.pk}/login/callback/"
@@ -397,11 +413,9 @@ def test_admin_creates_edits_and_deactivates_a_tenant_connection(
     data.update({"kind": "google", "client_secret": "", "name": "Acme Google", "is_active": "on"})
     assert client.post(f"/t/acme/sso/oidc/{connection.pk}/", data).status_code == 302
     app.refresh_from_db()
-    assert (app.name, app.secret, app.settings["server_url"]) == (
-        "Acme Google",
-        "s3cret-value",
-        "https://accounts.google.com",
-    )
+    connection.refresh_from_db()
+    assert (app.name, app.settings["server_url"]) == ("Acme Google", "https://accounts.google.com")
+    assert oidc_client_secret(connection) == "s3cret-value"
     assert client.post(f"/t/acme/sso/oidc/{connection.pk}/deactivate/").status_code == 302
     connection.refresh_from_db()
     assert not connection.is_active
@@ -568,7 +582,7 @@ def test_the_account_follows_sub_not_the_email_claim(oidc: OidcWorld, tenant_a: 
         "newcomer": {**ACCOUNTS["ann"], "name": "Newcomer"},  # ann's old address, another sub
     }
     clients = [
-        OidcClient("acme-portal", oidc.acme.client_secret, [oidc_redirect_uri(oidc.acme)]),
+        OidcClient("acme-portal", ACME_SECRET, [oidc_redirect_uri(oidc.acme)]),
         OidcClient(
             "other-app", "other-app-secret-0123456789abcdef0123456789", [oidc_redirect_uri(oidc.acme)]
         ),
@@ -580,3 +594,72 @@ def test_the_account_follows_sub_not_the_email_claim(oidc: OidcWorld, tenant_a: 
     with refused("other-identity", tenant_a) as attempts:
         attempts.append(sign_in(oidc.acme, "newcomer"))
     assert SocialAccount.objects.get(user=ann).uid == "ann"
+
+
+# --- two-factor authentication and single logout ---------------------------------------------------------
+
+
+def test_oidc_sign_in_asks_for_the_users_second_factor(oidc: OidcWorld, tenant_a: Tenant) -> None:
+    """allauth runs its login stages for OpenID Connect too: the OP's sign-in is the first factor and a
+    user with an authenticator app gives its code before the session is signed in (decision 0016)."""
+    assert sign_in(oidc.acme, "ann").response.status_code == 302
+    ann = User.objects.get(email="ann@acme.example")
+    secret = generate_totp_secret()
+    TOTP.activate(ann, secret)
+    attempt = sign_in(oidc.acme, "ann")
+    browser = attempt.client
+    assert attempt.response.status_code == 302
+    assert attempt.response["Location"] == "/accounts/2fa/authenticate/"
+    assert "_auth_user_id" not in browser.session
+    done = browser.post("/accounts/2fa/authenticate/", {"code": pyotp.TOTP(secret).now()})
+    assert done.status_code == 302 and browser.session["_auth_user_id"] == str(ann.pk)
+    methods = list(
+        SecurityEvent.objects.filter(verb="login.succeeded", user_id=ann.pk)
+        .order_by("id")
+        .values_list("details__method", flat=True)
+    )
+    assert methods == ["socialaccount", "socialaccount+mfa"]
+
+
+def test_sign_out_continues_at_the_ops_end_session_endpoint(oidc: OidcWorld, tenant_a: Tenant) -> None:
+    """RP-Initiated Logout 1.0: our session ends, then the OP's logout, which sends the browser back to
+    the registered post-logout redirect URI (the portal's sign-in page)."""
+    browser = sign_in(oidc.acme, "ann").client
+    response = browser.post("/accounts/logout/")
+    assert "_auth_user_id" not in browser.session
+    location = str(response["Location"])
+    assert location.startswith(f"{oidc.op.issuer}/session/end?")
+    params = query_of(location)
+    assert params == {
+        "client_id": "acme-portal",
+        "post_logout_redirect_uri": "http://acme.localhost:8000/accounts/login/",
+    }
+    event = SecurityEvent.objects.get(verb="sso.oidc.logout")
+    assert event.details == {"connection": str(oidc.acme.pk), "idp": True} and event.tenant_id == tenant_a.pk
+    # The OP accepts it: its confirmation form, then back to our sign-in page.
+    op_browser = requests.Session()
+    page = op_browser.get(location, timeout=10)
+    assert page.status_code == 200, page.text[:300]
+    action = re.search(r'action="([^"]+)"', page.text)
+    xsrf = re.search(r'name="xsrf" value="([^"]+)"', page.text)
+    assert action and xsrf
+    confirmed = op_browser.post(
+        urljoin(location, action.group(1)),
+        data={"xsrf": xsrf.group(1), "logout": "yes"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert confirmed.status_code in (302, 303)
+    assert confirmed.headers["Location"] == "http://acme.localhost:8000/accounts/login/"
+
+
+def test_sign_out_is_local_when_the_op_has_no_end_session_endpoint(
+    oidc: OidcWorld, tenant_a: Tenant
+) -> None:
+    browser = sign_in(oidc.acme, "ann").client
+    app = oidc.acme.social_app
+    app.settings = {**app.settings, "openid_configuration_overrides": {"end_session_endpoint": None}}
+    app.save()
+    response = browser.post("/accounts/logout/")
+    assert response["Location"] == "/accounts/login/" and "_auth_user_id" not in browser.session
+    assert SecurityEvent.objects.get(verb="sso.oidc.logout").details["idp"] is False

@@ -7,11 +7,13 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pyotp
 import pytest
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from conftest import make_user
+from conftest import PASSWORD, make_user
 from controlplane.accounts.models import SecurityEvent, User
 from controlplane.accounts.services import provider_membership_set, tenant_membership_set
 from controlplane.providers.models import Provider
@@ -339,8 +341,11 @@ def test_sp_initiated_logout_round_trip(
     attempt = saml_sign_in(acme_sso, name_id="alice-1")
     browser = attempt.client
     assert "_auth_user_id" in browser.session
-    response = browser.post(f"/sso/saml/{acme_sso.pk}/logout/")
+    # The header's "Sign out" (allauth's logout) continues at the IdP.
+    response = browser.post("/accounts/logout/")
     assert response.status_code == 302 and response["Location"].startswith(f"{idp.entity_id}/slo?")
+    event = SecurityEvent.objects.get(verb="sso.saml.logout")
+    assert event.details == {"connection": str(acme_sso.pk), "idp": True} and event.tenant_id == tenant_a.pk
     assert "_auth_user_id" not in browser.session
     query = parse_qs(urlsplit(response["Location"]).query)
     assert query["Signature"] and query["SigAlg"] == [SIG_RSA_SHA256]
@@ -399,3 +404,61 @@ def test_idp_initiated_logout_ends_only_that_subjects_session(
     mine = idp_logout("alice-1")
     assert mine.status_code == 302 and mine["Location"].startswith(f"{idp.entity_id}/slo?SAMLResponse=")
     assert "_auth_user_id" not in browser.session
+
+
+def test_sign_out_without_an_idp_slo_url_ends_only_our_session(
+    tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+) -> None:
+    SamlConnection.objects.filter(pk=acme_sso.pk).update(idp_slo_url="")
+    browser = saml_sign_in(acme_sso, name_id="alice-1").client
+    response = browser.post("/accounts/logout/")
+    assert response.status_code == 302 and response["Location"] == "/accounts/login/"
+    assert "_auth_user_id" not in browser.session
+    assert not SamlRequest.objects.filter(kind="logout").exists()
+    assert SecurityEvent.objects.get(verb="sso.saml.logout").details["idp"] is False
+
+
+def test_a_password_session_signs_out_locally(tenant_a: Tenant, acme_sso: SamlConnection) -> None:
+    make_user("ann@acme.example")
+    ann = User.objects.get(email="ann@acme.example")
+    tenant_membership_set(user=ann, tenant=tenant_a, role="end_user")
+    browser = Client(HTTP_HOST="acme.localhost:8000")
+    assert browser.post("/accounts/login/", {"login": ann.email, "password": PASSWORD}).status_code == 302
+    response = browser.post("/accounts/logout/")
+    assert response["Location"] == "/accounts/login/" and "_auth_user_id" not in browser.session
+    assert not SecurityEvent.objects.filter(verb__endswith=".logout").exists()
+
+
+# --- two-factor authentication after SAML --------------------------------------------------------------
+
+
+def test_saml_sign_in_asks_for_the_users_second_factor(
+    tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt]
+) -> None:
+    """The IdP's assertion is the first factor only: a user with an authenticator app gives its code
+    before the session is signed in (decision 0016), and the audit names both steps."""
+    first = saml_sign_in(acme_sso, name_id="alice-1")
+    assert first.response.status_code == 302 and first.response["Location"] == "/"
+    alice = User.objects.get(email="alice@acme.example")
+    first.client.post("/accounts/logout/")
+    secret = generate_totp_secret()
+    TOTP.activate(alice, secret)
+
+    attempt = saml_sign_in(acme_sso, name_id="alice-1", relay_state="/requests/")
+    browser = attempt.client
+    assert attempt.response.status_code == 302
+    assert attempt.response["Location"] == "/accounts/2fa/authenticate/"
+    assert "_auth_user_id" not in browser.session  # not signed in yet
+    assert browser.get("/requests/").status_code == 302  # to the sign-in page
+    wrong = browser.post("/accounts/2fa/authenticate/", {"code": "000000"})
+    assert wrong.status_code == 200 and "_auth_user_id" not in browser.session
+    done = browser.post("/accounts/2fa/authenticate/", {"code": pyotp.TOTP(secret).now()})
+    assert done.status_code == 302 and done["Location"] == "/requests/"
+    assert browser.session["_auth_user_id"] == str(alice.pk)
+    assert browser.session["_saml"]["name_id"] == "alice-1"  # single logout still knows the subject
+    methods = list(
+        SecurityEvent.objects.filter(verb="login.succeeded", user_id=alice.pk)
+        .order_by("id")
+        .values_list("details__method", flat=True)
+    )
+    assert methods == ["saml", "saml+mfa"]

@@ -116,7 +116,7 @@ def test_first_login_creates_the_end_user_with_the_mapped_role_and_person(
         assert Person.objects.get(user_id=user.pk).email == "alice@acme.example"
     session = attempt.client.session
     assert session["_auth_user_id"] == str(user.pk)
-    assert session["_auth_user_backend"] == "django.contrib.auth.backends.ModelBackend"
+    assert session["_auth_user_backend"] == "allauth.account.auth_backends.AuthenticationBackend"
     assert session[SESSION_HOST_KEY] == "acme.localhost"
     event = SecurityEvent.objects.get(verb="sso.saml.login")
     assert (event.user_id, event.tenant_id, event.ip, event.details["created"]) == (

@@ -15,7 +15,7 @@ from allauth.mfa.models import Authenticator
 from django.test import Client
 
 from conftest import PASSWORD, make_user
-from controlplane.accounts.crypto import totp_secret_decrypt
+from controlplane.accounts.crypto import TOTP_SECRET, secret_unseal
 from controlplane.accounts.models import SecurityEvent, User
 from controlplane.accounts.services import (
     provider_mfa_requirement_set,
@@ -84,7 +84,7 @@ def test_totp_set_up_then_sign_in_asks_for_the_code(tech_a: User, smtp: Mailbox)
         "totp",
     ]
     stored = Authenticator.objects.get(user=tech_a, type="totp").data["secret"]
-    assert secret not in stored and totp_secret_decrypt(stored) == secret  # encrypted at rest
+    assert secret not in stored and secret_unseal(stored, purpose=TOTP_SECRET) == secret  # encrypted at rest
     console.post("/accounts/logout/")
 
     browser, location = sign_in("testserver", tech_a.email)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.internal.flows.login import get_authentication_records
 from allauth.core import context as allauth_context
 from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.models import Authenticator
@@ -14,7 +15,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 
-from .crypto import totp_secret_decrypt, totp_secret_encrypt
+from .crypto import TOTP_SECRET, secret_seal, secret_unseal
 from .models import User
 from .selectors import SECOND_FACTORS, mfa_required, portal_role_get
 from .services import client_ip, security_event_record
@@ -54,6 +55,14 @@ def site_name(request: HttpRequest | None) -> str:
     from tenants.selectors import branding_get
 
     return branding_get(tenant=tenant).portal_title or f"{tenant.name} · IT help"
+
+
+def sign_in_methods(request: HttpRequest, user: AbstractBaseUser) -> str:
+    """How this session's user proved who they are, in order, joined by "+": allauth's authentication
+    records (``password``, ``socialaccount`` for OpenID Connect, ``mfa``) and ours (``saml``), e.g.
+    ``saml+mfa``; ``password`` when nothing was recorded."""
+    methods = [str(r.get("method")) for r in get_authentication_records(request, user)]
+    return "+".join(methods) or "password"
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -139,9 +148,17 @@ class AccountAdapter(DefaultAccountAdapter):
             verb="login.succeeded",
             user_id=user.pk,
             ip=client_ip(request),
-            details={"method": "password", "host": request.get_host()},
+            details={"method": sign_in_methods(request, user), "host": request.get_host()},
             **where(request),
         )
+
+    def get_logout_redirect_url(self, request: HttpRequest) -> str:
+        """Where "Sign out" goes once our session ends: on to the identity provider's single logout when
+        this session signed in through SAML or OpenID Connect and the IdP offers one
+        (``sso.logout.idp_logout_url``), else the sign-in page. allauth asks before it signs out."""
+        from sso.logout import idp_logout_url  # sso builds on this app: imported when used
+
+        return idp_logout_url(request) or super().get_logout_redirect_url(request)
 
     def authenticate(self, request: HttpRequest, **credentials: Any) -> AbstractBaseUser | None:
         """On a portal host, a user without a membership in that tenant fails like a wrong password, and
@@ -160,10 +177,10 @@ class AccountAdapter(DefaultAccountAdapter):
 class MfaAdapter(DefaultMFAAdapter):
     def encrypt(self, text: str) -> str:
         """TOTP secrets are stored encrypted (controlplane.accounts.crypto), not as allauth's plain text."""
-        return totp_secret_encrypt(text)
+        return secret_seal(text, purpose=TOTP_SECRET)
 
     def decrypt(self, encrypted_text: str) -> str:
-        return totp_secret_decrypt(encrypted_text)
+        return secret_unseal(encrypted_text, purpose=TOTP_SECRET)
 
     def can_delete_authenticator(self, authenticator: Authenticator) -> bool:
         """A user who must use two-factor authentication keeps their last authenticator app or security

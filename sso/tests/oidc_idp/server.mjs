@@ -1,5 +1,5 @@
 // The SSO tests' OpenID Connect provider: panva's oidc-provider, configured from a JSON file
-// (argv[2]): {"port": 0, "clients": [{client_id, client_secret, redirect_uris}], "accounts": {id: claims}}.
+// (argv[2]): {"port": 0, "clients": [{client_id, client_secret, redirect_uris, post_logout_redirect_uris}], "accounts": {id: claims}}.
 // Started by sso/tests/oidc_idp.py on 127.0.0.1; prints "listening <issuer>" when ready.
 // Interactions: oidc-provider's dev interactions (a login form that signs in the account named in
 // `login`, then a consent form), which the tests drive with plain HTTP.
@@ -16,6 +16,7 @@ const provider = new Provider(issuer, {
     client_id: c.client_id,
     client_secret: c.client_secret,
     redirect_uris: c.redirect_uris,
+    post_logout_redirect_uris: c.post_logout_redirect_uris || [],
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_post',
