@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -673,7 +674,7 @@ def user_provision(
     TenantMembership with ``mapped_role`` (when missing) and the tenant's person; provider connection: a
     technician ProviderMembership without any grant (ARCHITECTURE.md "Words"). ``saml_connection_id`` /
     ``oidc_provider_id``: the connection being signed in through, so an identity there is not "another
-    connection's". Raises SsoRefused (``no-email``, ``email-domain``, ``provider-domain``,
+    connection's". The address is marked verified (the IdP vouches for it). Raises SsoRefused (``no-email``, ``email-domain``, ``provider-domain``,
     ``other-owner``, ``other-identity``, ``inactive``, ``conflict``)."""
     email = email.strip().lower()
     try:
@@ -699,9 +700,13 @@ def user_provision(
         user = existing
     else:
         try:
-            user = user_create(email=email, password=None, full_name=full_name[:200])
+            user = user_create(email=email, password=None, full_name=full_name[:200], email_verified=True)
         except Conflict as exc:  # created by a concurrent first sign-in: the next attempt links it
             raise SsoRefused("conflict", "the user was created concurrently; sign in again") from exc
+    # The connection's IdP vouches for the address (a signed assertion; for OIDC ``email_verified``):
+    # without a verified address allauth would refuse to add an authenticator, so a user who must use
+    # MFA could never set it up.
+    EmailAddress.objects.filter(user=user, email=email, verified=False).update(verified=True)
     if tenant is not None:
         if not TenantMembership.objects.filter(user=user, tenant=tenant).exists():
             tenant_membership_set(user=user, tenant=tenant, role=mapped_role(connection, attributes))

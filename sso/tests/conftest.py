@@ -17,6 +17,7 @@ from sso.models import SamlConnection
 from sso.saml import sp_urls
 from sso.services import connection_create
 from tenants.models import Tenant
+from tests.integration.conftest import smtp  # noqa: F401 (the real SMTP server, for emailed codes)
 
 from .idp import TestIdp, encode
 

@@ -653,9 +653,7 @@ def test_sign_out_continues_at_the_ops_end_session_endpoint(oidc: OidcWorld, ten
     assert confirmed.headers["Location"] == "http://acme.localhost:8000/accounts/login/"
 
 
-def test_sign_out_is_local_when_the_op_has_no_end_session_endpoint(
-    oidc: OidcWorld, tenant_a: Tenant
-) -> None:
+def test_sign_out_is_local_when_the_op_has_no_end_session_endpoint(oidc: OidcWorld, tenant_a: Tenant) -> None:
     browser = sign_in(oidc.acme, "ann").client
     app = oidc.acme.social_app
     app.settings = {**app.settings, "openid_configuration_overrides": {"end_session_endpoint": None}}

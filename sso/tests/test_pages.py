@@ -3,12 +3,14 @@ written on a refusal), home-realm discovery, and single logout against the pysam
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pyotp
 import pytest
+from allauth.account.models import EmailAddress
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -21,6 +23,7 @@ from sso.models import SamlConnection, SamlRequest
 from sso.saml import sp_urls
 from sso.selectors import sso_connection_for_email
 from tenants.models import Tenant
+from tests.integration.conftest import Mailbox
 
 from .conftest import ADMIN_RULES, Attempt
 from .idp import TestIdp
@@ -462,3 +465,30 @@ def test_saml_sign_in_asks_for_the_users_second_factor(
         .values_list("details__method", flat=True)
     )
     assert methods == ["saml", "saml+mfa"]
+
+
+def test_a_saml_user_who_must_use_mfa_sets_it_up_without_a_password(
+    tenant_a: Tenant, acme_sso: SamlConnection, saml_sign_in: Callable[..., Attempt], smtp: Mailbox
+) -> None:
+    """The first page sends a user who must use MFA to set it up; an SSO user has no password, so the
+    re-authentication allauth asks for before a security change is a code emailed to the address the
+    IdP vouched for."""
+    Tenant.objects.filter(pk=tenant_a.pk).update(require_mfa_for_end_users=True)
+    attempt = saml_sign_in(acme_sso, name_id="alice-1")
+    browser = attempt.client
+    assert attempt.response["Location"] == "/"
+    home = browser.get("/")
+    assert home.status_code == 302 and home["Location"] == "/accounts/2fa/totp/activate/"
+    # The IdP vouched for the address (allauth adds authenticators only for verified addresses), so
+    # allauth's re-authentication before a security change works by an emailed code: no password needed.
+    assert EmailAddress.objects.get(email="alice@acme.example").verified
+    activate = browser.get("/accounts/2fa/totp/activate/")
+    assert activate.status_code == 302
+    assert activate["Location"].startswith("/accounts/reauthenticate/code/")
+    sent = browser.post(activate["Location"], {"recipient": "alice@acme.example"})
+    assert sent.status_code == 302 and "/accounts/reauthenticate/code/confirm/" in sent["Location"]
+    code = re.search(r"\b([A-Z0-9]{4}-[A-Z0-9]{4})\b", smtp.bodies()[-1])
+    assert code, smtp.bodies()[-1]
+    confirmed = browser.post(sent["Location"], {"code": code.group(1)})
+    assert confirmed.status_code == 302 and confirmed["Location"] == "/accounts/2fa/totp/activate/"
+    assert browser.get("/accounts/2fa/totp/activate/").status_code == 200
