@@ -75,14 +75,17 @@ class AccountAdapter(DefaultAccountAdapter):
     def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
         """allauth's mail (verification, reset, notices) greets and signs with this host's name, or with
         the ``current_site`` (a MailSite) the caller passes: mail sent about a tenant's user from the
-        console (``user_mfa_reset``) carries the tenant's portal name."""
+        console (``user_mfa_reset``) carries the tenant's portal name. Works without a request."""
         request = allauth_context.request
         host = request.get_host() if request is not None else ""
         site = context.get("current_site")
         if not isinstance(site, MailSite):
             site = MailSite(site_name(request), host)
         self._mail_site = site
-        super().send_mail(template_prefix, email, {**context, "current_site": site})
+        # allauth's own send_mail, without its get_current_site(request): mail sent after commit may have
+        # no request (a test running the callbacks, a task).
+        ctx = {"request": request, "email": email, **context, "current_site": site}
+        self.render_mail(template_prefix, email, ctx).send()
 
     def format_email_subject(self, subject: str) -> str:
         """``[<portal title or platform name>] <subject>`` (the name the mail being sent greets with)."""
