@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -482,6 +484,9 @@ def pages(
         user=client_admin, tenant=tenant_a, role="client_admin"
     ).pk
     params["team_member_id"] = ProviderMembership.objects.get(user=tech_a).pk
+    for enrolled in (tech_a, client_admin):  # so the team member and users pages show the reset forms
+        TOTP.activate(enrolled, generate_totp_secret())
+        RecoveryCodes.activate(enrolled)
     params.update(STATIC_PARAMS)
     return {
         "client_admin": client_for(client_admin, host=PORTAL_HOST),
