@@ -4,7 +4,7 @@ sign-ins, refusals and lockouts are recorded in the security audit (accounts.Sec
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context as allauth_context
@@ -14,12 +14,13 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 
-from tenants.models import Tenant
-
 from .crypto import totp_secret_decrypt, totp_secret_encrypt
 from .models import User
 from .selectors import SECOND_FACTORS, mfa_required, portal_role_get
 from .services import client_ip, security_event_record
+
+if TYPE_CHECKING:
+    from tenants.models import Tenant
 
 
 def where(request: HttpRequest) -> dict[str, Any]:
