@@ -623,7 +623,7 @@ def _mfa_reset_mail(
 
     zone = zone if zone_valid(zone) else "UTC"
     local = at.astimezone(zoneinfo.ZoneInfo(zone))
-    context = {
+    context: dict[str, Any] = {
         "actor_email": actor_email,
         "when": f"{local.day} {local:%B %Y at %H:%M} ({zone})",
     }
