@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -126,6 +128,8 @@ NOT_PAGES: dict[str, tuple[str, str]] = {
     "saved_view_delete": ("post", "delete button target"),
     "console_team_member_remove": ("post", "remove button target"),
     "tenant_user_remove": ("post", "remove button target"),
+    "console_team_member_mfa_reset": ("post", "reset two-factor authentication form target"),
+    "tenant_user_mfa_reset": ("post", "reset two-factor authentication form target"),
     "sso_provider_connection_deactivate": ("post", "deactivate button target"),
     "sso_tenant_connection_deactivate": ("post", "deactivate button target"),
     "sso_saml_metadata": ("download", "the SP's SAML metadata (XML) for the IdP"),
@@ -185,8 +189,10 @@ ADMIN_PAGES: set[str] = {
     "console_team",
     "console_team_member",
     "console_team_member_remove",
+    "console_team_member_mfa_reset",
     "tenant_users",
     "tenant_user_remove",
+    "tenant_user_mfa_reset",
     "sso_provider_connections",
     "sso_provider_connection_new",
     "sso_provider_connection",
@@ -476,6 +482,9 @@ def pages(
         user=client_admin, tenant=tenant_a, role="client_admin"
     ).pk
     params["team_member_id"] = ProviderMembership.objects.get(user=tech_a).pk
+    for enrolled in (tech_a, client_admin):  # so the team member and users pages show the reset forms
+        TOTP.activate(enrolled, generate_totp_secret())
+        RecoveryCodes.activate(enrolled)
     params.update(STATIC_PARAMS)
     return {
         "client_admin": client_for(client_admin, host=PORTAL_HOST),

@@ -4,7 +4,7 @@ sign-ins, refusals and lockouts are recorded in the security audit (accounts.Sec
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.internal.flows.login import get_authentication_records
@@ -19,6 +19,9 @@ from .crypto import TOTP_SECRET, secret_seal, secret_unseal
 from .models import User
 from .selectors import SECOND_FACTORS, mfa_required, portal_role_get
 from .services import client_ip, security_event_record
+
+if TYPE_CHECKING:
+    from tenants.models import Tenant
 
 
 def where(request: HttpRequest) -> dict[str, Any]:
@@ -50,8 +53,11 @@ def site_name(request: HttpRequest | None) -> str:
     """The name account email is sent under: on a portal host the tenant's portal title (its branding,
     else "<tenant> · IT help", as the portal's pages show it); on the console host the platform's."""
     tenant = getattr(request, "portal_tenant", None)
-    if tenant is None:
-        return CONSOLE_SITE_NAME
+    return CONSOLE_SITE_NAME if tenant is None else tenant_site_name(tenant)
+
+
+def tenant_site_name(tenant: Tenant) -> str:
+    """The tenant's portal title (its branding), else "<tenant> · IT help", as the portal's pages show it."""
     from tenants.selectors import branding_get
 
     return branding_get(tenant=tenant).portal_title or f"{tenant.name} · IT help"
@@ -77,16 +83,25 @@ class AccountAdapter(DefaultAccountAdapter):
     }
 
     def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
-        """allauth's mail (verification, reset, notices) greets and signs with this host's name."""
+        """allauth's mail (verification, reset, notices) greets and signs with this host's name, or with
+        the ``current_site`` (a MailSite) the caller passes: mail sent about a tenant's user from the
+        console (``user_mfa_reset``) carries the tenant's portal name. Works without a request."""
         request = allauth_context.request
         host = request.get_host() if request is not None else ""
-        super().send_mail(
-            template_prefix, email, {"current_site": MailSite(site_name(request), host), **context}
-        )
+        site = context.get("current_site")
+        if not isinstance(site, MailSite):
+            site = MailSite(site_name(request), host)
+        self._mail_site = site
+        # allauth's own send_mail, without its get_current_site(request): mail sent after commit may have
+        # no request (a test running the callbacks, a task).
+        ctx = {"request": request, "email": email, **context, "current_site": site}
+        self.render_mail(template_prefix, email, ctx).send()
 
     def format_email_subject(self, subject: str) -> str:
-        """``[<portal title or platform name>] <subject>``."""
-        return f"[{site_name(allauth_context.request)}] {subject}"
+        """``[<portal title or platform name>] <subject>`` (the name the mail being sent greets with)."""
+        site = getattr(self, "_mail_site", None)
+        name = site.name if isinstance(site, MailSite) else site_name(allauth_context.request)
+        return f"[{name}] {subject}"
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         """Users are created by their provider or by provisioning, never by self-signup."""

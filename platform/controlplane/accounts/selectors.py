@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import operator
+from collections.abc import Iterable
 
 from allauth.mfa.models import Authenticator
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -64,6 +65,7 @@ OWN_SECURITY_VERBS = {
     "password.reset": "Password reset by email link",
     "email.verified": "Email address verified",
     "session.ended_everywhere": "Signed out everywhere",
+    "mfa.reset": "Two-factor authentication reset by an administrator",
 }
 
 
@@ -111,12 +113,38 @@ MFA_TYPE_NAMES = {
 }
 
 
+def mfa_types_by_user(*, user_ids: Iterable[int]) -> dict[int, list[str]]:
+    """User id -> the sorted types of their allauth authenticators (``totp``, ``webauthn``,
+    ``recovery_codes``; a user without any is missing from the dict). One query for a whole list page."""
+    found: dict[int, set[str]] = {}
+    for user_id, kind in Authenticator.objects.filter(user_id__in=list(user_ids)).values_list(
+        "user_id", "type"
+    ):
+        found.setdefault(user_id, set()).add(kind)
+    return {user_id: sorted(kinds) for user_id, kinds in found.items()}
+
+
+def mfa_methods_text(types: Iterable[str]) -> str:
+    """ "On: authenticator app, recovery codes." (second factors first) or "Off." (none, or recovery codes
+    alone, which are no second factor on their own). No query."""
+    kinds = sorted(set(types))
+    names = [MFA_TYPE_NAMES[t] for t in kinds if t in SECOND_FACTORS] + [
+        MFA_TYPE_NAMES[t] for t in kinds if t not in SECOND_FACTORS and t in MFA_TYPE_NAMES
+    ]
+    return f"On: {', '.join(names)}." if any(t in SECOND_FACTORS for t in kinds) else "Off."
+
+
 def mfa_status_text(*, user: User) -> str:
     """One line for the account pages: "On: authenticator app, recovery codes." / "Off." with "Required
     by your organisation." appended when ``mfa_required``. Two queries."""
-    types = sorted(set(Authenticator.objects.filter(user=user).values_list("type", flat=True)))
-    second = [MFA_TYPE_NAMES[t] for t in types if t in SECOND_FACTORS] + [
-        MFA_TYPE_NAMES[t] for t in types if t not in SECOND_FACTORS and t in MFA_TYPE_NAMES
-    ]
-    text = f"On: {', '.join(second)}." if any(t in SECOND_FACTORS for t in types) else "Off."
+    text = mfa_methods_text(Authenticator.objects.filter(user=user).values_list("type", flat=True))
     return f"{text} Required by your organisation." if mfa_required(user=user) else text
+
+
+def signs_in_elsewhere_condition(*, tenant: Tenant) -> Q:
+    """The condition (on ``User``) "also signs in to another organisation": a member of any provider's
+    team, or a role in any tenant but ``tenant``. A tenant's administrators may not change such a user's
+    sign-in (``user_mfa_reset``): it would change how they sign in to organisations that are not theirs."""
+    return Q(Exists(ProviderMembership.objects.filter(user=OuterRef("pk")))) | Q(
+        Exists(TenantMembership.objects.filter(user=OuterRef("pk")).exclude(tenant=tenant))
+    )

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import secrets
+import smtplib
+import zoneinfo
 from typing import Any
 
 from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
 from django.db import connection, transaction
 from django.db.models import F
 from django.http import HttpRequest
@@ -18,7 +22,7 @@ from controlplane.problems import Conflict, InvalidInput, NotFound, PermissionDe
 from controlplane.providers.models import Provider
 from controlplane.zones import zone_valid
 from modules.records.actor import Actor
-from tenants.models import Tenant
+from tenants.models import Domain, Tenant
 
 from .models import (
     ApiToken,
@@ -30,7 +34,9 @@ from .models import (
     TenantRole,
     User,
 )
-from .selectors import tenant_role_get
+from .selectors import signs_in_elsewhere_condition, tenant_role_get
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -521,3 +527,117 @@ def tenant_mfa_requirement_set(
             details={"scope": "tenant", "required": required},
         )
     return tenant
+
+
+@transaction.atomic
+def user_mfa_reset(
+    *,
+    actor: User,
+    target_user: User,
+    provider: Provider | None = None,
+    tenant: Tenant | None = None,
+    ip: str | None = None,
+) -> list[str]:
+    """An administrator resets ``target_user``'s two-factor authentication (they lost their device), as
+    Okta's, Entra ID's and ServiceNow's "reset MFA": every allauth ``Authenticator`` of the user (authenticator
+    apps, security keys, recovery codes) is deleted, every session of theirs ends (the session epoch,
+    as "sign out everywhere"), ``mfa.reset`` is recorded (details: ``removed``, the types, and ``scope``)
+    and, after commit, the user is told by email who reset it and when. Where two-factor authentication
+    is required of them, they set it up again on their next sign-in (MfaRequiredMiddleware). API tokens
+    are not sessions and stay valid. Returns the removed types, sorted.
+
+    Exactly one of ``provider`` (the provider's team page) or ``tenant`` (a client's users page) says in
+    whose name the actor acts:
+
+    - ``provider``: the actor is an owner or admin of it (``provider_team.manage``) and the target a member
+      of its team; only an owner resets an owner (as ``_owner_rules``).
+    - ``tenant``: the actor holds ``tenant_members.manage`` there (client admins, the provider's owners and
+      admins who reach it) and the target a tenant role there and nowhere else, and is on no provider's
+      team (``signs_in_elsewhere_condition``): a client's administrators never change how someone signs in
+      to another organisation.
+
+    Nobody resets their own (their account's two-factor pages are for that). Raises PermissionDenied for
+    each refusal above, NotFound when the target is not on the team or has no role in the tenant, and
+    Conflict when the target has no authenticator (nothing to reset); a refusal writes nothing."""
+    if (provider is None) == (tenant is None):
+        raise ValueError("pass exactly one of provider and tenant")
+    if provider is not None:
+        mine = _team_admin(actor=actor, provider_id=provider.pk)
+        theirs = ProviderMembership.objects.filter(user=target_user, provider=provider).first()
+        if theirs is None:
+            raise NotFound("no such member")
+        if theirs.user_id == actor.pk:
+            raise PermissionDenied(
+                "you cannot reset your own two-factor authentication; use your account's security pages"
+            )
+        if theirs.role == ProviderRole.OWNER and mine.role != ProviderRole.OWNER:
+            raise PermissionDenied("only an owner resets an owner's two-factor authentication")
+        where = {"provider_id": provider.pk, "tenant_id": None}
+    else:
+        assert tenant is not None
+        if not role_may(tenant_role_get(user=actor, tenant=tenant), Permission.TENANT_MEMBERS_MANAGE):
+            raise PermissionDenied("only the client's admins and the provider's admins manage its users")
+        if not TenantMembership.objects.filter(user=target_user, tenant=tenant).exists():
+            raise NotFound("no such user here")
+        if target_user.pk == actor.pk:
+            raise PermissionDenied(
+                "you cannot reset your own two-factor authentication; use your account's security pages"
+            )
+        if User.objects.filter(signs_in_elsewhere_condition(tenant=tenant), pk=target_user.pk).exists():
+            raise PermissionDenied(
+                "this person also signs in to other organisations; ask the provider's administrators"
+            )
+        where = {"provider_id": tenant.provider_id, "tenant_id": tenant.pk}
+    authenticators = Authenticator.objects.filter(user=target_user)
+    removed = sorted(set(authenticators.select_for_update().values_list("type", flat=True)))
+    if not removed:
+        raise Conflict(f"nothing to reset: {target_user.email} has no two-factor authentication set up")
+    authenticators.delete()
+    user_session_epoch_bump(user=target_user)
+    security_event_record(
+        verb="mfa.reset",
+        user_id=target_user.pk,
+        actor_user_id=actor.pk,
+        ip=ip,
+        details={"removed": removed, "scope": "provider" if provider is not None else "tenant"},
+        **where,
+    )
+    at = timezone.now()
+    email, actor_email = target_user.email, actor.email
+    zone = target_user.time_zone or "UTC"
+    transaction.on_commit(
+        lambda: _mfa_reset_mail(email=email, actor_email=actor_email, at=at, zone=zone, tenant=tenant)
+    )
+    return removed
+
+
+def _mfa_reset_mail(
+    *, email: str, actor_email: str, at: dt.datetime, zone: str, tenant: Tenant | None
+) -> None:
+    """The notice of ``user_mfa_reset`` through allauth's adapter (the account mail path: greeting, subject
+    prefix and sender of every account email), named after the tenant's portal for a tenant's user. Sent
+    after commit; an SMTP failure is logged, not raised, since the reset itself is done and audited."""
+    from allauth.account.adapter import get_adapter
+
+    from .adapter import CONSOLE_SITE_NAME, MailSite, tenant_site_name
+
+    zone = zone if zone_valid(zone) else "UTC"
+    local = at.astimezone(zoneinfo.ZoneInfo(zone))
+    context: dict[str, Any] = {
+        "actor_email": actor_email,
+        "when": f"{local.day} {local:%B %Y at %H:%M} ({zone})",
+    }
+    if tenant is not None:
+        host = (
+            Domain.objects.filter(tenant=tenant, verified_at__isnull=False)
+            .order_by("-is_primary", "domain")
+            .values_list("domain", flat=True)
+            .first()
+        )
+        context["current_site"] = MailSite(tenant_site_name(tenant), host or "")
+    else:
+        context["current_site"] = MailSite(CONSOLE_SITE_NAME, "")
+    try:
+        get_adapter().send_mail("accounts/email/mfa_reset", email, context)
+    except (smtplib.SMTPException, OSError):
+        logger.exception("mfa reset notice to %s not sent", email)

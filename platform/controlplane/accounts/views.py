@@ -23,6 +23,7 @@ from tenants.models import Tenant
 from . import services
 from .adapter import where
 from .models import ProviderMembership, ProviderRole, TenantMembership, TenantRole, User
+from .selectors import mfa_methods_text, mfa_types_by_user, signs_in_elsewhere_condition
 from .services import (
     client_ip,
     provider_mfa_requirement_set,
@@ -162,12 +163,15 @@ def team(request: HttpRequest) -> HttpResponse:
             return redirect("console_team_member", team_member_id=added.pk)
     elif request.method == "POST":
         status = 422
-    members = (
+    members = list(
         ProviderMembership.objects.filter(provider=mine.provider)
         .select_related("user")
         .order_by("user__email")
         .prefetch_related("grants__tenant")
     )
+    mfa = mfa_types_by_user(user_ids=[m.user_id for m in members])
+    for m in members:
+        m.mfa_status = mfa_methods_text(mfa.get(m.user_id, []))  # type: ignore[attr-defined]
     return render(
         request, "accounts/team.html", {"members": members, "form": form, "mine": mine}, status=status
     )
@@ -209,7 +213,15 @@ def team_member(request: HttpRequest, team_member_id: int) -> HttpResponse:
             return redirect("console_team_member", team_member_id=member.pk)
     elif request.method == "POST":
         status = 422
-    return render(request, "accounts/team_member.html", {"member": member, "form": form}, status=status)
+    mfa = mfa_types_by_user(user_ids=[member.user_id]).get(member.user_id, [])
+    context = {
+        "member": member,
+        "form": form,
+        "mfa_status": mfa_methods_text(mfa),
+        "mfa_resettable": bool(mfa) and member.user_id != mine.user_id,
+        "reset_form": MfaResetForm(auto_id="id_reset_%s"),
+    }
+    return render(request, "accounts/team_member.html", context, status=status)
 
 
 @require_POST
@@ -229,6 +241,48 @@ def team_member_remove(request: HttpRequest, team_member_id: int) -> HttpRespons
         return redirect("console_team_member", team_member_id=member.pk)
     messages.success(request, f"{member.user.email} removed from the team.")
     return redirect("console_team")
+
+
+class MfaResetForm(forms.Form):
+    """The confirm step of a two-factor reset: the administrator says they checked who asked (help desks
+    resetting a second factor for a caller who was not who they said is how the 2023 MGM breach began)."""
+
+    confirm = forms.BooleanField(
+        label="I have checked that this request comes from this person (for example by calling them back "
+        "on a number we already had)."
+    )
+
+
+RESET_UNCONFIRMED = "Two-factor authentication was not reset: tick the box to confirm you checked who asked."
+
+
+@require_POST
+def team_member_mfa_reset(request: HttpRequest, team_member_id: int) -> HttpResponse:
+    """POST: delete the member's authenticators and end their sessions (``user_mfa_reset``), back to
+    the member's page with a message; a refusal is shown there too."""
+    mine = _mine(request)
+    member = (
+        ProviderMembership.objects.select_related("user")
+        .filter(pk=team_member_id, provider=mine.provider)
+        .first()
+    )
+    if member is None:
+        raise Http404("no such member")
+    if not MfaResetForm(request.POST).is_valid():
+        messages.error(request, RESET_UNCONFIRMED)
+        return redirect("console_team_member", team_member_id=member.pk)
+    try:
+        services.user_mfa_reset(
+            actor=mine.user, target_user=member.user, provider=mine.provider, ip=services.client_ip(request)
+        )
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(
+            request,
+            f"Two-factor authentication of {member.user.email} reset; they were signed out everywhere.",
+        )
+    return redirect("console_team_member", team_member_id=member.pk)
 
 
 class TenantMemberForm(forms.Form):
@@ -259,10 +313,22 @@ def tenant_users(request: TenantRequest, tenant: str) -> HttpResponse:
             return redirect("tenant_users", tenant=owner.slug)
     elif request.method == "POST":
         status = 422
-    members = (
+    members = list(
         TenantMembership.objects.filter(tenant=owner).select_related("user").order_by("role", "user__email")
     )
-    return render(request, "accounts/tenant_users.html", {"members": members, "form": form}, status=status)
+    ids = [m.user_id for m in members]
+    mfa = mfa_types_by_user(user_ids=ids)
+    elsewhere = set(
+        User.objects.filter(signs_in_elsewhere_condition(tenant=owner), pk__in=ids).values_list(
+            "pk", flat=True
+        )
+    )
+    for m in members:
+        m.mfa_status = mfa_methods_text(mfa.get(m.user_id, []))  # type: ignore[attr-defined]
+        m.mfa_resettable = m.user_id in mfa and m.user_id not in elsewhere and m.user_id != actor.user_id  # type: ignore[attr-defined]
+        m.mfa_elsewhere = m.user_id in mfa and m.user_id in elsewhere  # type: ignore[attr-defined]
+    context = {"members": members, "form": form, "reset_form": MfaResetForm()}
+    return render(request, "accounts/tenant_users.html", context, status=status)
 
 
 @require_POST
@@ -283,4 +349,34 @@ def tenant_user_remove(request: TenantRequest, tenant: str, membership_id: int) 
         messages.error(request, exc.detail)
     else:
         messages.success(request, f"{membership.user.email} no longer has a role here.")
+    return redirect("tenant_users", tenant=owner.slug)
+
+
+@require_POST
+def tenant_user_mfa_reset(request: TenantRequest, tenant: str, membership_id: int) -> HttpResponse:
+    """POST: reset the two-factor authentication of one of the client's users (``user_mfa_reset``,
+    refused for someone who also signs in to another organisation), back to the users page."""
+    owner = request.tenant
+    assert owner is not None
+    user = request.user
+    assert isinstance(user, User)
+    membership = (
+        TenantMembership.objects.filter(pk=membership_id, tenant=owner).select_related("user").first()
+    )
+    if membership is None:
+        raise Http404("no such user here")
+    if not MfaResetForm(request.POST).is_valid():
+        messages.error(request, RESET_UNCONFIRMED)
+        return redirect("tenant_users", tenant=owner.slug)
+    try:
+        services.user_mfa_reset(
+            actor=user, target_user=membership.user, tenant=owner, ip=services.client_ip(request)
+        )
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(
+            request,
+            f"Two-factor authentication of {membership.user.email} reset; they were signed out everywhere.",
+        )
     return redirect("tenant_users", tenant=owner.slug)
