@@ -52,6 +52,11 @@ class Permission(StrEnum):
     PROVIDER_TEAM_MANAGE = "provider_team.manage"  # technicians, provider roles and tenant grants
     PROVIDER_SSO_MANAGE = "provider_sso.manage"  # how the team signs in: IdP connections, MFA rule
     PROVIDER_REPORTS_READ = "provider_reports.read"  # the cross-client queue and dashboard
+    # Endpoint agents (agent_gateway, modules/monitoring; docs/decisions/0018-agent-gateway.md)
+    AGENTS_READ = "agents.read"  # see agents, devices' metrics, alert rules, the script library, commands
+    AGENTS_MANAGE = "agents.manage"  # enrolment tokens, the approval queue, revoking agents, alert rules
+    AGENTS_COMMAND = "agents.command"  # queue commands to agents; write scripts for the library
+    AGENTS_APPROVE = "agents.approve"  # approve another person's command or script (four eyes)
 
 
 P = Permission
@@ -82,6 +87,10 @@ TEXT: Final[dict[Permission, str]] = {
     P.PROVIDER_TEAM_MANAGE: "manage the provider's team and grants",
     P.PROVIDER_SSO_MANAGE: "manage how the provider's team signs in (identity providers, two-factor rule)",
     P.PROVIDER_REPORTS_READ: "see the queue and dashboard across clients",
+    P.AGENTS_READ: "see endpoint agents and their devices",
+    P.AGENTS_MANAGE: "manage endpoint agents (enrolment, approval, revocation, alert rules)",
+    P.AGENTS_COMMAND: "send commands to endpoint agents and write scripts",
+    P.AGENTS_APPROVE: "approve commands and scripts for endpoint agents (the provider's administrators)",
 }
 
 _STAFF: Final = frozenset(
@@ -103,9 +112,13 @@ _STAFF: Final = frozenset(
         P.DOMAIN_READ,
         P.MAILBOX_MANAGE,
         P.PROVIDER_REPORTS_READ,
+        P.AGENTS_READ,
+        P.AGENTS_MANAGE,
+        P.AGENTS_COMMAND,
     }
 )
 _PROVIDER_ADMIN: Final = _STAFF | {
+    P.AGENTS_APPROVE,
     P.CONFIG_MANAGE,
     P.PROCESS_MANAGE,
     P.DOMAIN_MANAGE,

@@ -47,6 +47,7 @@ SHARED_APPS = [
     "controlplane.console",
     "tenants",
     "sso",
+    "agent_gateway",
     "controlplane.workindex",
     "controlplane.mailin",
     "controlplane.dashboards",
@@ -64,6 +65,7 @@ TENANT_APPS = [
     "modules.notifications",
     "modules.mailin",
     "modules.sla",
+    "modules.monitoring",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
