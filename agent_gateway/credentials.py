@@ -35,6 +35,7 @@ class AgentAuth:
 
     agent_id: uuid.UUID | None
     tenant_id: int = 0
+    tenant_active: bool = False
     status: str = ""
     hostname: str = ""
     keys: dict[str, Key] = field(default_factory=dict)
@@ -42,8 +43,10 @@ class AgentAuth:
 
 
 LOAD_SQL = """
-SELECT a.tenant_id, a.status, a.hostname, c.key_id, c.public_key, c.state
-FROM agent_gateway_agent a LEFT JOIN agent_gateway_agentcredential c ON c.agent_id = a.id
+SELECT a.tenant_id, a.status, a.hostname, t.status, c.key_id, c.public_key, c.state
+FROM agent_gateway_agent a
+JOIN tenants_tenant t ON t.id = a.tenant_id
+LEFT JOIN agent_gateway_agentcredential c ON c.agent_id = a.id
 WHERE a.id = %s
 """
 
@@ -72,16 +75,23 @@ class CredentialCache:
             rows = await (await conn.execute(LOAD_SQL, (agent_id,))).fetchall()
         if not rows:
             return AgentAuth(agent_id=None)
-        tenant_id, status, hostname = rows[0][0], rows[0][1], rows[0][2]
+        tenant_id, status, hostname, tenant_status = rows[0][0], rows[0][1], rows[0][2], rows[0][3]
         keys: dict[str, Key] = {}
-        for _, _, _, key_id, public_key, state in rows:
+        for _, _, _, _, key_id, public_key, state in rows:
             if key_id is None:
                 continue
             try:
                 keys[key_id] = Key(state=state, public=public_key_load(bytes(public_key)))
             except BadEncoding:
                 continue
-        return AgentAuth(agent_id=agent_id, tenant_id=tenant_id, status=status, hostname=hostname, keys=keys)
+        return AgentAuth(
+            agent_id=agent_id,
+            tenant_id=tenant_id,
+            tenant_active=tenant_status == "active",
+            status=status,
+            hostname=hostname,
+            keys=keys,
+        )
 
     def drop(self, agent_id: uuid.UUID) -> None:
         self.entries.pop(agent_id, None)

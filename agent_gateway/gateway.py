@@ -458,6 +458,8 @@ class Gateway:
             raise Refusal(
                 401, "credential-superseded", "This key was replaced; a copy of this agent is refused"
             )
+        if not auth.tenant_active:
+            raise Refusal(403, "tenant-suspended", "This client's service is suspended", retry_after=3600)
         if auth.status == AgentStatus.PENDING:
             raise Refusal(
                 403, "agent-pending", "This agent waits for a technician's approval", retry_after=300

@@ -21,6 +21,8 @@ app.autodiscover_tasks(
         "controlplane.mailin",
         "controlplane.workindex",
         "tenants",
+        "agent_gateway",
+        "modules.monitoring",
     ]
 )
 

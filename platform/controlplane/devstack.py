@@ -135,6 +135,18 @@ def run() -> int:
         ],
         "beat": [*celery, "beat", "--loglevel=INFO", "--schedule", str(DATA_DIR / "celerybeat-schedule")],
         "mail": [sys.executable, str(ROOT / "manage.py"), "mail_listen"],  # inbound SMTP, MAILIN_SMTP_PORT
+        # The agent gateway (decision 0018): its own ASGI app; agents enrol with --server http://127.0.0.1:8001
+        "gateway": [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "agent_gateway.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            env.get("AGENT_GATEWAY_PORT", "8001"),
+            "--no-access-log",
+        ],
     }
 
     def stop(signum: int, frame: object) -> None:
@@ -148,7 +160,8 @@ def run() -> int:
     print(
         "Inbound mail: SMTP on 127.0.0.1:" + env.get("MAILIN_SMTP_PORT", "2525") + " (manage.py mail_listen)."
     )
-    print("Ctrl-C stops web, worker, beat, mail" + (" and the embedded PostgreSQL." if started_db else "."))
+    print("Agent gateway: http://127.0.0.1:" + env.get("AGENT_GATEWAY_PORT", "8001") + " (itsm-agent enroll --server ...).")
+    print("Ctrl-C stops web, worker, beat, mail, gateway" + (" and the embedded PostgreSQL." if started_db else "."))
     code = 0
     try:
         while True:

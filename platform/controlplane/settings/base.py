@@ -332,6 +332,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "modules.sla.tasks.sla_escalation_sweep_task",
         "schedule": 60.0,
     },
+    "agent-reports-dispatch": {
+        "task": "agent_gateway.tasks.agent_reports_dispatch_task",
+        "schedule": 2.0,
+    },
+    "agent-offline-check": {
+        "task": "agent_gateway.tasks.agent_offline_check_task",
+        "schedule": 60.0,
+    },
+    "agent-housekeeping": {
+        "task": "agent_gateway.tasks.agent_housekeeping_task",
+        "schedule": 60.0,
+    },
     "workindex-rollup-nightly": {
         "task": "controlplane.workindex.tasks.workindex_rollup_nightly_task",
         "schedule": crontab(hour=2, minute=0),  # UTC (CELERY_TIMEZONE): one rebuild per tenant
