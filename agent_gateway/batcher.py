@@ -26,7 +26,7 @@ MAX_ITEMS = 1000  # requests per transaction
 
 NONCE_SQL = """
 INSERT INTO agent_gateway_nonce (agent_id, nonce, seen_at)
-SELECT a, n, %s FROM unnest(%s::uuid[], %s::varchar[]) AS t(a, n)
+SELECT a, n, %s FROM unnest(%b::uuid[], %b::varchar[]) AS t(a, n)
 ON CONFLICT DO NOTHING
 RETURNING agent_id, nonce
 """
@@ -34,11 +34,13 @@ RETURNING agent_id, nonce
 REPORT_SQL = """
 INSERT INTO agent_gateway_report (id, agent_id, tenant_id, type, collected_at, received_at, data)
 SELECT i, a, t, ty, c, %s, d::jsonb
-FROM unnest(%s::uuid[], %s::uuid[], %s::bigint[], %s::varchar[], %s::timestamptz[], %s::text[])
+FROM unnest(%b::uuid[], %b::uuid[], %b::bigint[], %b::varchar[], %b::timestamptz[], %b::text[])
     AS u(i, a, t, ty, c, d)
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
+# The arrays go as binary parameters (%b): in text format psycopg escapes every quote of the reports'
+# JSON with a regex callback, which cost more than all the rest of a report's work (profiled).
 
 
 @dataclass(slots=True)

@@ -160,8 +160,15 @@ def run() -> int:
     print(
         "Inbound mail: SMTP on 127.0.0.1:" + env.get("MAILIN_SMTP_PORT", "2525") + " (manage.py mail_listen)."
     )
-    print("Agent gateway: http://127.0.0.1:" + env.get("AGENT_GATEWAY_PORT", "8001") + " (itsm-agent enroll --server ...).")
-    print("Ctrl-C stops web, worker, beat, mail, gateway" + (" and the embedded PostgreSQL." if started_db else "."))
+    print(
+        "Agent gateway: http://127.0.0.1:"
+        + env.get("AGENT_GATEWAY_PORT", "8001")
+        + " (itsm-agent enroll --server ...)."
+    )
+    print(
+        "Ctrl-C stops web, worker, beat, mail, gateway"
+        + (" and the embedded PostgreSQL." if started_db else ".")
+    )
     code = 0
     try:
         while True:

@@ -21,6 +21,7 @@ urlpatterns = [
     path("t/<slug:tenant>/mailin/", include("controlplane.mailin.urls")),
     path("t/<slug:tenant>/dashboard/", include("controlplane.dashboards.urls_tenant")),
     path("t/<slug:tenant>/users/", include("controlplane.accounts.tenant_urls")),
+    path("t/<slug:tenant>/agents/", include("agent_gateway.urls")),
     path("team/", include("controlplane.accounts.urls")),
     path("t/<slug:tenant>/sso/", include("sso.tenant_urls")),  # the tenant's SAML connections
     path("t/<slug:tenant>/", include("tenants.urls")),  # branding/, domains/

@@ -30,11 +30,14 @@ from typing import Any
 import pytest
 from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django_tenants.utils import tenant_context
 
+from agent_gateway.services import agent_enrol, command_request, enrolment_token_create
 from conftest import actor_in, make_user
 from controlplane.accounts.models import ProviderMembership, User
 from controlplane.accounts.services import provider_membership_set, tenant_grant, tenant_membership_set
@@ -143,6 +146,11 @@ NOT_PAGES: dict[str, tuple[str, str]] = {
     "sign_out_everywhere": ("post", "sign-out-everywhere button target (profile and portal account pages)"),
     "sso_provider_oidc_connection_deactivate": ("post", "deactivate button target"),
     "sso_tenant_oidc_connection_deactivate": ("post", "deactivate button target"),
+    "agent_token_revoke": ("post", "revoke button target"),
+    "agent_decide": ("post", "accept/reject buttons of the approval queue"),
+    "agent_revoke": ("post", "revoke button target"),
+    "agent_command_new": ("post", "the command form on the agent's page posts here"),
+    "agent_command_decide": ("post", "approve/decline buttons of a command"),
 }
 
 # htmx partials: element rules only (they are swapped into a page that has the h1, main and lang).
@@ -207,6 +215,7 @@ ADMIN_PAGES: set[str] = {
     "sso_tenant_oidc_connection",
     "sso_provider_oidc_connection_deactivate",
     "sso_tenant_oidc_connection_deactivate",
+    "agent_command_decide",
 }
 
 # (route name, rule) -> owner area (sign-in pages as "<route name>@console" or "@portal", a form shown
@@ -313,6 +322,7 @@ FILLED = {
     "relationship_id", "member_id", "blackout_id", "address_id", "template_id", "approval_id",
     "notification_id", "domain_id", "view_id", "team_member_id", "membership_id", "connection_id",
     "provider_connection_id", "oidc_connection_id", "provider_oidc_connection_id",
+    "agent_id", "token_id", "command_id",
 }  # fmt: skip
 
 
@@ -474,6 +484,19 @@ def pages(
                 role_rules=[],
                 **owner,
             ).pk
+        # An enrolment token, an enrolled agent and a command waiting for approval (agent_gateway).
+        params["token_id"] = enrolment_token_create(actor=tech, tenant=tenant_a, label="Pager desks")[0].pk
+        agent, _, _ = agent_enrol(
+            token=enrolment_token_create(actor=tech, tenant=tenant_a)[1],
+            public_key=Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
+            hostname="pager-01",
+            os="linux",
+            agent_version="0.1.0",
+        )
+        params["agent_id"] = agent.pk
+        params["command_id"] = command_request(
+            actor=tech, agent=agent, kind="restart_service", params={"service": "pagerd"}
+        ).pk
         params["view_id"] = saved_view_create(
             actor=tech, list_name="incidents", name="Open P1", query="priority=1"
         ).pk
