@@ -69,6 +69,8 @@ LIMITS = {  # body bytes per endpoint (413 beyond)
 }
 INTERVALS = {"heartbeat": 60, "metrics": 60, "inventory": 21600, "poll": 60}
 ROTATE_AFTER_DAYS = 30
+# Refusals the handlers raise without auditing them themselves (the signature checks audit their own).
+AUDITED_HERE = frozenset({"too-large", "rate-limited", "invalid-input"})
 COMMAND_RESULT_PATH = re.compile(r"^/agent/v1/commands/([0-9a-fA-F-]{36})/result$")
 
 PENDING_COMMANDS_SQL = """
@@ -225,6 +227,8 @@ class Gateway:
         try:
             status, body, headers = await self._dispatch(scope, receive)
         except Refusal as refusal:
+            if refusal.slug in AUDITED_HERE:
+                await self._refusal_from_headers(scope, refusal)
             status, body, headers = _problem(refusal)
         except Exception:
             log.exception("agent gateway error on %s %s", scope.get("method"), scope.get("path"))
@@ -495,6 +499,18 @@ class Gateway:
             wait = int((1.0 - tokens) * 60.0 / RATE_PER_MINUTE) + 1
             raise Refusal(429, "rate-limited", "Too many requests from this agent", retry_after=wait)
         self.buckets[agent_id] = (tokens - 1.0, now)
+
+    async def _refusal_from_headers(self, scope: Scope, refusal: Refusal) -> None:
+        """Audit a refusal decided before or beside the signature check (too large, rate-limited,
+        invalid) under the agent id the request names (checked only when it was signed)."""
+        try:
+            agent_id = uuid.UUID(_headers(scope).get("x-agent-id", ""))
+        except ValueError:
+            return
+        auth = self.cache.entries.get(agent_id) if self.cache is not None else None
+        await self._refused(
+            scope, refusal.slug, agent_id, auth.tenant_id if auth else None, path=scope["path"]
+        )
 
     async def _refused(
         self, scope: Scope, reason: str, agent_id: uuid.UUID, tenant_id: int | None, **details: Any

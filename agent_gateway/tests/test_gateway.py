@@ -201,6 +201,7 @@ def test_a_body_over_the_limit_is_refused_with_413(gateway: GatewayServer, world
     big = {"reports": [report("heartbeat", agent_version="x" * 20)], "padding": "x" * (1024 * 1024)}
     response = agent.send("POST", "/agent/v1/reports", big)
     assert response.status_code == 413 and Report.objects.count() == 0
+    assert SecurityEvent.objects.get(verb="agent.refused").details["reason"] == "too-large"
 
 
 def test_tampered_replayed_late_and_unknown_requests_are_refused_and_audited(
@@ -240,6 +241,8 @@ def test_each_agent_is_rate_limited(
     assert answers[:3] == [200, 200, 200] and answers[3] == 429
     limited = agent.send("GET", "/agent/v1/commands")
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    refusal = SecurityEvent.objects.get(verb="agent.refused", details__reason="rate-limited")
+    assert refusal.details["agent"] == agent.agent_id and refusal.tenant_id == world.tenant.pk
     other = enrolled(gateway, world)
     assert other.send("GET", "/agent/v1/commands").status_code == 200
 
