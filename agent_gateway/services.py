@@ -515,8 +515,8 @@ def _sign(command: Command, *, approver_id: int | None) -> None:
             "script": script,
             "issued_at": now.isoformat().replace("+00:00", "Z"),
             "expires_at": (now + COMMAND_LIFETIME).isoformat().replace("+00:00", "Z"),
-            "requested_by": emails.get(command.requested_by_id, ""),
-            "approved_by": emails.get(approver_id, ""),
+            "requested_by": emails.get(command.requested_by_id or 0, ""),
+            "approved_by": emails.get(approver_id or 0, ""),
         }
     )
     command.payload, command.signature = payload, private.sign(payload)

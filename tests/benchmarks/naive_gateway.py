@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 import django
 
@@ -39,6 +39,8 @@ class NaiveReportField(models.Model):
     agent_id = models.UUIDField()
     name = models.CharField(max_length=100)
     value = models.JSONField()
+
+    objects: ClassVar[models.Manager[NaiveReportField]] = models.Manager()
 
     class Meta:
         app_label = "agent_gateway"
