@@ -59,6 +59,7 @@ CLOCK_SKEW_SECONDS = 300
 NONCE = re.compile(r"^[A-Za-z0-9_-]{16,32}$")
 SEEN_FLUSH_SECONDS = 5.0
 RATE_PER_MINUTE = 120  # requests per agent per process (token bucket)
+ENROL_RATE_PER_MINUTE = 30  # enrolment attempts per client address per process
 REFUSAL_AUDIT_EVERY = 60.0  # seconds between audit rows for the same (agent, reason)
 LIMITS = {  # body bytes per endpoint (413 beyond)
     "enrol": 64 * 1024,
@@ -135,7 +136,7 @@ class Gateway:
         self.tasks: list[asyncio.Task[None]] = []
         self.with_commands: set[uuid.UUID] = set()
         self.seen: dict[uuid.UUID, tuple[dt.datetime, str | None]] = {}
-        self.buckets: dict[uuid.UUID, tuple[float, float]] = {}
+        self.buckets: dict[uuid.UUID | str, tuple[float, float]] = {}
         self.audited: dict[tuple[str, str], float] = {}
         self.ready = asyncio.Event()
 
@@ -351,6 +352,7 @@ class Gateway:
 
     async def enrol(self, scope: Scope, receive: Receive) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         """``POST /agent/v1/enrol``: signed with the new key (``X-Agent-Id: enrol``)."""
+        self._rate(f"enrol:{_client(scope)}", ENROL_RATE_PER_MINUTE)
         body = await _read_body(scope, receive, LIMITS["enrol"])
         data = _json_object(body)
         errors = [
@@ -489,16 +491,21 @@ class Gateway:
             raise Refusal(401, "replayed", "This request was already received")
         return outcome
 
-    def _rate(self, agent_id: uuid.UUID) -> None:
-        """A token bucket per agent: ``RATE_PER_MINUTE`` requests, refilled continuously."""
+    def _rate(self, key: uuid.UUID | str, per_minute: int | None = None) -> None:
+        """A token bucket per agent (``RATE_PER_MINUTE``) or, for enrolments, per client address
+        (``ENROL_RATE_PER_MINUTE``): that many requests a minute, refilled continuously; beyond, 429."""
+        rate = float(per_minute or RATE_PER_MINUTE)
         now = time.monotonic()
-        tokens, at = self.buckets.get(agent_id, (float(RATE_PER_MINUTE), now))
-        tokens = min(float(RATE_PER_MINUTE), tokens + (now - at) * RATE_PER_MINUTE / 60.0)
+        tokens, at = self.buckets.get(key, (rate, now))
+        tokens = min(rate, tokens + (now - at) * rate / 60.0)
         if tokens < 1.0:
-            self.buckets[agent_id] = (tokens, now)
-            wait = int((1.0 - tokens) * 60.0 / RATE_PER_MINUTE) + 1
-            raise Refusal(429, "rate-limited", "Too many requests from this agent", retry_after=wait)
-        self.buckets[agent_id] = (tokens - 1.0, now)
+            self.buckets[key] = (tokens, now)
+            raise Refusal(
+                429, "rate-limited", "Too many requests", retry_after=int((1.0 - tokens) * 60.0 / rate) + 1
+            )
+        self.buckets[key] = (tokens - 1.0, now)
+        if len(self.buckets) > 500_000:  # forget idle buckets rather than grow without bound
+            self.buckets.clear()
 
     async def _refusal_from_headers(self, scope: Scope, refusal: Refusal) -> None:
         """Audit a refusal decided before or beside the signature check (too large, rate-limited,

@@ -398,3 +398,12 @@ def test_commands_go_to_active_agents_only_and_bad_parameters_write_nothing(
             command_request(actor=world.actor(world.tech, "end_user"), agent=row, kind="collect_inventory")
     assert Command.objects.count() == 0
     assert not SecurityEvent.objects.filter(verb__startswith="agent.command").exists()
+
+
+def test_enrolment_attempts_are_limited_per_address(
+    gateway: GatewayServer, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gateway_module, "ENROL_RATE_PER_MINUTE", 2)
+    answers = [AgentClient(gateway.url).enrol("itsm_enr_guess").status_code for _ in range(3)]
+    assert answers == [401, 401, 429]
+    assert SecurityEvent.objects.filter(verb="agent.enrol.refused").count() == 2
