@@ -47,7 +47,7 @@ from .signing import (
     signed_string,
     signing_key,
 )
-from .validation import Invalid, reports_parse
+from .validation import REPORT_TYPES, SCHEMA_DIR, Invalid, reports_parse
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ INTERVALS = {"heartbeat": 60, "metrics": 60, "inventory": 21600, "poll": 60}
 ROTATE_AFTER_DAYS = 30
 # Refusals the handlers raise without auditing them themselves (the signature checks audit their own).
 AUDITED_HERE = frozenset({"too-large", "rate-limited", "invalid-input"})
+SCHEMA_PATH = re.compile(r"^/agent/v1/schemas/([a-z]+)\.json$")
 COMMAND_RESULT_PATH = re.compile(r"^/agent/v1/commands/([0-9a-fA-F-]{36})/result$")
 
 PENDING_COMMANDS_SQL = """
@@ -265,6 +266,9 @@ class Gateway:
         match = COMMAND_RESULT_PATH.match(path)
         if match and method == "POST":
             return await self.result(scope, receive, uuid.UUID(match.group(1)))
+        schema = SCHEMA_PATH.match(path)
+        if schema and method == "GET":
+            return _schema(schema.group(1))
         if path == "/agent/v1/enrol" and method == "POST":
             return await self.enrol(scope, receive)
         if path == "/agent/v1/credentials" and method == "POST":
@@ -606,6 +610,19 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+def _schema(name: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """``GET /agent/v1/schemas/<type>.json``: the published JSON Schema of a report type (no signature
+    needed: they are public documents)."""
+    if name not in REPORT_TYPES:
+        raise Refusal(404, "not-found", "No such schema")
+    body = (SCHEMA_DIR / f"{name}.json").read_bytes()
+    return (
+        200,
+        body,
+        [(b"content-type", b"application/schema+json"), (b"content-length", str(len(body)).encode())],
+    )
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

@@ -407,3 +407,12 @@ def test_enrolment_attempts_are_limited_per_address(
     answers = [AgentClient(gateway.url).enrol("itsm_enr_guess").status_code for _ in range(3)]
     assert answers == [401, 401, 429]
     assert SecurityEvent.objects.filter(verb="agent.enrol.refused").count() == 2
+
+
+def test_the_report_schemas_are_published(gateway: GatewayServer, world: World) -> None:
+    import httpx
+
+    answer = httpx.get(gateway.url + "/agent/v1/schemas/metrics.json")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/schema+json"
+    assert answer.json()["title"].startswith("Agent metrics")
+    assert httpx.get(gateway.url + "/agent/v1/schemas/secrets.json").status_code == 404
