@@ -92,7 +92,12 @@ def _problem(response: httpx.Response) -> tuple[str, str, dict[str, Any]]:
         return "", response.reason_phrase, {}
     if not isinstance(body, dict):
         return "", response.reason_phrase, {}
-    kind = str(body.get("type") or "").rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+    problem_type = str(body.get("type") or "")
+    kind = (
+        ""
+        if problem_type == "about:blank"
+        else problem_type.rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+    )
     title = str(body.get("title") or response.reason_phrase)[:200]
     return kind, title, body
 

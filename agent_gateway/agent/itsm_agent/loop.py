@@ -246,7 +246,9 @@ class Agent:
 
     def poll(self, *, inline: bool) -> int | None:
         """Poll for commands, verify each and run the good ones (inline, or long ones on the worker
-        thread); returns the server's poll_after (seconds) or None."""
+        thread); returns the server's poll_after (seconds) or None. Nothing is sent while backing off."""
+        if self.blocked():
+            return None
         try:
             envelopes, poll_after = self._call("poll", self.client.poll_commands)
         except GatewayError:
