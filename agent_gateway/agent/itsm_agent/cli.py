@@ -147,6 +147,7 @@ def enroll(state_dir: Path, *, server: str, token: str, server_key: str | None) 
         finally:
             client.close()
         state = _state_from_answer(answer, server=server, key_id=kid, pinned=pinned)
+        state.clock_offset = client.clock_offset  # learnt from a clock-skew answer, if there was one
         # The key first: a state.json without its key would look enrolled and be broken.
         store.save_key(kid, private_key)
         store.save(state)
@@ -277,6 +278,7 @@ def status(state_dir: Path) -> int:
                 else ""
             ),
         ),
+        ("status", state.status),
         ("enrolled at", _when(state.enrolled_at)),
         ("spool", f"{reports} reports, {size} bytes"),
         ("last contact", _when(state.last_contact)),

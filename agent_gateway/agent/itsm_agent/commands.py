@@ -316,9 +316,10 @@ def result_body(outcome: Outcome, *, started_at: float, finished_at: float) -> d
     return body
 
 
-def rejected_body(reason: str) -> dict[str, Any]:
+def rejected_body(reason: str, *, status: str = "rejected") -> dict[str, Any]:
+    """A result that ran nothing (``rejected``, or ``failed`` for an interrupted run), timed now."""
     now = time.time()
-    return result_body(Outcome(status="rejected", reason=reason), started_at=now, finished_at=now)
+    return result_body(Outcome(status=status, reason=reason), started_at=now, finished_at=now)
 
 
 class ResultOutbox:

@@ -115,6 +115,7 @@ class Agent:
         self._stop = threading.Event()
         self._work: queue.Queue[Command | None] = queue.Queue()
         self._worker: threading.Thread | None = None
+        self._running: set[str] = set()  # ids of commands running now (their results are not final)
 
     def close(self) -> None:
         if self._worker is not None:
@@ -135,7 +136,7 @@ class Agent:
     def blocked(self) -> bool:
         return time.monotonic() < self.blocked_until
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
+    def _call(self, fn: Callable[[], T]) -> T:
         """Run one request; on success note the contact (and finish a rotation), on failure note the error
         and, unless the caller handles it (a RefusedError other than an authentication refusal), back off."""
         try:
@@ -145,6 +146,10 @@ class Agent:
             raise
         self.backoff.reset()
         self.state.last_contact = time.time()
+        if self.state.status != "active":  # approved in the console since
+            log.info("the gateway accepts this agent now (approved)")
+            self.state.status = "active"
+            self._last_saved = 0.0
         if self.state.previous_key_id is not None:  # the new key worked: the server made it active
             log.info("key rotation complete: now signing with key %s", self.state.key_id)
             old, self.state.previous_key_id = self.state.previous_key_id, None
@@ -158,6 +163,8 @@ class Agent:
         self.round_errors.append(str(exc))
         self.state.last_error = str(exc)[:500]
         self.state.last_error_at = time.time()
+        if exc.kind == "agent-pending":
+            self.state.status = "pending"
         if (
             isinstance(exc, RefusedError)
             and exc.status == 401
@@ -203,7 +210,7 @@ class Agent:
             if not batch:
                 return
             try:
-                accepted, duplicates = self._call("reports", partial(self.client.send_reports, batch))
+                accepted, duplicates = self._call(partial(self.client.send_reports, batch))
             except RefusedError as exc:
                 if exc.status == 422:
                     self._reject_invalid(batch, exc)
@@ -250,7 +257,7 @@ class Agent:
         if self.blocked():
             return None
         try:
-            envelopes, poll_after = self._call("poll", self.client.poll_commands)
+            envelopes, poll_after = self._call(self.client.poll_commands)
         except GatewayError:
             return None
         for envelope in envelopes[:100]:
@@ -283,6 +290,12 @@ class Agent:
         )
         self.state.remember_executed(command.id)  # before it runs: a crash never runs it twice
         self._save()
+        # Until the real result replaces it, the result says the run was cut short: if the agent dies
+        # now, the restarted agent reports that instead of leaving the command without an answer.
+        self._running.add(command.id)
+        self.outbox.put(
+            command.id, rejected_body("interrupted: the agent stopped while it ran", status="failed")
+        )
         if inline or command.kind in ("collect_inventory", "rotate_credential"):
             self._execute(command)
         else:
@@ -300,6 +313,7 @@ class Agent:
             "command %s %s%s", command.id, outcome.status, f": {outcome.reason}" if outcome.reason else ""
         )
         self.outbox.put(command.id, result_body(outcome, started_at=started, finished_at=time.time()))
+        self._running.discard(command.id)
         self._wake.set()
 
     def _outcome(self, command: Command) -> Outcome:
@@ -332,8 +346,10 @@ class Agent:
         for command_id, body in self.outbox.items():
             if self.blocked():
                 return
+            if command_id in self._running:
+                continue
             try:
-                self._call("result", partial(self.client.post_result, command_id, body))
+                self._call(partial(self.client.post_result, command_id, body))
             except RefusedError as exc:
                 if exc.status in (401, 403):
                     return
@@ -356,7 +372,7 @@ class Agent:
         new_key = Ed25519PrivateKey.generate()
         raw = public_raw(new_key)
         new_id = key_id(raw)
-        answered = self._call("rotate", lambda: self.client.rotate(public_key=b64url_encode(raw)))
+        answered = self._call(lambda: self.client.rotate(public_key=b64url_encode(raw)))
         if answered != new_id:
             raise ValueError(f"the gateway answered key id {answered[:16]!r} for key {new_id}")
         self.store.save_key(new_id, new_key)  # first the key, then the state that names it (crash-safe)
@@ -404,7 +420,14 @@ class Agent:
         """Run until request_stop() (SIGTERM/SIGINT in the CLI)."""
         stop = self._stop
         now = time.monotonic()
-        due = {"heartbeat": now, "metrics": now + 5, "inventory": now, "poll": now, "rotate": now}
+        # The first metrics sample waits a little: its CPU percent is measured over the time since start.
+        due = {
+            "heartbeat": now,
+            "metrics": now + min(5.0, self.intervals["metrics"]),
+            "inventory": now,
+            "poll": now,
+            "rotate": now,
+        }
         while not stop.is_set():
             now = time.monotonic()
             for kind in ("heartbeat", "metrics", "inventory"):

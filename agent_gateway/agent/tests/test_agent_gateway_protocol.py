@@ -8,6 +8,7 @@ import os
 import random
 import socket
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -244,8 +245,10 @@ def test_a_pending_agent_keeps_its_reports(gateway: FakeGateway, enrolled: State
     )
     assert run_once(enrolled) == 1
     assert len(list((enrolled.dir / "spool").glob("*.json"))) == 3
+    assert enrolled.load().status == "pending"
     assert run_once(enrolled) == 0
     assert len(gateway.reports) == 6
+    assert enrolled.load().status == "active"
 
 
 def test_clock_skew_is_corrected_from_the_date_header_and_retried_once(
@@ -354,3 +357,37 @@ def test_two_agents_cannot_share_a_state_directory(
         assert run_once(enrolled) == 2
     assert "another itsm-agent is running" in capsys.readouterr().err
     assert os.path.exists(enrolled.dir / "state.json")
+
+
+def test_the_loop_reports_on_its_intervals_and_runs_long_commands_beside_them(
+    gateway: FakeGateway, enrolled: StateStore, tmp_path: Path
+) -> None:
+    agent = Agent(enrolled, Config(), rng=random.Random(5))
+    agent.intervals = {"heartbeat": 0.3, "metrics": 0.3, "inventory": 60, "poll": 0.3}
+    marker = tmp_path / "done"
+    body = f"sleep 3; touch {marker}"  # meanwhile heartbeats (every 0.3 s) go on
+    script = {
+        "name": "s",
+        "interpreter": "sh",
+        "body": body,
+        "sha256": __import__("hashlib").sha256(body.encode()).hexdigest(),
+    }
+    gateway.queued = [gateway.envelope(agent_id=agent.state.agent_id, kind="run_script", script=script)]
+    thread = threading.Thread(target=agent.run_forever)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not gateway.results:
+            time.sleep(0.1)
+        heartbeats_while_the_script_ran = [r for r in gateway.reports.values() if r["type"] == "heartbeat"]
+    finally:
+        agent.request_stop()
+        thread.join(timeout=10)
+        agent.close()
+    assert not thread.is_alive()
+    assert marker.exists()
+    [[result]] = list(gateway.results.values())  # the final result only, never the interim one
+    assert result["status"] == "succeeded"
+    assert len(heartbeats_while_the_script_ran) >= 3
+    assert {r["type"] for r in gateway.reports.values()} == {"heartbeat", "metrics", "inventory"}
+    assert gateway.paths().count("/agent/v1/commands") == 1  # the answer said poll_after 60
