@@ -3,17 +3,22 @@ enrolment, report batches, refusals, backoff, clock skew, key rotation and the s
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import random
+import signal
 import socket
 import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from agent_fake_gateway import TOKEN, FakeGateway, kid
+from agent_fake_gateway import TOKEN, FakeGateway, kid, unb64u
 
 from itsm_agent.cli import main
 from itsm_agent.loop import Agent
@@ -275,10 +280,7 @@ def test_a_rotate_credential_command_switches_keys_and_drops_the_old_one_after_f
     assert [p.name for p in (enrolled.dir / "keys").iterdir()] == [f"{after.key_id}.key"]
     assert gateway.key_state == {before.key_id: "superseded", after.key_id: "active"}
     rotation = next(s for s in gateway.seen if s.path == "/agent/v1/credentials")
-    assert (
-        rotation.key_id == before.key_id
-        and kid(__import__("base64").urlsafe_b64decode(rotation.body["public_key"] + "=")) == after.key_id
-    )
+    assert rotation.key_id == before.key_id and kid(unb64u(rotation.body["public_key"])) == after.key_id
     [result] = next(iter(gateway.results.values()))
     assert result["status"] == "succeeded" and gateway.seen[-1].key_id == after.key_id
     assert run_once(enrolled) == 0  # and the new key keeps working
@@ -350,8 +352,6 @@ def test_run_without_enrolment_is_an_error(tmp_path: Path, capsys: pytest.Captur
 def test_two_agents_cannot_share_a_state_directory(
     enrolled: StateStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import fcntl
-
     with open(enrolled.dir / "lock", "ab") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         assert run_once(enrolled) == 2
@@ -370,7 +370,7 @@ def test_the_loop_reports_on_its_intervals_and_runs_long_commands_beside_them(
         "name": "s",
         "interpreter": "sh",
         "body": body,
-        "sha256": __import__("hashlib").sha256(body.encode()).hexdigest(),
+        "sha256": hashlib.sha256(body.encode()).hexdigest(),
     }
     gateway.queued = [gateway.envelope(agent_id=agent.state.agent_id, kind="run_script", script=script)]
     thread = threading.Thread(target=agent.run_forever)
@@ -391,3 +391,38 @@ def test_the_loop_reports_on_its_intervals_and_runs_long_commands_beside_them(
     assert len(heartbeats_while_the_script_ran) >= 3
     assert {r["type"] for r in gateway.reports.values()} == {"heartbeat", "metrics", "inventory"}
     assert gateway.paths().count("/agent/v1/commands") == 1  # the answer said poll_after 60
+
+
+def test_a_crash_while_a_command_runs_is_reported_as_interrupted_and_it_never_runs_again(
+    gateway: FakeGateway, enrolled: StateStore, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "script.pid"
+    body = f"echo $$ > {pid_file}; sleep 30"
+    script = {
+        "name": "s",
+        "interpreter": "sh",
+        "body": body,
+        "sha256": hashlib.sha256(body.encode()).hexdigest(),
+    }
+    envelope = gateway.envelope(agent_id=enrolled.load().agent_id, kind="run_script", script=script)
+    gateway.queued = [envelope]
+    agent = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
+        [sys.executable, "-m", "itsm_agent.cli", "run", "--state-dir", str(enrolled.dir)],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not pid_file.exists():
+            time.sleep(0.1)
+        assert pid_file.exists(), "the script never started"
+        time.sleep(0.2)
+    finally:
+        agent.kill()  # SIGKILL: no chance to clean up
+        agent.wait()
+    script_pid = int(pid_file.read_text())
+    os.killpg(script_pid, signal.SIGKILL)  # the script runs in its own session; systemd would kill the cgroup
+    gateway.queued = [envelope]  # the server delivers it again: it got no answer
+    assert run_once(enrolled) == 0
+    command_id = json.loads(unb64u(envelope["payload"]))["id"]
+    [result] = gateway.results[command_id]
+    assert (result["status"], result["reason"]) == ("failed", "interrupted: the agent stopped while it ran")
