@@ -61,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     enroll = commands.add_parser("enroll", help="enrol this machine with an enrolment token")
     enroll.add_argument("--server", required=True, help="the gateway's URL, e.g. https://itsm.example.com")
     enroll.add_argument(
-        "--token", required=True, help="the enrolment token (itsm_enr_...); it is never stored"
+        "--token",
+        required=True,
+        help="the enrolment token (itsm_enr_...), or - to read it from stdin (kept out of ps and shell history); never stored",
     )
     enroll.add_argument(
         "--server-key", help="pin the server's command-signing key (base64url), checked against the answer"
@@ -108,6 +110,8 @@ def enroll(state_dir: Path, *, server: str, token: str, server_key: str | None) 
         server = check_server_url(server)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
+    if token == "-":  # noqa: S105 (the stdin marker, not a password)
+        token = sys.stdin.readline()
     if not token.strip():
         raise CliError("the enrolment token is empty")
     pinned: bytes | None = None

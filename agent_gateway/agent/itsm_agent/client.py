@@ -60,7 +60,8 @@ class RefusedError(GatewayError):
 
 
 def check_server_url(url: str) -> str:
-    """The server URL without a trailing slash; raises ValueError unless it is https, or http to this machine.
+    """The server URL (scheme, host, port) without a trailing slash; raises ValueError unless it is https,
+    or http to this machine.
 
     Plain http elsewhere would let anyone on the path read the enrolment token and pin their own key as
     the server's, and so sign commands: refused.
@@ -68,8 +69,10 @@ def check_server_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValueError(f"the server URL must be https://host[:port]: {url!r}")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ValueError("the server URL must not carry a query, fragment or credentials")
+    if parts.query or parts.fragment or parts.username or parts.password or parts.path not in ("", "/"):
+        # A path prefix would be signed as part of the path and break behind a proxy that strips it;
+        # the gateway is always at /agent/v1/ of its host (0018).
+        raise ValueError("the server URL is https://host[:port] only (no path, query or credentials)")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise ValueError("plain http is only allowed to this machine (localhost); use https")
     return url.rstrip("/")

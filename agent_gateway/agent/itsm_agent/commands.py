@@ -177,6 +177,10 @@ def _check_params(kind: str, params: dict[str, Any], command_id: str) -> None:
         ):
             raise CommandRejected("params: service must match ^[A-Za-z0-9@._-]{1,128}$", command_id)
     elif kind == "run_script":
+        if len({name.upper() for name in params}) != len(params):
+            raise CommandRejected(
+                "params: two names differ only in case (ITSM_PARAM_ names are upper case)", command_id
+            )
         for name, value in params.items():
             if not _PARAM_NAME.match(name):
                 raise CommandRejected(f"params: {name[:64]!r} is not a valid parameter name", command_id)

@@ -105,6 +105,12 @@ def test_a_correctly_signed_command_passes() -> None:
         ),
         (
             lambda g: g.envelope(
+                agent_id=AGENT, kind="run_script", params={"a": "1", "A": "2"}, script=script("true")
+            ),
+            "differ only in case",
+        ),
+        (
+            lambda g: g.envelope(
                 agent_id=AGENT, kind="run_script", script={**script("true"), "body": "rm -rf /"}
             ),
             "sha256",

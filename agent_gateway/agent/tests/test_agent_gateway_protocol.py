@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import json
 import os
 import random
@@ -134,6 +135,21 @@ def test_enrol_errors_name_what_failed_and_store_nothing(
             [
                 "enroll",
                 "--server",
+                "https://itsm.example.com/x",
+                "--token",
+                TOKEN,
+                "--state-dir",
+                str(state_dir),
+            ]
+        )
+        == 2
+    )
+    assert "https://host[:port] only" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "enroll",
+                "--server",
                 gateway.url,
                 "--token",
                 TOKEN,
@@ -149,11 +165,13 @@ def test_enrol_errors_name_what_failed_and_store_nothing(
     assert not list((state_dir / "keys").glob("*")) if (state_dir / "keys").exists() else True
 
 
-def test_state_dir_comes_from_the_environment(
+def test_state_dir_comes_from_the_environment_and_the_token_from_stdin(
     gateway: FakeGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ITSM_AGENT_STATE_DIR", str(tmp_path / "from-env"))
-    assert main(["enroll", "--server", gateway.url, "--token", TOKEN]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(TOKEN + "\n"))
+    assert main(["enroll", "--server", gateway.url, "--token", "-"]) == 0
+    assert gateway.seen[0].body["token"] == TOKEN
     assert (tmp_path / "from-env" / "state.json").exists()
     assert main(["status"]) == 0
 
