@@ -126,7 +126,7 @@ def service_status(name: str) -> str:
 
     Raises ValueError for a name outside ^[A-Za-z0-9@._-]{1,128}$ (never passed to a program).
     """
-    if not SERVICE_NAME.match(name) or name.startswith("-"):
+    if not SERVICE_NAME.fullmatch(name) or name.startswith("-"):
         raise ValueError(f"not a service name: {name!r}")
     systemctl = shutil.which("systemctl", path=_SUBPROCESS_ENV["PATH"])
     if systemctl is None:
@@ -208,7 +208,7 @@ def _usb(root: Path = Path("/sys/bus/usb/devices")) -> list[dict[str, str]]:
             product = (device / "idProduct").read_text().strip().lower()
         except OSError:
             continue  # interfaces and hubs' ports have no ids
-        if not (_USB_ID.match(vendor) and _USB_ID.match(product)):
+        if not (_USB_ID.fullmatch(vendor) and _USB_ID.fullmatch(product)):
             continue
         try:
             name = (device / "product").read_text(errors="replace").strip()

@@ -172,7 +172,7 @@ def _check_params(kind: str, params: dict[str, Any], command_id: str) -> None:
         if (
             set(params) != {"service"}
             or not isinstance(service, str)
-            or not SERVICE_NAME.match(service)
+            or not SERVICE_NAME.fullmatch(service)
             or service.startswith("-")
         ):
             raise CommandRejected("params: service must match ^[A-Za-z0-9@._-]{1,128}$", command_id)
@@ -182,7 +182,7 @@ def _check_params(kind: str, params: dict[str, Any], command_id: str) -> None:
                 "params: two names differ only in case (ITSM_PARAM_ names are upper case)", command_id
             )
         for name, value in params.items():
-            if not _PARAM_NAME.match(name):
+            if not _PARAM_NAME.fullmatch(name):
                 raise CommandRejected(f"params: {name[:64]!r} is not a valid parameter name", command_id)
             if not isinstance(value, str) or "\x00" in value or len(value) > 32 * 1024:
                 raise CommandRejected(f"params: {name} must be a string (no NUL, at most 32 KiB)", command_id)

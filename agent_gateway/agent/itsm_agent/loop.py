@@ -17,6 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -274,6 +275,7 @@ class Agent:
                 agent_id=self.state.agent_id,
                 allowed=self.config.allowed_commands,
                 executed=self.state.executed_commands,
+                now=datetime.fromtimestamp(time.time() + self.client.clock_offset, UTC),  # the server's clock
             )
         except CommandRejected as exc:
             command_id = exc.command_id or unverified_id(envelope)

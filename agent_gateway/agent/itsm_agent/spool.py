@@ -68,7 +68,7 @@ class Spool:
             if name.startswith(".tmp-"):  # a write interrupted by a crash: never acknowledged, never sent
                 path.unlink()
                 continue
-            match = _NAME.match(name)
+            match = _NAME.fullmatch(name)
             if not match:
                 log.warning("spool: moving the unknown file %s to rejected/", name)
                 self._move_to_rejected(path)
@@ -210,7 +210,7 @@ def spool_usage(directory: Path) -> tuple[int, int]:
     count = size = 0
     if directory.is_dir():
         for path in directory.iterdir():
-            if path.is_file() and _NAME.match(path.name):
+            if path.is_file() and _NAME.fullmatch(path.name):
                 count += 1
                 size += path.stat().st_size
     return count, size

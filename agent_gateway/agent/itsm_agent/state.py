@@ -140,7 +140,7 @@ class State:
         except (ValueError, TypeError, KeyError) as exc:
             raise StateError(f"state.json is malformed: {exc}") from exc
         for name in (state.key_id, state.server_key_id, state.previous_key_id):
-            if name is not None and not _KEY_ID.match(name):
+            if name is not None and not _KEY_ID.fullmatch(name):
                 raise StateError("state.json is malformed: a key id is not 16 hex digits")
         return state
 
@@ -183,7 +183,7 @@ class StateStore:
         atomic_write(self.state_path, state.to_json())
 
     def key_path(self, key_id: str) -> Path:
-        if not _KEY_ID.match(key_id):
+        if not _KEY_ID.fullmatch(key_id):
             raise StateError("a key id is 16 hex digits")
         return self.keys_dir / f"{key_id}.key"
 
@@ -280,7 +280,7 @@ class Config:
         services = raw.get("services", [])
         if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
             raise StateError(f"{source}: services must be a list of unit names")
-        bad = [s for s in services if not SERVICE_NAME.match(s)]
+        bad = [s for s in services if not SERVICE_NAME.fullmatch(s)]
         if bad:
             raise StateError(f"{source}: service names must match ^[A-Za-z0-9@._-]{{1,128}}$: {bad[:3]}")
         spool_max = raw.get("spool_max_bytes", cls.spool_max_bytes)

@@ -36,7 +36,7 @@ def test_metrics_with_watched_services_validate() -> None:
 
 
 def test_service_names_outside_the_pattern_never_reach_systemctl() -> None:
-    for bad in ["nginx; touch /tmp/x", "--help", "a b", ""]:
+    for bad in ["nginx; touch /tmp/x", "--help", "a b", "", "nginx\n"]:
         with pytest.raises(ValueError):
             collect.service_status(bad)
 

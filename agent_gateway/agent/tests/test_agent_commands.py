@@ -104,6 +104,16 @@ def test_a_correctly_signed_command_passes() -> None:
             "parameter name",
         ),
         (
+            lambda g: g.envelope(agent_id=AGENT, kind="restart_service", params={"service": "nginx\n"}),
+            "service must match",
+        ),
+        (
+            lambda g: g.envelope(
+                agent_id=AGENT, kind="run_script", params={"X\n": "1"}, script=script("true")
+            ),
+            "parameter name",
+        ),
+        (
             lambda g: g.envelope(
                 agent_id=AGENT, kind="run_script", params={"a": "1", "A": "2"}, script=script("true")
             ),
