@@ -398,7 +398,11 @@ class Agent:
         results, send again. Returns 0 if every request succeeded, else 1."""
         self.round_errors = []
         for kind in ("heartbeat", "metrics", "inventory"):
-            self.collect(kind)
+            try:
+                self.collect(kind)
+            except Exception as exc:  # a full disk or a broken collector: send what there is anyway
+                log.exception("collecting the %s report failed", kind)
+                self.round_errors.append(f"collecting the {kind} report failed: {exc}")
         if self.rotation_due():
             try:
                 self.rotate()
