@@ -444,3 +444,22 @@ def test_a_crash_while_a_command_runs_is_reported_as_interrupted_and_it_never_ru
     command_id = json.loads(unb64u(envelope["payload"]))["id"]
     [result] = gateway.results[command_id]
     assert (result["status"], result["reason"]) == ("failed", "interrupted: the agent stopped while it ran")
+
+
+def test_sigterm_stops_the_running_agent_cleanly(gateway: FakeGateway, enrolled: StateStore) -> None:
+    agent = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
+        [sys.executable, "-m", "itsm_agent.cli", "run", "--state-dir", str(enrolled.dir)],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "/agent/v1/commands" not in gateway.paths():
+            time.sleep(0.1)
+        agent.send_signal(signal.SIGTERM)
+        _, err = agent.communicate(timeout=15)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    assert agent.returncode == 0
+    assert b"stopped" in err and TOKEN.encode() not in err
+    assert enrolled.load().last_contact is not None
