@@ -9,10 +9,11 @@ CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: install run test lint bench clean chromium xmlsec1 oidc-op
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml agent_gateway/agent/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet ".[dev]"
+	$(PY) -m pip install --quiet -e agent_gateway/agent
 	# The code runs from this tree: put platform/ (the controlplane package) and the root on sys.path.
 	printf '%s\n%s\n' "$(CURDIR)/platform" "$(CURDIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/msp-itsm.pth"
 	$(PY) -m pip check
