@@ -18,6 +18,7 @@ app.autodiscover_tasks(
         "modules.notifications",
         "modules.mailin",
         "modules.sla",
+        "modules.monitoring",
         "controlplane.mailin",
         "controlplane.workindex",
         "tenants",
