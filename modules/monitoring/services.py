@@ -29,8 +29,8 @@ from .models import Alert, AlertRule, Script
 RULE_RECORD = "alert_rule"
 SCRIPT_RECORD = "script"
 RULE_FIELDS = ("name", "kind", "threshold", "minutes", "service", "impact", "urgency", "enabled")
-MAX_MINUTES = {"offline": 7 * 24 * 60}  # other kinds: 24 hours (the samples read back for a rule)
-MAX_METRIC_MINUTES = 24 * 60
+MAX_MINUTES = {"offline": 7 * 24 * 60}  # other kinds: MAX_METRIC_MINUTES
+MAX_METRIC_MINUTES = 4 * 60  # samples read back per agent per batch: at most 4 hours (about 240 rows)
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9@._-]{1,128}$")  # as agent_gateway/schemas/metrics.json
 PARAMETER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 MAX_PARAMETERS = 16
