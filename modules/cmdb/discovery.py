@@ -141,7 +141,7 @@ def _entry(ci_id: uuid.UUID, verb: str, changes: dict[str, Any], now: dt.datetim
 
 
 def _cis_create(
-    specs: list[tuple[str, str, str, dict[str, Any]]], *, now: dt.datetime
+    specs: Sequence[tuple[str, str, str, dict[str, Any]]], *, now: dt.datetime
 ) -> dict[str, ConfigurationItem]:
     """Create CIs from ``(external_ref, name, ci_class, attributes)`` in bulk: numbers, rows, their
     ``ci.created`` entries and search documents. Returns external_ref -> CI."""
@@ -209,7 +209,9 @@ def _sites_link(links: dict[uuid.UUID, str], *, now: dt.datetime) -> dict[uuid.U
         return {}
     names = {name for name in links.values() if name}
     sites = _by_ref(site_ref(n) for n in names)
-    missing = [(site_ref(n), n, CIClass.SITE, {}) for n in sorted(names) if site_ref(n) not in sites]
+    missing: list[tuple[str, str, str, dict[str, Any]]] = [
+        (site_ref(n), n, CIClass.SITE, {}) for n in sorted(names) if site_ref(n) not in sites
+    ]
     sites |= _cis_create(missing, now=now)
     current: dict[uuid.UUID, list[tuple[int, uuid.UUID, str]]] = {}
     rows = CIRelationship.objects.filter(

@@ -165,8 +165,8 @@ def _apply(
     """Open, repeat or clear alerts by the verdicts ((rule id, agent id) -> verdict)."""
     by_rule = {r.pk: r for r in rules}
     agents = {agent_id for _, agent_id in verdicts}
-    open_alerts = {
-        (a.rule_id, a.agent_id): a
+    open_alerts: dict[tuple[uuid.UUID, uuid.UUID], Alert] = {
+        (a.rule_id, a.agent_id): a  # type: ignore[misc]  # rule__in: never null here
         for a in Alert.objects.filter(state=Alert.State.OPEN, rule__in=rules, agent_id__in=list(agents))
         .select_related("incident", "ci")
         .select_for_update(of=("self",))
@@ -183,7 +183,8 @@ def _apply(
             continue
         _open(by_rule[rule_id], agent_id, ci, verdicts[key], muted.get(ci.pk), now=now)
     for key, alert in open_alerts.items():
-        verdict = verdicts.get(key)
+        verdict = verdicts.get(key)  # keys of open_alerts are (rule id, agent id) like the verdicts'
+
         if verdict is None:
             continue
         if verdict.firing:

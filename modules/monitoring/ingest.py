@@ -40,7 +40,10 @@ def _lock() -> None:
     """Serialise monitoring writes of this tenant until the transaction ends (advisory locks are
     database-wide, so the key names the schema)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"monitoring:{connection.schema_name}"])
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))",
+            [f"monitoring:{getattr(connection, 'schema_name', 'public')}"],
+        )
 
 
 @transaction.atomic

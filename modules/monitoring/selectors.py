@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection
 from django.db.models import QuerySet
@@ -86,7 +87,7 @@ class Series:
         return not self.labels
 
 
-def _series(sql: str, params: list[object], label: str, bucket_minutes: int) -> Series:
+def _series(sql: str, params: list[Any], label: str, bucket_minutes: int) -> Series:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

@@ -208,7 +208,10 @@ def _author(actor: Actor, permission: P, text: str) -> int:
 
 
 def _name_taken(name: str, exclude: uuid.UUID | None = None) -> None:
-    if Script.objects.filter(name__iexact=name).exclude(pk=exclude).exists():
+    others = Script.objects.filter(name__iexact=name)
+    if exclude is not None:
+        others = others.exclude(pk=exclude)
+    if others.exists():
         raise InvalidInput(
             "name taken", errors=[{"field": "name", "message": "another script has this name"}]
         )

@@ -63,7 +63,7 @@ def computer() -> ConfigurationItem:
     return ConfigurationItem.objects.get(external_ref=f"agent:{AGENT}")
 
 
-def installed(ci: ConfigurationItem) -> set[str]:
+def installed(ci: ConfigurationItem) -> set[str | None]:
     return set(
         CIRelationship.objects.filter(target=ci, rel_type=RelType.INSTALLED_ON).values_list(
             "source__external_ref", flat=True
