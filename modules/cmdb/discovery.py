@@ -248,7 +248,11 @@ def computers_ensure(*, devices: Iterable[Device], now: dt.datetime) -> dict[uui
     found = _by_ref(agent_ref(a) for a in by_agent)
     missing = [d for a, d in by_agent.items() if agent_ref(a) not in found]
     created = _cis_create(
-        [(agent_ref(d.agent_id), d.hostname, CIClass.COMPUTER, {}) for d in missing], now=now
+        [
+            (agent_ref(d.agent_id), d.hostname.strip() or str(d.agent_id), CIClass.COMPUTER, {})
+            for d in missing
+        ],
+        now=now,
     )
     found |= created
     if created:

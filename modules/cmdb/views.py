@@ -34,6 +34,8 @@ from .discovery import discovery_state_get
 from .graph import impact_graph_build, impact_graph_svg
 from .models import REL_INVERSE_LABELS, CIClass, ConfigurationItem, Lifecycle, RelType
 
+TABLE_ROWS = 300  # relationships and impacted CIs listed on a CI's page
+
 
 def _manager(request: TenantRequest) -> Actor:
     """The actor, if they manage the CMDB; the forms are not shown to anyone else (403)."""
@@ -169,8 +171,12 @@ def _render_detail(
     context = {
         "ci": ci,
         "attributes": attributes,
-        "relationships": relationships,
-        "impact": impact,
+        # A discovered computer has thousands of installed software CIs (and a package thousands of
+        # computers): the tables show the first rows; the API lists them all.
+        "relationships": relationships[:TABLE_ROWS],
+        "relationships_more": max(0, len(relationships) - TABLE_ROWS),
+        "impact": impact[:TABLE_ROWS],
+        "impact_more": max(0, len(impact) - TABLE_ROWS),
         "graph": graph,
         "graph_svg": graph_svg,
         "history": selectors.ci_history(actor=actor, ci=ci),

@@ -325,6 +325,7 @@ class ApprovedScript:
     version: int
     author_user_id: int | None
     approved_by_user_id: int
+    parameters: tuple[str, ...] = ()  # the names a command's params may use (ITSM_PARAM_<NAME>)
 
 
 def script_for_command(*, script_id: uuid.UUID) -> ApprovedScript:
@@ -345,4 +346,5 @@ def script_for_command(*, script_id: uuid.UUID) -> ApprovedScript:
         version=script.version,
         author_user_id=script.author_user_id,
         approved_by_user_id=script.approved_by_user_id,
+        parameters=tuple(script.parameters),
     )

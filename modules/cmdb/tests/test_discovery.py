@@ -6,12 +6,15 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import tenant_context
 
+from controlplane.accounts.models import User
 from modules.cmdb.discovery import Device, Inventory, computers_ensure, inventories_apply
 from modules.cmdb.models import CIRelationship, ConfigurationItem, DiscoveryState, RelType
 from modules.cmdb.selectors import ci_impact_get
@@ -224,3 +227,16 @@ def test_reports_before_the_first_inventory_create_the_computer_by_host_name(ten
         ci.refresh_from_db()
         assert ci.name == "web-01"
         assert ConfigurationItem.objects.filter(ci_class="computer").count() == 1
+
+
+def test_a_computer_page_lists_the_first_300_relationships(
+    tenant_a: Tenant, tech_a: User, client_for: Callable[..., Client]
+) -> None:
+    many = [{"name": f"pkg{i:04d}", "version": "1.0"} for i in range(310)]
+    with tenant_context(tenant_a):
+        inventories_apply(inventories=[inv(inventory_data(software=many))], now=NOW)
+        number = computer().number
+    body = client_for(tech_a).get(f"/t/acme/cmdb/{number}/").content.decode()
+    assert "10 more relationships not listed" in body
+    assert "10 more CIs reached, not listed" in body
+    assert body.count('<tr class="rel-incoming">') == 300

@@ -66,6 +66,7 @@ def test_four_eyes_approval_and_what_a_command_gets(
         assert (approved.body, approved.version, approved.interpreter) == (BODY, 1, "sh")
         assert (approved.author_user_id, approved.approved_by_user_id) == (tech_a.pk, admin_user.pk)
         assert approved.sha256 == hashlib.sha256(BODY.encode()).hexdigest()
+        assert approved.parameters == ("PATH_1", "Days")
         # An edit is a new version by its editor, no longer approved; an edit without change is nothing.
         same = script_update(
             actor=admin,
