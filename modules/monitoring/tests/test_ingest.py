@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import tenant_context
 
 from controlplane.celery import TenantMissing
@@ -13,7 +15,10 @@ from modules.cmdb.models import ConfigurationItem
 from modules.monitoring.ingest import reports_apply
 from modules.monitoring.metrics import metrics_expire
 from modules.monitoring.models import MetricRollup, MetricSample
+from modules.monitoring.services import alert_rule_create
 from modules.monitoring.tasks import metrics_expire_task
+from modules.records.actor import Actor
+from modules.records.models import uuid7
 from tenants.models import Tenant
 
 from .factories import AGENT, T0, at, metrics_data, report
@@ -103,3 +108,22 @@ def test_expiry_keeps_48_hours_of_samples_and_90_days_of_rollups(tenant_a: Tenan
 def test_the_expiry_task_refuses_to_run_without_a_tenant(db: None) -> None:
     result = metrics_expire_task.apply()
     assert isinstance(result.result, TenantMissing)
+
+
+def test_a_large_batch_costs_a_bounded_number_of_statements(tenant_a: Tenant, tenant_b: Tenant) -> None:
+    agents = [uuid7() for _ in range(100)]
+    batch = [
+        report("metrics", at(minute), metrics_data(cpu=50), agent=agent)
+        for agent in agents
+        for minute in range(20)
+    ]
+    with tenant_context(tenant_a):
+        alert_rule_create(actor=Actor.system(), name="CPU", kind="cpu", threshold=90, minutes=5)
+        with CaptureQueriesContext(connection) as queries:
+            reports_apply(reports=batch, now=at(20))
+        assert len(queries) < 25, len(queries)
+        assert MetricSample.objects.count() == 2000
+        assert ConfigurationItem.objects.filter(ci_class="computer").count() == 100
+    with tenant_context(tenant_b):  # another tenant's schema saw nothing
+        assert not MetricSample.objects.exists()
+        assert not ConfigurationItem.objects.exists()
