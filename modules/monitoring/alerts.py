@@ -234,7 +234,7 @@ def _open(
         detail=verdict.detail[:300],
         opened_at=now,
         last_fired_at=verdict.at,
-        last_noted_at=now,
+        last_noted_at=None if muted_by is not None else now,
     )
     if muted_by is not None:
         alert.muted_by_change_id, alert.muted_by_change = muted_by
@@ -264,11 +264,15 @@ def _repeat(
     alert.last_fired_at = max(alert.last_fired_at, verdict.at)
     alert.detail = verdict.detail[:300]
     if alert.incident_id is None and alert.rule_id is not None:
-        if muted_by is None:  # the maintenance window is over and it still fires
+        # Without an incident: muted (a change's window) or refused by the tenant's rules. The first
+        # repeat after a window opens the incident at once; a refused one is tried again every NOTE_EVERY.
+        if muted_by is not None:
+            if not alert.muted_by_change:
+                alert.muted_by_change_id, alert.muted_by_change = muted_by
+            alert.last_noted_at = None
+        elif alert.last_noted_at is None or now - alert.last_noted_at >= NOTE_EVERY:
             alert.incident = _incident_open(rule, alert.ci, verdict)
             alert.last_noted_at = now
-        elif not alert.muted_by_change:
-            alert.muted_by_change_id, alert.muted_by_change = muted_by
     elif alert.last_noted_at is None or now - alert.last_noted_at >= NOTE_EVERY:
         _note(alert.incident, f"Monitoring: still firing ({alert.repeat_count} repeats): {verdict.detail}.")
         alert.last_noted_at = now

@@ -229,3 +229,23 @@ def test_a_batch_applied_twice_counts_one_repeat(tenant_a: Tenant) -> None:
         reports_apply(reports=batch, now=at(6))
         reports_apply(reports=batch, now=at(6) + dt.timedelta(seconds=30))
         assert Alert.objects.get().repeat_count == 1
+
+
+def test_an_incident_the_tenant_refuses_keeps_the_alert_without_one(tenant_a: Tenant) -> None:
+    from modules.incidents.models import PriorityRule
+
+    with tenant_context(tenant_a):
+        PriorityRule.objects.filter(impact=1, urgency=1).delete()  # no priority for this cell
+        rule(impact=1, urgency=1)
+        minutes(0, 5, cpu=95)  # the refused incident rolls back to its savepoint only
+        alert = Alert.objects.get()
+        assert (alert.state, alert.incident) == ("open", None)
+        assert not Incident.objects.exists()
+        assert ConfigurationItem.objects.filter(external_ref=f"agent:{AGENT}").exists()
+        # Tried again every 30 minutes, not on every sample; once the cell exists, the incident opens.
+        PriorityRule.objects.create(impact=1, urgency=1, priority=1)
+        minutes(6, 34, cpu=95)
+        assert not Incident.objects.exists()
+        minutes(35, 35, cpu=95)
+        alert.refresh_from_db()
+        assert alert.incident is not None and alert.incident.priority == 1
