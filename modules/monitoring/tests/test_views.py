@@ -20,6 +20,7 @@ from modules.monitoring.ingest import reports_apply
 from modules.monitoring.models import AlertRule, Script
 from modules.monitoring.services import alert_rule_create, script_create
 from modules.records.actor import Actor
+from modules.records.models import uuid7
 from tenants.models import Tenant
 
 from .factories import AGENT, metrics_data, report
@@ -121,3 +122,20 @@ def test_an_agent_ci_page_shows_metrics_and_open_alerts(
     assert client_for(end_user_a).get(f"/t/acme/cmdb/{ci.number}/").status_code == 404
     alerts: Any = client_for(tech_a).get(f"{BASE}/").content.decode()
     assert "INC0000001" in alerts
+
+
+def test_another_tenants_rule_or_script_answers_like_a_missing_one(
+    tenant_a: Tenant, tenant_b: Tenant, tech_ab: User, client_for: Callable[..., Client]
+) -> None:
+    with tenant_context(tenant_b):
+        theirs = actor_in(tenant_b, tech_ab)
+        rule = alert_rule_create(actor=theirs, name="B rule", kind="offline", minutes=10)
+        script = script_create(actor=theirs, name="B script", interpreter="sh", body="true\n")
+    client = client_for(tech_ab)
+    for url in (f"{BASE}/rules/{{}}/", f"{BASE}/scripts/{{}}/"):
+        mine = client.get(url.format(rule.pk if "rules" in url else script.pk))
+        missing = client.get(url.format(uuid7()))
+        assert mine.status_code == missing.status_code == 404
+    assert client.post(f"{BASE}/rules/{rule.pk}/delete/").status_code == 404
+    with tenant_context(tenant_b):
+        assert AlertRule.objects.filter(pk=rule.pk).exists()
