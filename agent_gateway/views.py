@@ -129,11 +129,12 @@ class CommandForm(forms.Form):
         return values
 
 
-def _scripts() -> list[tuple[str, str]]:
+def _scripts(actor: Any) -> list[tuple[str, str]]:
     """The tenant's approved scripts for the command form (modules.monitoring's library)."""
-    from modules.monitoring.selectors import scripts_approved
+    from modules.monitoring.selectors import script_list
 
-    return [(str(s.pk), f"{s.name} (v{s.version})") for s in scripts_approved()]
+    approved = script_list(actor=actor).filter(approved_at__isnull=False)
+    return [(str(s.pk), f"{s.name} (v{s.version})") for s in approved]
 
 
 def agent_detail(request: TenantRequest, tenant: str, agent_id: uuid.UUID) -> HttpResponse:
@@ -148,7 +149,7 @@ def agent_detail(request: TenantRequest, tenant: str, agent_id: uuid.UUID) -> Ht
         "agent": agent,
         "credentials": agent.credentials.all(),
         "commands": selectors.command_list(actor=actor, tenant=owner, agent=agent)[:50],
-        "form": CommandForm(scripts=_scripts()),
+        "form": CommandForm(scripts=_scripts(actor)),
     }
     return render(request, "agent_gateway/agent_detail.html", context)
 
@@ -161,7 +162,7 @@ def command_new(request: TenantRequest, tenant: str, agent_id: uuid.UUID) -> Htt
         agent = selectors.agent_get(actor=actor, tenant=owner, agent_id=agent_id)
     except NotFound as exc:
         raise Http404(exc.detail) from exc
-    form = CommandForm(request.POST, scripts=_scripts())
+    form = CommandForm(request.POST, scripts=_scripts(actor))
     status = 422
     if form.is_valid():
         data = form.cleaned_data

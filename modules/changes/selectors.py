@@ -131,6 +131,37 @@ def change_get_by_number(*, actor: Actor, number: str) -> Change:
         raise NotFound("no such change") from exc
 
 
+# Changes whose work is authorised and not finished: their planned window is a maintenance window.
+APPROVED_STATES = (Change.State.SCHEDULED, Change.State.IMPLEMENT)
+
+
+def change_maintenance_get(
+    *, actor: Actor, ci_ids: Iterable[uuid.UUID], at: dt.datetime
+) -> dict[uuid.UUID, tuple[uuid.UUID, str]]:
+    """CIs under maintenance at ``at`` (aware): CI id -> (change id, "CHG0000042 short description") for
+    each of ``ci_ids`` among the affected CIs of an approved change (scheduled or implementing) whose
+    planned window [planned_start, planned_end) holds ``at``; the earliest-starting change when several
+    do. Monitoring mutes such CIs' alerts (docs/decisions/0018-agent-gateway.md, "Alerts → incidents").
+    Empty for actors who see no changes."""
+    ids = list(ci_ids)
+    if not ids or not may_see_changes(actor):
+        return {}
+    rows = (
+        ChangeCI.objects.filter(
+            configuration_item_id__in=ids,
+            change__state__in=APPROVED_STATES,
+            change__planned_start__lte=at,
+            change__planned_end__gt=at,
+        )
+        .order_by("change__planned_start", "change_id")
+        .values_list("configuration_item_id", "change_id", "change__number", "change__short_description")
+    )
+    found: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
+    for ci_id, change_id, number, title in rows:
+        found.setdefault(ci_id, (change_id, f"{number} {title}"[:200]))
+    return found
+
+
 def change_ci_list(*, actor: Actor, change: Change) -> list[dict[str, Any]]:
     """The change's affected CIs, in the order they were added: ``{"id", "number", "name", "ci_class"}``.
     The caller checked access to the change."""

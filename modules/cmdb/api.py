@@ -36,7 +36,9 @@ ClassName = Literal[
     "generic",
 ]
 LifecycleName = Literal["planned", "ordered", "in_stock", "operational", "maintenance", "retired"]
-RelTypeName = Literal["hosted_on", "depends_on", "uses", "runs_on", "contains", "connects_to", "supports"]
+RelTypeName = Literal[
+    "hosted_on", "depends_on", "uses", "runs_on", "contains", "connects_to", "supports", "installed_on"
+]
 Ordering = Literal["name", "-name", "number", "-number", "-updated_at", "updated_at"]
 
 # The Literals above spell the model's choices for the OpenAPI document; keep them in step.

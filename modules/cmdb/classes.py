@@ -35,6 +35,7 @@ class AttrType:
     EMAIL = "email"
     URL = "url"
     CHOICE = "choice"
+    LIST = "list"  # a JSON array (discovered disks, interfaces, ...); ``maximum`` bounds its length
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,16 @@ _COMPUTER = (
     A("memory_mb", "Memory (MB)", T.INT, minimum=1, maximum=1 << 31),
     A("ip_address", "IP address", T.IP_ADDRESS),
     A("fqdn", "Fully qualified domain name", max_length=253),
+    # Written by discovery from an agent's inventory (modules/cmdb/discovery.py); editable like the rest.
+    A("kernel", "Kernel", max_length=255),
+    A("architecture", "Architecture", max_length=100),
+    A("cpu_model", "CPU model", max_length=255),
+    A("cpu_cores", "CPU cores", T.INT, minimum=0, maximum=65536),
+    A("boot_time", "Boot time (UTC)", max_length=40),
+    A("disks", "Disks", T.LIST, maximum=64),
+    A("network", "Network interfaces", T.LIST, maximum=64),
+    A("usb", "USB devices", T.LIST, maximum=128),
+    A("users", "Logged-in users", T.LIST, maximum=256),
 )
 _HARDWARE = (
     A("serial_number", "Serial number", max_length=100),
@@ -177,6 +188,12 @@ def _clean_value(spec: AttributeSpec, value: Any) -> Any:
     ``"true"``/``"false"``. Booleans are never numbers.
     """
     kind = spec.type
+    if kind == T.LIST:
+        if not isinstance(value, list):
+            raise ValueError("must be a list")
+        if spec.maximum is not None and len(value) > spec.maximum:
+            raise ValueError(f"at most {spec.maximum:g} items")
+        return value
     if kind == T.INT:
         if isinstance(value, str) and _INT_TEXT.match(value.strip()):
             value = int(value.strip())

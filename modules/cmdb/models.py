@@ -47,6 +47,8 @@ class RelType(models.TextChoices):
     CONTAINS = "contains", "contains"
     CONNECTS_TO = "connects_to", "connects to"
     SUPPORTS = "supports", "supports"
+    # Discovery (modules/cmdb/discovery.py): a software CI is *installed on* a computer.
+    INSTALLED_ON = "installed_on", "installed on"
 
 
 # The inverse reading of each type, "target <inverse> source": ServiceNow names its relationship types
@@ -59,6 +61,7 @@ REL_INVERSE_LABELS: dict[str, str] = {
     RelType.CONTAINS: "contained by",
     RelType.CONNECTS_TO: "connected by",
     RelType.SUPPORTS: "supported by",
+    RelType.INSTALLED_ON: "installed software",
 }
 
 
@@ -70,7 +73,9 @@ def rel_reading(rel_type: str, *, outgoing: bool) -> str:
 
 # Which way a failure travels along each type. For "A depends on B" a failure of B reaches A (the target
 # impacts the source); for "A contains B" and "A supports B" a failure of A reaches B (the source impacts
-# the target). ServiceNow's impact analysis reads its relationship types the same way.
+# the target). ServiceNow's impact analysis reads its relationship types the same way. "Software installed
+# on a computer" reads like "runs on": a failure of the computer (the target) reaches its software, so
+# INSTALLED_ON is not listed here (the target impacts the source, the default).
 SOURCE_IMPACTS_TARGET = frozenset({RelType.CONTAINS, RelType.SUPPORTS})
 
 
@@ -132,3 +137,19 @@ def impact_direction(source_id: Any, target_id: Any, rel_type: str) -> tuple[Any
     if rel_type in SOURCE_IMPACTS_TARGET:
         return source_id, target_id
     return target_id, source_id
+
+
+class DiscoveryState(models.Model):
+    """What discovery last applied for one endpoint agent (modules/cmdb/discovery.py). Bigint key.
+
+    ``agent_id`` is the control-plane agent's id (no foreign key into public); ``ci`` its computer CI
+    (``external_ref`` ``agent:<agent_id>``). ``fingerprint`` is the SHA-256 of the last applied inventory
+    as discovery reads it (attributes, software, site), so an unchanged inventory is recognised with one
+    comparison and writes nothing to the CI, its relationships or its history; ``last_inventory_at`` (UTC)
+    is when the agent collected it.
+    """
+
+    agent_id = models.UUIDField(unique=True)
+    ci = models.OneToOneField(ConfigurationItem, on_delete=models.CASCADE, related_name="+")
+    fingerprint = models.CharField(max_length=64, blank=True)
+    last_inventory_at = models.DateTimeField(null=True)

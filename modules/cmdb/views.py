@@ -10,10 +10,14 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
+from controlplane.dashboards.svg import svg_line_chart
 from controlplane.http import TenantRequest, form_errors_apply, htmx_render, request_actor
 from controlplane.problems import DomainError, NotFound
+from modules.monitoring import selectors as monitoring_selectors
 from modules.people.models import Group, Person
 from modules.records.actor import Actor
 from modules.records.listing import (
@@ -25,9 +29,12 @@ from modules.records.listing import (
 )
 
 from . import selectors, services
-from .classes import class_attributes, class_table
+from .classes import AttrType, class_attributes, class_table
+from .discovery import discovery_state_get
 from .graph import impact_graph_build, impact_graph_svg
 from .models import REL_INVERSE_LABELS, CIClass, ConfigurationItem, Lifecycle, RelType
+
+TABLE_ROWS = 300  # relationships and impacted CIs listed on a CI's page
 
 
 def _manager(request: TenantRequest) -> Actor:
@@ -140,7 +147,14 @@ def _render_detail(
     relationship_form: RelationshipForm | None = None,
 ) -> HttpResponse:
     specs = class_attributes(ci.ci_class)
-    attributes = [(spec.label, ci.attributes[spec.name]) for spec in specs if spec.name in ci.attributes]
+    attributes = [
+        (
+            spec.label,
+            _list_text(ci.attributes[spec.name]) if spec.type == AttrType.LIST else ci.attributes[spec.name],
+        )
+        for spec in specs
+        if spec.name in ci.attributes
+    ]
     manager = selectors.cmdb_manager(actor)
     impact = selectors.ci_impact_get(actor=actor, ci_id=ci.pk) if manager else []
     relationships = selectors.ci_relationship_list(actor=actor, ci=ci)
@@ -157,17 +171,67 @@ def _render_detail(
     context = {
         "ci": ci,
         "attributes": attributes,
-        "relationships": relationships,
-        "impact": impact,
+        # A discovered computer has thousands of installed software CIs (and a package thousands of
+        # computers): the tables show the first rows; the API lists them all.
+        "relationships": relationships[:TABLE_ROWS],
+        "relationships_more": max(0, len(relationships) - TABLE_ROWS),
+        "impact": impact[:TABLE_ROWS],
+        "impact_more": max(0, len(impact) - TABLE_ROWS),
         "graph": graph,
         "graph_svg": graph_svg,
         "history": selectors.ci_history(actor=actor, ci=ci),
         "can_manage": manager,
         "relationship_form": relationship_form or RelationshipForm(),
         "error": error,
+        **_device(actor, ci),
     }
     status = error.status if error else (422 if relationship_form is not None else 200)
     return render(request, "cmdb/detail.html", context, status=status)
+
+
+def _list_text(value: Any) -> str:
+    """A discovered list attribute as one line per item: an item's values joined ("/ /dev/sda1 ext4")."""
+    if not isinstance(value, list):
+        return str(value)
+    lines = []
+    for item in value:
+        if isinstance(item, dict):
+            parts = [", ".join(map(str, v)) if isinstance(v, list) else str(v) for v in item.values()]
+            lines.append(" ".join(p for p in parts if p))
+        else:
+            lines.append(str(item))
+    return "; ".join(lines) or "none"
+
+
+def _device(actor: Actor, ci: ConfigurationItem) -> dict[str, Any]:
+    """For a CI an endpoint agent reports (``external_ref`` ``agent:<id>``) and a reader of agents: its
+    metrics charts (24 hours of raw samples, 30 days of hourly roll-ups), open alerts and last inventory."""
+    if not (ci.external_ref or "").startswith("agent:") or not monitoring_selectors.may_read(actor):
+        return {"device": False}
+    now = timezone.now()
+    series = monitoring_selectors.ci_metrics_get(actor=actor, ci_id=ci.pk, now=now)
+    charts: list[tuple[str, SafeString | None]] = []
+    for key, title, s in (
+        ("day", "Last 24 hours (15-minute averages, UTC)", series[0] if series else None),
+        ("month", "Last 30 days (6-hour averages of hourly roll-ups, UTC)", series[1] if series else None),
+    ):
+        svg = None
+        if s is not None and not s.empty:
+            svg = svg_line_chart(
+                chart_id=f"ci-metrics-{key}",
+                title=f"CPU, memory and fullest disk of {ci.name}: {title.lower()}",
+                desc="Percent used; one point per bucket.",
+                x_labels=s.labels,
+                series=[("CPU %", s.cpu), ("Memory %", s.memory), ("Disk %", s.disk)],
+            )
+        charts.append((title, svg))
+    state = discovery_state_get(ci=ci)
+    return {
+        "device": True,
+        "metric_charts": charts,
+        "device_alerts": monitoring_selectors.ci_alert_list(actor=actor, ci_id=ci.pk),
+        "last_inventory_at": state.last_inventory_at if state else None,
+    }
 
 
 def _form_page(

@@ -40,6 +40,22 @@ def number_next(*, prefix: str, width: int = 7) -> str:
     return f"{prefix}{value:0{width}d}"
 
 
+def number_block(*, prefix: str, count: int, width: int = 7) -> list[str]:
+    """Issue the next ``count`` human numbers for ``prefix`` at once (bulk creation, e.g. discovery's new
+    CIs): one upsert, same guarantees as ``number_next``. Returns them in order; ``[]`` for ``count`` 0."""
+    if count <= 0:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO records_numbersequence (prefix, last_value) VALUES (%s, %s) ON CONFLICT (prefix)"
+            " DO UPDATE SET last_value = records_numbersequence.last_value + EXCLUDED.last_value"
+            " RETURNING last_value",
+            [prefix, count],
+        )
+        last = cursor.fetchone()[0]
+    return [f"{prefix}{value:0{width}d}" for value in range(last - count + 1, last + 1)]
+
+
 def number_advance_past(*, prefix: str, value: int) -> None:
     """Make sure the next number for ``prefix`` is greater than ``value`` (after importing numbers)."""
     with connection.cursor() as cursor:
@@ -223,6 +239,29 @@ def search_document_set(
                 title,
                 body,
             ],
+        )
+
+
+def search_document_set_many(*, record_type: str, rows: list[tuple[uuid.UUID, str, str, str, str]]) -> None:
+    """``search_document_set`` for many records of one type in one statement (technicians' visibility).
+    ``rows`` are ``(record_id, number, title, body, state)``."""
+    if not rows:
+        return
+    ids, numbers, titles, bodies, states = (list(column) for column in zip(*rows, strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO records_searchdocument"
+            " (record_id, record_type, number, title, state, visibility, owner_person_id, updated_at, document)"
+            " SELECT r.id, %s, r.number, left(r.title, 300), r.state, 'technicians', NULL, clock_timestamp(),"
+            " setweight(to_tsvector('english', r.number || ' ' || r.title), 'A')"
+            " || setweight(to_tsvector('english', r.body), 'B')"
+            " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[])"
+            " AS r(id, number, title, body, state)"
+            " ON CONFLICT (record_id) DO UPDATE SET record_type = EXCLUDED.record_type,"
+            " number = EXCLUDED.number, title = EXCLUDED.title, state = EXCLUDED.state,"
+            " visibility = EXCLUDED.visibility, owner_person_id = EXCLUDED.owner_person_id,"
+            " updated_at = EXCLUDED.updated_at, document = EXCLUDED.document",
+            [record_type, ids, numbers, titles, bodies, states],
         )
 
 

@@ -18,11 +18,11 @@ app.autodiscover_tasks(
         "modules.notifications",
         "modules.mailin",
         "modules.sla",
+        "modules.monitoring",
         "controlplane.mailin",
         "controlplane.workindex",
         "tenants",
         "agent_gateway",
-        "modules.monitoring",
     ]
 )
 

@@ -17,6 +17,7 @@ urlpatterns = [
     path("t/<slug:tenant>/knowledge/", include("modules.knowledge.urls")),
     path("t/<slug:tenant>/requests/", include("modules.requests.urls")),
     path("t/<slug:tenant>/sla/", include("modules.sla.urls")),
+    path("t/<slug:tenant>/monitoring/", include("modules.monitoring.urls")),
     path("t/<slug:tenant>/notifications/", include("modules.notifications.urls")),
     path("t/<slug:tenant>/mailin/", include("controlplane.mailin.urls")),
     path("t/<slug:tenant>/dashboard/", include("controlplane.dashboards.urls_tenant")),

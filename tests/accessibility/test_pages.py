@@ -20,6 +20,7 @@ progress, with the owner area; the test fails when such a pair passes, so the li
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from agent_gateway.services import agent_enrol, command_request, enrolment_token_create
@@ -49,9 +51,12 @@ from modules.incidents.models import Incident
 from modules.incidents.services import incident_create
 from modules.knowledge.models import Article
 from modules.knowledge.services import article_create, article_publish
+from modules.monitoring.ingest import AgentReport, reports_apply
+from modules.monitoring.services import alert_rule_create, script_create
 from modules.notifications.models import Notification
 from modules.notifications.services import notification_emit
 from modules.problems.models import KnownError, Problem
+from modules.records.models import uuid7
 from modules.records.services import attachment_add, saved_view_create
 from modules.requests.models import Approval, CatalogCategory, ServiceRequest
 from modules.requests.services import StepSpec, catalog_item_create, request_submit
@@ -104,6 +109,8 @@ NOT_PAGES: dict[str, tuple[str, str]] = {
     "request_cancel": ("post", "cancel form target"),
     "request_comment": ("post", "comment form target"),
     "sla_closed_day_add": ("post", "closed-day form target"),
+    "monitoring_rule_delete": ("post", "delete button target"),
+    "monitoring_script_approve": ("post", "approve button target"),
     "sla_closed_day_remove": ("post", "remove button target"),
     "notification_read_all": ("post", "mark-all-read button target"),
     "notification_webhook_active": ("post", "enable/disable button target"),
@@ -189,6 +196,7 @@ ADMIN_PAGES: set[str] = {
     # POST-only targets of administrators' buttons: the route refuses a technician before the method.
     "change_cab_remove",
     "change_blackout_remove",
+    "monitoring_script_approve",
     "sla_closed_day_add",
     "sla_closed_day_remove",
     "notification_webhook_active",
@@ -225,7 +233,10 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 
 # Pages in a second state, checked beside the walk (names usable in KNOWN_FAILURES).
-STATES = ("request_detail+approval",)  # a request waiting for the technician's approval: decide form
+STATES = (
+    "request_detail+approval",  # a request waiting for the technician's approval: decide form
+    "ci_detail+device",  # an agent's computer CI: metrics charts and open alerts
+)
 
 # A catalog form with every field kind of modules/requests/formschema.py and a conditional field.
 ORDER_FORM: dict[str, Any] = {
@@ -321,7 +332,7 @@ FILLED = {
     "article_id", "attachment_id", "endpoint_id", "calendar_id", "contract_id", "policy_id", "link_id",
     "relationship_id", "member_id", "blackout_id", "address_id", "template_id", "approval_id",
     "notification_id", "domain_id", "view_id", "team_member_id", "membership_id", "connection_id",
-    "provider_connection_id", "oidc_connection_id", "provider_oidc_connection_id",
+    "provider_connection_id", "oidc_connection_id", "provider_oidc_connection_id", "rule_id", "script_id",
     "agent_id", "token_id", "command_id",
 }  # fmt: skip
 
@@ -497,6 +508,43 @@ def pages(
         params["command_id"] = command_request(
             actor=tech, agent=agent, kind="restart_service", params={"service": "pagerd"}
         ).pk
+        # Monitoring: an alert rule, a script, and an agent's computer with metrics and an open alert.
+        params["rule_id"] = alert_rule_create(
+            actor=admin_actor, name="CPU high", kind="cpu", threshold=90, minutes=5
+        ).pk
+        params["script_id"] = script_create(
+            actor=tech, name="Clean temp", interpreter="sh", body="true\n", parameters=["DAYS"]
+        ).pk
+        now = timezone.now()
+        agent_id = uuid7()
+        reports_apply(
+            reports=[
+                AgentReport(
+                    id=uuid7(),
+                    agent_id=agent_id,
+                    hostname="pager-host",
+                    site="",
+                    type="metrics",
+                    collected_at=now - dt.timedelta(minutes=minute),
+                    data={
+                        "cpu_percent": 95,
+                        "memory_percent": 40,
+                        "disks": [{"mount": "/", "percent": 50}],
+                        "load": [1, 1, 1],
+                    },
+                )
+                for minute in range(8)
+            ],
+            now=now,
+        )
+        extra["ci_detail+device"] = reverse(
+            "ci_detail",
+            urlconf=CONSOLE,
+            kwargs={
+                "tenant": "acme",
+                "number": ConfigurationItem.objects.get(external_ref=f"agent:{agent_id}").number,
+            },
+        )
         params["view_id"] = saved_view_create(
             actor=tech, list_name="incidents", name="Open P1", query="priority=1"
         ).pk

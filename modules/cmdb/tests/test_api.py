@@ -285,7 +285,19 @@ def test_classes_endpoint(api_for: ApiFor, tech_a: User, tenant_a: Tenant) -> No
         "memory_mb",
         "ip_address",
         "fqdn",
+        # Written by discovery from endpoint agents' inventories (docs/decisions/0019).
+        "kernel",
+        "architecture",
+        "cpu_model",
+        "cpu_cores",
+        "boot_time",
+        "disks",
+        "network",
+        "usb",
+        "users",
     ]
+    disks = next(a for a in classes["server"]["attributes"] if a["name"] == "disks")
+    assert (disks["type"], disks["maximum"]) == ("list", 64)
     engine = classes["database"]["attributes"][0]
     assert (engine["name"], engine["type"], engine["required"]) == ("engine", "choice", True)
     assert engine["choices"][0] == {"value": "postgresql", "label": "PostgreSQL"}

@@ -286,6 +286,9 @@ USE_TZ = True
 # permission-checking views of modules/records hand them out (PITFALLS.md "Files"). No MEDIA_URL.
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", ROOT_DIR / ".data" / "media"))
 ATTACHMENT_MAX_BYTES = int(os.environ.get("ATTACHMENT_MAX_BYTES", str(25 * 1024 * 1024)))
+# Endpoint metrics (modules/monitoring, docs/decisions/0019): raw samples and hourly roll-ups are kept this long.
+MONITORING_RAW_RETENTION_HOURS = int(os.environ.get("MONITORING_RAW_RETENTION_HOURS", "48"))
+MONITORING_ROLLUP_RETENTION_DAYS = int(os.environ.get("MONITORING_ROLLUP_RETENTION_DAYS", "90"))
 ATTACHMENTS_PER_RECORD = 100
 
 STATIC_URL = "/static/"
@@ -343,6 +346,10 @@ CELERY_BEAT_SCHEDULE = {
     "agent-housekeeping": {
         "task": "agent_gateway.tasks.agent_housekeeping_task",
         "schedule": 60.0,
+    },
+    "monitoring-metrics-expire": {
+        "task": "modules.monitoring.tasks.metrics_expire_sweep_task",
+        "schedule": 60 * 60.0,  # hourly: one delete per tenant of samples and roll-ups past retention
     },
     "workindex-rollup-nightly": {
         "task": "controlplane.workindex.tasks.workindex_rollup_nightly_task",
