@@ -6,20 +6,28 @@ the agent (nothing runs) and audited; a gateway restart loses none of the report
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from agent_gateway.models import Agent, Command, CommandStatus, Report
 from agent_gateway.services import command_approve, command_request
+from agent_gateway.tasks import agent_offline_check, agent_reports_process
 from controlplane.accounts.models import SecurityEvent
+from modules.cmdb.models import CIRelationship, ConfigurationItem
+from modules.incidents.models import Incident
+from modules.monitoring.models import Alert
+from modules.monitoring.services import alert_rule_create, script_approve, script_create
 
 from .conftest import GatewayServer, World, gateway_start
 
@@ -42,6 +50,18 @@ def itsm_agent(state: Path, *args: str, check: bool = True) -> subprocess.Comple
             f"itsm-agent {args}: {result.returncode}\n{result.stdout}\n{result.stderr}"
         )
     return result
+
+
+def seen_since(agent: Agent, moment: dt.datetime) -> None:
+    """Wait until the gateway has written that ``agent`` was seen at or after ``moment`` (it writes
+    last-seen times every few seconds)."""
+    deadline = time.monotonic() + 15
+    while True:
+        seen = Agent.objects.get(pk=agent.pk).last_seen_at
+        if seen is not None and seen >= moment:
+            return
+        assert time.monotonic() < deadline, "the gateway never wrote the agent's last-seen time"
+        time.sleep(0.2)
 
 
 def enrol(gateway: GatewayServer, world: World, state: Path, **token_options: Any) -> Agent:
@@ -114,5 +134,72 @@ def test_a_signed_command_runs_and_a_tampered_one_is_refused(world: World, tmp_p
         ).exists()
         # collect_inventory sent an inventory report beside the round's own.
         assert Report.objects.filter(agent_id=agent.pk, type="inventory").count() == 2
+    finally:
+        gateway.stop()
+
+
+def test_reports_become_a_ci_an_offline_alert_raises_and_clears_an_incident_and_a_script_runs(
+    world: World, tmp_path: Path
+) -> None:
+    gateway = gateway_start()
+    try:
+        state = tmp_path / "agent"
+        enrolled_at = timezone.now()
+        agent = enrol(gateway, world, state, site="London office")
+        itsm_agent(state, "run", "--once")
+        assert agent_reports_process(tenant_id=world.tenant.pk) == 3
+        assert not Report.objects.exists()
+        hostname = Agent.objects.get(pk=agent.pk).hostname
+        with tenant_context(world.tenant):
+            computer = ConfigurationItem.objects.get(external_ref=f"agent:{agent.pk}")
+            assert computer.ci_class == "computer" and computer.attributes.get("os")
+            site = ConfigurationItem.objects.get(external_ref="site:London office")
+            assert CIRelationship.objects.filter(source=site, target=computer, rel_type="contains").exists()
+            admin = world.actor(world.admin, "admin")
+            tech = world.actor(world.tech, "technician")
+            alert_rule_create(actor=admin, name="Agent silent", kind="offline", minutes=5)
+        assert hostname
+        # Ten minutes on, the agent has not reported: the offline rule opens an incident on its CI.
+        seen_since(agent, enrolled_at)
+        later = timezone.now() + dt.timedelta(minutes=10)
+        agent_offline_check(now=later)
+        with tenant_context(world.tenant):
+            alert = Alert.objects.get(state="open")
+            incident = Incident.objects.get(pk=alert.incident_id)
+            assert incident.is_open and incident.category == "monitoring"
+        # It reports again: the condition clears and the incident resolves itself, with a note.
+        back_online = timezone.now()
+        itsm_agent(state, "run", "--once")
+        seen_since(agent, back_online)
+        agent_offline_check(now=timezone.now())
+        with tenant_context(world.tenant):
+            incident.refresh_from_db()
+            assert not incident.is_open, incident.state
+            assert Alert.objects.get(pk=alert.pk).state == "cleared"
+            # An approved script from the library, asked by one person and approved by another.
+            script = script_create(
+                actor=tech,
+                name="Say hello",
+                interpreter="sh",
+                body='echo "hello $ITSM_PARAM_WHO"\n',
+                parameters=["WHO"],
+            )
+            script_approve(actor=admin, script=script, version=script.version)
+            command = command_request(
+                actor=tech,
+                agent=agent,
+                kind="run_script",
+                script_id=script.pk,
+                params={"WHO": "world; rm -rf /"},
+            )
+            command_approve(actor=admin, command=command)
+        itsm_agent(state, "run", "--once")
+        command.refresh_from_db()
+        assert command.status == CommandStatus.SUCCEEDED, (command.status, command.reason, command.output)
+        assert command.exit_code == 0 and command.output.strip() == "hello world; rm -rf /"
+        verbs = set(
+            SecurityEvent.objects.filter(details__command=str(command.pk)).values_list("verb", flat=True)
+        )
+        assert verbs == {"agent.command.requested", "agent.command.approved", "agent.command.succeeded"}
     finally:
         gateway.stop()

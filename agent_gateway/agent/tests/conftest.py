@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_fake_gateway import TOKEN, FakeGateway, start
 
 from itsm_agent.cli import main
 from itsm_agent.state import StateStore
+
+from .agent_fake_gateway import TOKEN, FakeGateway, start
 
 
 @pytest.fixture

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_fake_gateway import FakeGateway, b64u, unb64u
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from itsm_agent.cli import main
 from itsm_agent.commands import OUTPUT_LIMIT, Command, CommandRejected, run_script, tail_text, verify
 from itsm_agent.signing import public_key_from_b64
 from itsm_agent.state import BUILTIN_COMMANDS, StateStore
+
+from .agent_fake_gateway import FakeGateway, b64u, unb64u
 
 AGENT = str(uuid.uuid4())
 

@@ -19,11 +19,12 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_fake_gateway import TOKEN, FakeGateway, kid, unb64u
 
 from itsm_agent.cli import main
 from itsm_agent.loop import Agent
 from itsm_agent.state import Config, StateStore
+
+from .agent_fake_gateway import TOKEN, FakeGateway, kid, unb64u
 
 
 def mode(path: Path) -> int:

@@ -1,0 +1,1 @@
+"""Tests of the agent program (itsm_agent)."""
