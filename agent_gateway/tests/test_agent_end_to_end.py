@@ -119,6 +119,7 @@ def test_a_signed_command_runs_and_a_tampered_one_is_refused(world: World, tmp_p
             command_approve(actor=world.actor(world.admin, "admin"), command=bad)
         # Someone with database access changes the approved command: the signature no longer matches.
         bad.refresh_from_db()
+        assert bad.payload is not None
         payload = json.loads(bytes(bad.payload))
         payload["params"]["service"] = "sshd"
         Command.objects.filter(pk=bad.pk).update(
@@ -165,6 +166,7 @@ def test_reports_become_a_ci_an_offline_alert_raises_and_clears_an_incident_and_
         agent_offline_check(now=later)
         with tenant_context(world.tenant):
             alert = Alert.objects.get(state="open")
+            assert alert.incident_id is not None
             incident = Incident.objects.get(pk=alert.incident_id)
             assert incident.is_open and incident.category == "monitoring"
         # It reports again: the condition clears and the incident resolves itself, with a note.
