@@ -55,6 +55,8 @@ def test_header_navigation_names_every_practice_and_marks_the_current_one(
         ("/t/acme/problems/", "Problems"),
         ("/t/acme/changes/", "Changes"),
         ("/t/acme/cmdb/", "CMDB"),
+        ("/t/acme/agents/", "Agents"),
+        ("/t/acme/monitoring/", "Monitoring"),
         ("/t/acme/sla/", "SLAs"),
         ("/t/acme/knowledge/", "Knowledge"),
         ("/t/acme/search/", "Search"),
