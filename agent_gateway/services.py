@@ -538,13 +538,30 @@ def _sign(command: Command, *, approver_id: int | None) -> None:
     _notify("cmd", command.agent_id)
 
 
-@transaction.atomic
 def command_approve(
     *, actor: Actor, command: Command, approve: bool = True, ip: str | None = None
 ) -> Command:
     """Approve (sign and queue) or decline a command waiting for approval. Needs ``agents.approve`` and a
-    person other than the requester (four eyes); refusals raise PermissionDenied and write nothing;
-    a command not waiting raises Conflict. Audited as ``agent.command.approved`` or ``.declined``."""
+    person other than the requester (four eyes); a refusal raises PermissionDenied, changes nothing and
+    is audited as ``agent.command.approval_refused`` (after the attempt rolled back); a command not
+    waiting raises Conflict. Audited as ``agent.command.approved`` or ``.declined``."""
+    try:
+        return _approve(actor=actor, command=command, approve=approve, ip=ip)
+    except PermissionDenied as exc:
+        _audit(
+            "agent.command.approval_refused",
+            tenant=command.tenant,
+            actor_user_id=actor.user_id,
+            ip=ip,
+            agent=command.agent_id,
+            command=command.pk,
+            reason=exc.detail,
+        )
+        raise
+
+
+@transaction.atomic
+def _approve(*, actor: Actor, command: Command, approve: bool, ip: str | None) -> Command:
     _require(actor, Permission.AGENTS_APPROVE, command.tenant)
     command = Command.objects.select_for_update().select_related("agent", "tenant").get(pk=command.pk)
     if command.status != CommandStatus.AWAITING_APPROVAL:

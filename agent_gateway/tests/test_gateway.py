@@ -346,6 +346,10 @@ def test_restarting_a_service_needs_another_persons_approval(gateway: GatewaySer
         with pytest.raises(PermissionDenied):  # nor does the requester, whatever their role
             command_approve(actor=world.actor(world.tech, "admin"), command=command)
     assert Command.objects.get(pk=command.pk).status == CommandStatus.AWAITING_APPROVAL
+    refusals = SecurityEvent.objects.filter(
+        verb="agent.command.approval_refused", details__command=str(command.pk)
+    )
+    assert refusals.count() == 2 and set(refusals.values_list("actor_user_id", flat=True)) == {world.tech.pk}
     assert agent.send("GET", "/agent/v1/commands").json()["commands"] == []
     with tenant_context(world.tenant):
         command_approve(actor=world.actor(world.admin, "admin"), command=command)
