@@ -21,12 +21,32 @@ from controlplane.http import TenantRequest, form_errors_apply, request_actor
 from controlplane.problems import DomainError, NotFound
 
 from . import selectors, services
-from .models import AgentStatus, CommandKind, CommandStatus
+from .models import Agent, AgentStatus, CommandKind, CommandStatus
 
 
 def _tenant(request: TenantRequest) -> Any:
     assert request.tenant is not None
     return request.tenant
+
+
+def _agent(request: TenantRequest, agent_id: uuid.UUID) -> Agent:
+    """The tenant's agent ``agent_id`` for the acting person, or 404 (another tenant's id included)."""
+    try:
+        return selectors.agent_get(actor=request_actor(request), tenant=_tenant(request), agent_id=agent_id)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+
+
+def _agent_page(request: TenantRequest, agent: Agent, form: CommandForm, status: int = 200) -> HttpResponse:
+    """The agent page: what it said at enrolment, its keys, its last 50 commands, the command form."""
+    commands = selectors.command_list(actor=request_actor(request), tenant=_tenant(request), agent=agent)
+    context = {
+        "agent": agent,
+        "credentials": agent.credentials.all(),
+        "commands": commands[:50],
+        "form": form,
+    }
+    return render(request, "agent_gateway/agent_detail.html", context, status=status)
 
 
 def agent_list(request: TenantRequest, tenant: str) -> HttpResponse:
@@ -139,29 +159,15 @@ def _scripts(actor: Any) -> list[tuple[str, str]]:
 
 def agent_detail(request: TenantRequest, tenant: str, agent_id: uuid.UUID) -> HttpResponse:
     """One agent: what it said at enrolment, its keys, its commands, and the command form."""
-    actor = request_actor(request)
-    owner = _tenant(request)
-    try:
-        agent = selectors.agent_get(actor=actor, tenant=owner, agent_id=agent_id)
-    except NotFound as exc:
-        raise Http404(exc.detail) from exc
-    context = {
-        "agent": agent,
-        "credentials": agent.credentials.all(),
-        "commands": selectors.command_list(actor=actor, tenant=owner, agent=agent)[:50],
-        "form": CommandForm(scripts=_scripts(actor)),
-    }
-    return render(request, "agent_gateway/agent_detail.html", context)
+    return _agent_page(
+        request, _agent(request, agent_id), CommandForm(scripts=_scripts(request_actor(request)))
+    )
 
 
 @require_POST
 def command_new(request: TenantRequest, tenant: str, agent_id: uuid.UUID) -> HttpResponse:
     actor = request_actor(request)
-    owner = _tenant(request)
-    try:
-        agent = selectors.agent_get(actor=actor, tenant=owner, agent_id=agent_id)
-    except NotFound as exc:
-        raise Http404(exc.detail) from exc
+    agent = _agent(request, agent_id)
     form = CommandForm(request.POST, scripts=_scripts(actor))
     status = 422
     if form.is_valid():
@@ -191,13 +197,7 @@ def command_new(request: TenantRequest, tenant: str, agent_id: uuid.UUID) -> Htt
                 + (": it waits for another person's approval." if waiting else " and signed."),
             )
             return redirect("agent_detail", tenant=tenant, agent_id=agent.pk)
-    context = {
-        "agent": agent,
-        "credentials": agent.credentials.all(),
-        "commands": selectors.command_list(actor=actor, tenant=owner, agent=agent)[:50],
-        "form": form,
-    }
-    return render(request, "agent_gateway/agent_detail.html", context, status=status)
+    return _agent_page(request, agent, form, status)
 
 
 @require_POST
@@ -225,10 +225,7 @@ def command_decide(request: TenantRequest, tenant: str, command_id: uuid.UUID) -
 def agent_decide(request: TenantRequest, tenant: str, agent_id: uuid.UUID) -> HttpResponse:
     """Accept or reject an agent from the approval queue (``decision`` = approve | reject)."""
     actor = request_actor(request)
-    try:
-        agent = selectors.agent_get(actor=actor, tenant=_tenant(request), agent_id=agent_id)
-    except NotFound as exc:
-        raise Http404(exc.detail) from exc
+    agent = _agent(request, agent_id)
     approve = request.POST.get("decision") == "approve"
     try:
         services.agent_decide(actor=actor, agent=agent, approve=approve, ip=client_ip(request))
@@ -243,10 +240,7 @@ def agent_decide(request: TenantRequest, tenant: str, agent_id: uuid.UUID) -> Ht
 def agent_revoke(request: TenantRequest, tenant: str, agent_id: uuid.UUID) -> HttpResponse:
     """Revoke an agent: its keys stop working at once and its waiting commands expire."""
     actor = request_actor(request)
-    try:
-        agent = selectors.agent_get(actor=actor, tenant=_tenant(request), agent_id=agent_id)
-    except NotFound as exc:
-        raise Http404(exc.detail) from exc
+    agent = _agent(request, agent_id)
     services.agent_revoke(actor=actor, agent=agent, ip=client_ip(request))
     messages.success(request, f"{agent.hostname} revoked: it is refused from its next request.")
     return redirect("agent_detail", tenant=tenant, agent_id=agent.pk)
