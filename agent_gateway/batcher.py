@@ -87,17 +87,26 @@ class Batcher:
             self.wake.clear()
             while self.queue:
                 batch, self.queue = self.queue[:MAX_ITEMS], self.queue[MAX_ITEMS:]
-                try:
-                    outcomes = await self._write(batch)
-                except Exception as exc:  # answer every waiter; the loop goes on
-                    log.exception("agent gateway batch of %d requests failed", len(batch))
-                    for item in batch:
-                        if not item.future.done():
-                            item.future.set_exception(exc)
-                    continue
-                for item, outcome in zip(batch, outcomes, strict=True):
-                    if not item.future.done():
-                        item.future.set_result(outcome)
+                await self._write_and_answer(batch)
+
+    async def _write_and_answer(self, batch: list[_Item]) -> None:
+        """Write a batch and answer its waiters. A failed batch is written again request by request, so
+        one request the database refuses fails alone (503) and the others go through."""
+        try:
+            outcomes = await self._write(batch)
+        except Exception as exc:
+            if len(batch) > 1:
+                log.warning("agent gateway batch of %d requests failed; writing them one by one", len(batch))
+                for item in batch:
+                    await self._write_and_answer([item])
+                return
+            log.exception("agent gateway request of agent %s failed", batch[0].agent_id)
+            if not batch[0].future.done():
+                batch[0].future.set_exception(exc)
+            return
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if not item.future.done():
+                item.future.set_result(outcome)
 
     async def _write(self, batch: list[_Item]) -> list[Outcome]:
         now = dt.datetime.now(dt.UTC)

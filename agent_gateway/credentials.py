@@ -55,15 +55,21 @@ class CredentialCache:
     def __init__(self, pool: Any) -> None:
         self.pool = pool
         self.entries: OrderedDict[uuid.UUID, AgentAuth] = OrderedDict()
+        # Bumped by every drop: a load that a drop overtook is not kept (it may hold a revoked key).
+        self.generation = 0
 
     async def get(self, agent_id: uuid.UUID) -> AgentAuth:
         """The agent's credentials, from the cache or the database."""
         entry = self.entries.get(agent_id)
         now = time.monotonic()
         if entry is not None and now - entry.loaded_at < TTL:
+            self.entries.move_to_end(agent_id)  # least recently used goes first
             return entry
+        generation = self.generation
         entry = await self._load(agent_id)
         entry.loaded_at = now
+        if generation != self.generation:
+            return entry  # a change arrived while loading: answer this request, cache nothing
         self.entries[agent_id] = entry
         self.entries.move_to_end(agent_id)
         while len(self.entries) > MAX_ENTRIES:
@@ -94,7 +100,9 @@ class CredentialCache:
         )
 
     def drop(self, agent_id: uuid.UUID) -> None:
+        self.generation += 1
         self.entries.pop(agent_id, None)
 
     def clear(self) -> None:
+        self.generation += 1
         self.entries.clear()

@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connections
+from django.db import close_old_connections, connections
 from psycopg_pool import AsyncConnectionPool
 
 from controlplane.problems import DomainError
@@ -115,15 +115,32 @@ class Signed:
     auth: AgentAuth
 
 
+# Django's OPTIONS that are libpq connection parameters (TLS above all), passed on to the gateway's pool.
+LIBPQ_OPTIONS = frozenset(
+    {
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "sslcrl",
+        "connect_timeout",
+        "application_name",
+        "options",
+    }
+)
+
+
 def conninfo() -> str:
     """psycopg connection string of Django's default database (the test database under pytest)."""
     db = settings.DATABASES["default"]
+    options = {k: str(v) for k, v in (db.get("OPTIONS") or {}).items() if k in LIBPQ_OPTIONS}
     return psycopg.conninfo.make_conninfo(
         dbname=db["NAME"],
         user=db.get("USER") or None,
         password=db.get("PASSWORD") or None,
         host=db.get("HOST") or None,
         port=str(db.get("PORT") or "") or None,
+        **options,
     )
 
 
@@ -136,6 +153,7 @@ class Gateway:
         self.batcher: Batcher | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.with_commands: set[uuid.UUID] = set()
+        self.command_notes = 0  # bumped by every "cmd:" notification (see poll)
         self.seen: dict[uuid.UUID, tuple[dt.datetime, str | None]] = {}
         self.buckets: dict[uuid.UUID | str, tuple[float, float]] = {}
         self.audited: dict[tuple[str, str], float] = {}
@@ -195,6 +213,7 @@ class Gateway:
                             if kind == "cred":
                                 self.cache.drop(agent_id)
                             elif kind == "cmd":
+                                self.command_notes += 1
                                 self.with_commands.add(agent_id)
             except asyncio.CancelledError:
                 raise
@@ -307,11 +326,12 @@ class Gateway:
         commands: list[dict[str, str]] = []
         if signed.agent_id in self.with_commands:
             assert self.pool is not None
+            notes = self.command_notes
             async with self.pool.connection() as conn:
                 rows = await (await conn.execute(PENDING_COMMANDS_SQL, (signed.agent_id,))).fetchall()
                 if rows:
                     await conn.execute(DELIVERED_SQL, ([row[0] for row in rows],))
-            if not rows:
+            if not rows and notes == self.command_notes:  # no command was announced meanwhile
                 self.with_commands.discard(signed.agent_id)
             commands = [
                 {"payload": b64url(bytes(row[1])), "signature": b64url(bytes(row[2])), "key_id": row[3]}
@@ -341,7 +361,7 @@ class Gateway:
                     422, "invalid-input", "Invalid result", errors=[{"field": name, "message": "text"}]
                 )
         try:
-            await sync_to_async(services.command_result_record)(
+            await _sync(services.command_result_record)(
                 agent_id=signed.agent_id,
                 command_id=command_id,
                 status=str(data.get("status", "")),
@@ -385,7 +405,7 @@ class Gateway:
         ):
             raise Refusal(401, "signature-invalid", "The request's signature is not valid")
         try:
-            agent, credential, token = await sync_to_async(services.agent_enrol)(
+            agent, credential, token = await _sync(services.agent_enrol)(
                 token=data["token"],
                 public_key=raw,
                 hostname=data["hostname"],
@@ -393,7 +413,7 @@ class Gateway:
                 agent_version=data["agent_version"],
                 ip=_client(scope),
             )
-            key_row, _ = await sync_to_async(signing_key)()
+            key_row, _ = await _sync(signing_key)()
         except DomainError as exc:
             raise Refusal(exc.status, exc.slug, exc.title, detail=exc.detail) from exc
         tenant_name = await sync_to_async(lambda: token.tenant.name)()
@@ -427,7 +447,7 @@ class Gateway:
                 422, "invalid-input", "Invalid key", errors=[{"field": "public_key", "message": str(exc)}]
             ) from exc
         try:
-            credential = await sync_to_async(services.credential_rotate)(
+            credential = await _sync(services.credential_rotate)(
                 agent_id=signed.agent_id, public_key=raw, ip=_client(scope)
             )
         except DomainError as exc:
@@ -453,7 +473,10 @@ class Gateway:
         auth = await self.cache.get(agent_id)
         key = auth.keys.get(key_id)
         if auth.agent_id is None or key is None:
-            await self._refused(scope, "agent-unknown", agent_id, auth.tenant_id or None)
+            # Unauthenticated: counted per address (made-up ids must not each buy an audit row).
+            await self._audit_refusal(
+                "agent-unknown", None, None, _client(scope), claimed_agent=str(agent_id)
+            )
             raise Refusal(401, "agent-unknown", "Unknown agent")
         if not signature_valid(
             key.public, headers.get("x-agent-signature", ""), _signed_string(scope, headers, body)
@@ -475,9 +498,7 @@ class Gateway:
                 403, "agent-pending", "This agent waits for a technician's approval", retry_after=300
             )
         if key.state == CredentialState.PENDING:
-            await sync_to_async(services.credential_activate)(
-                agent_id=agent_id, key_id=key_id, ip=_client(scope)
-            )
+            await _sync(services.credential_activate)(agent_id=agent_id, key_id=key_id, ip=_client(scope))
             self.cache.drop(agent_id)
             auth = await self.cache.get(agent_id)
         self._rate(agent_id)
@@ -512,10 +533,17 @@ class Gateway:
             self.buckets.clear()
 
     async def _refusal_from_headers(self, scope: Scope, refusal: Refusal) -> None:
-        """Audit a refusal decided before or beside the signature check (too large, rate-limited,
-        invalid) under the agent id the request names (checked only when it was signed)."""
+        """Audit a refusal decided beside the signature check (rate-limited, invalid: the agent is
+        known) or before it (too large: the agent id is only a claim, so the refusal is counted per
+        address and attributed to no tenant)."""
+        claimed = _headers(scope).get("x-agent-id", "")[:64]
+        if refusal.slug == "too-large":
+            await self._audit_refusal(
+                refusal.slug, None, None, _client(scope), claimed_agent=claimed, path=scope["path"]
+            )
+            return
         try:
-            agent_id = uuid.UUID(_headers(scope).get("x-agent-id", ""))
+            agent_id = uuid.UUID(claimed)
         except ValueError:
             return
         auth = self.cache.entries.get(agent_id) if self.cache is not None else None
@@ -532,9 +560,10 @@ class Gateway:
         await self._audit_refusal(reason, agent_id, tenant_id, None)
 
     async def _audit_refusal(
-        self, reason: str, agent_id: uuid.UUID, tenant_id: int | None, ip: str | None, **details: Any
+        self, reason: str, agent_id: uuid.UUID | None, tenant_id: int | None, ip: str | None, **details: Any
     ) -> None:
-        key = (str(agent_id), reason)
+        """One audit row per (agent, or address when no agent is proven, and reason) a minute."""
+        key = (str(agent_id) if agent_id is not None else f"ip:{ip}", reason)
         now = time.monotonic()
         if now - self.audited.get(key, -REFUSAL_AUDIT_EVERY) < REFUSAL_AUDIT_EVERY:
             return
@@ -542,11 +571,22 @@ class Gateway:
         if len(self.audited) > 100_000:
             self.audited.clear()
         try:
-            await sync_to_async(services.refusal_record)(
+            await _sync(services.refusal_record)(
                 reason=reason, agent_id=agent_id, tenant_id=tenant_id, ip=ip, **details
             )
         except Exception:
             log.exception("could not audit a refused agent request")
+
+
+def _sync(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """``function`` run on Django's thread for sync code, with connections that went stale (a database
+    restart, CONN_MAX_AGE) replaced first, as Django does around each request."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        close_old_connections()
+        return function(*args, **kwargs)
+
+    return sync_to_async(run)
 
 
 # --- HTTP helpers --------------------------------------------------------------------------------------

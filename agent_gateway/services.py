@@ -44,6 +44,8 @@ from .signing import b64url, canonical_json, key_id_of, signing_key
 TOKEN_PREFIX = "itsm_enr_"  # noqa: S105 (the prefix of every token, not a secret)
 COMMAND_LIFETIME = dt.timedelta(hours=24)
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9@._-]{1,128}$")
+# Units that are not services: restarting reboot.target or poweroff.target is no "restart a service".
+NOT_A_SERVICE = re.compile(r"\.(target|socket|mount|automount|swap|timer|path|slice|scope|device)$")
 SCRIPT_PARAM_VALUE_MAX = 1024
 # Kinds that change the endpoint need a second person's approval (four eyes, decision 0018).
 NEEDS_APPROVAL = frozenset({CommandKind.RESTART_SERVICE, CommandKind.RUN_SCRIPT})
@@ -400,7 +402,7 @@ def _clean_params(kind: str, params: dict[str, Any], script: dict[str, Any] | No
         return {}
     if kind == CommandKind.RESTART_SERVICE:
         service = str(params.get("service") or "")
-        if not SERVICE_NAME.match(service):
+        if not SERVICE_NAME.fullmatch(service) or NOT_A_SERVICE.search(service):
             raise _bad("service", "A service name: letters, digits and @ . _ - (at most 128).")
         return {"service": service}
     if kind == CommandKind.RUN_SCRIPT:
@@ -477,7 +479,9 @@ def command_request(
         agent=agent.pk,
         command=command.pk,
         kind=kind,
-        params=cleaned,
+        params=sorted(cleaned)
+        if kind == CommandKind.RUN_SCRIPT
+        else cleaned,  # a script's values may be secret
         script=(script or {}).get("name", ""),
     )
     if kind not in NEEDS_APPROVAL:
@@ -621,8 +625,9 @@ def command_result_record(
         raise _bad("status", "succeeded, failed or rejected")
     command.status = status
     command.exit_code = exit_code
-    command.output = output[-OUTPUT_MAX:]
-    command.reason = reason[:500]
+    # PostgreSQL text holds no NUL (a script's `find -print0`): shown as U+FFFD instead.
+    command.output = output[-OUTPUT_MAX:].replace("\x00", "\ufffd")
+    command.reason = reason[:500].replace("\x00", "\ufffd")
     command.finished_at = timezone.now()
     command.save(update_fields=["status", "exit_code", "output", "reason", "finished_at"])
     _audit(

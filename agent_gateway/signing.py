@@ -80,11 +80,12 @@ def canonical_json(value: Any) -> bytes:
 
 
 def signing_key() -> tuple[Any, Ed25519PrivateKey]:
-    """The platform's command-signing key: (its SigningKey row, the private key). Made on first use and
-    kept sealed; concurrent first uses agree on one row (the oldest)."""
+    """The platform's command-signing key: (its SigningKey row, the private key). Made on first use as
+    the one row with primary key 1, so concurrent first uses agree on it (the loser's insert conflicts
+    and it reads the winner's)."""
     from .models import SigningKey
 
-    row = SigningKey.objects.order_by("created_at", "id").first()
+    row = SigningKey.objects.filter(pk=1).first()
     if row is None:
         private = Ed25519PrivateKey.generate()
         public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -92,13 +93,13 @@ def signing_key() -> tuple[Any, Ed25519PrivateKey]:
         try:
             with transaction.atomic():
                 SigningKey.objects.create(
+                    pk=1,
                     key_id=key_id_of(public),
                     public_key=public,
                     private_key_sealed=secret_seal(b64url(raw), purpose=SIGNING_KEY_PURPOSE),
                 )
         except IntegrityError:
             pass
-        row = SigningKey.objects.order_by("created_at", "id").first()
-        assert row is not None
+        row = SigningKey.objects.get(pk=1)
     private_raw = b64url_decode(secret_unseal(row.private_key_sealed, purpose=SIGNING_KEY_PURPOSE))
     return row, Ed25519PrivateKey.from_private_bytes(private_raw)

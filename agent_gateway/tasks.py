@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 CHUNK = 2000  # reports per transaction
 TASK_SECONDS = 10.0  # a task stops taking new chunks after this long; the next tick goes on
 NONCE_LIFETIME = dt.timedelta(seconds=600)
+LOCK_CLASS = 0x41474E54  # "AGNT": the advisory-lock class of the report task (the key is the tenant id)
 
 
 def agent_reports_dispatch() -> int:
@@ -41,21 +42,35 @@ def agent_reports_dispatch() -> int:
 
 def agent_reports_process(*, tenant_id: int, chunk: int = CHUNK, seconds: float = TASK_SECONDS) -> int:
     """Apply and delete ``tenant_id``'s waiting reports, oldest first, ``chunk`` per transaction, for at
-    most ``seconds``. Rows another worker holds are skipped (``FOR UPDATE SKIP LOCKED``), so workers share
-    a busy tenant. A tenant that is gone or suspended keeps its reports (a suspended tenant's agents are
-    refused anyway). Returns how many reports were applied."""
-    from modules.monitoring.ingest import AgentReport, reports_apply
-
+    most ``seconds``. One task works a tenant at a time (a session advisory lock; another task for the same
+    tenant returns at once), so a backlog never ties up every worker. A chunk that fails is applied again
+    report by report, each in a savepoint: a report that still fails is logged and dropped, so one bad
+    report never blocks its tenant's inbox. A tenant that is gone or suspended keeps its reports (a
+    suspended tenant's agents are refused anyway). Returns how many reports were applied."""
     tenant = Tenant.objects.filter(pk=tenant_id, status=Tenant.Status.ACTIVE).first()
     if tenant is None:
         return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_CLASS, tenant_id])
+        if not cursor.fetchone()[0]:
+            return 0
+    try:
+        return _process(tenant, chunk=chunk, seconds=seconds)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_CLASS, tenant_id])
+
+
+def _process(tenant: Tenant, *, chunk: int, seconds: float) -> int:
+    from modules.monitoring.ingest import AgentReport, reports_apply
+
     applied = 0
     started = time.monotonic()
     while time.monotonic() - started < seconds:
         with transaction.atomic():
             rows = list(
                 Report.objects.select_for_update(skip_locked=True)
-                .filter(tenant_id=tenant_id)
+                .filter(tenant_id=tenant.pk)
                 .order_by("received_at", "id")[:chunk]
             )
             if not rows:
@@ -73,8 +88,24 @@ def agent_reports_process(*, tenant_id: int, chunk: int = CHUNK, seconds: float 
                 )
                 for row in rows
             ]
-            with tenant_context(tenant):
-                reports_apply(reports=reports, now=timezone.now())
+            now = timezone.now()
+            try:
+                with transaction.atomic(), tenant_context(tenant):
+                    reports_apply(reports=reports, now=now)
+            except Exception:
+                log.exception(
+                    "a chunk of %d reports failed in %s; applying them one by one",
+                    len(rows),
+                    tenant.schema_name,
+                )
+                for report in reports:
+                    try:
+                        with transaction.atomic(), tenant_context(tenant):
+                            reports_apply(reports=[report], now=now)
+                    except Exception:
+                        log.exception(
+                            "report %s of agent %s dropped: it cannot be applied", report.id, report.agent_id
+                        )
             Report.objects.filter(pk__in=[row.id for row in rows]).delete()
         applied += len(rows)
         if len(rows) < chunk:

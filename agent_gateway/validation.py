@@ -50,6 +50,11 @@ class ReportIn:
     data_json: str
 
 
+def _no_constant(name: str) -> Any:
+    """``json.loads`` accepts NaN and Infinity, which pass the schemas' bounds but are no JSON and no jsonb."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _field(index: int, name: str) -> str:
     return f"reports[{index}].{name}"
 
@@ -64,9 +69,9 @@ def reports_parse(body: bytes, *, now: dt.datetime) -> list[ReportIn]:
     Invalid listing every bad field (at most one per report). ``now`` (aware UTC) bounds
     ``collected_at``: not more than 10 minutes ahead, not older than 30 days."""
     try:
-        document = json.loads(body)
+        document = json.loads(body, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Invalid([{"field": "body", "message": "not JSON"}]) from exc
+        raise Invalid([{"field": "body", "message": "not JSON (NaN and Infinity are not JSON)"}]) from exc
     reports = document.get("reports") if isinstance(document, dict) else None
     if not isinstance(reports, list) or not 1 <= len(reports) <= MAX_REPORTS:
         raise Invalid([{"field": "reports", "message": f"a list of 1 to {MAX_REPORTS} reports"}])
@@ -111,9 +116,14 @@ def _report(index: int, report: Any, now: dt.datetime) -> ReportIn:
         VALIDATORS[kind](data)
     except fastjsonschema.JsonSchemaValueException as exc:
         raise Invalid([{"field": _schema_field(index, exc), "message": exc.message}]) from exc
+    data_json = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    # Text PostgreSQL cannot store: NUL (jsonb refuses \u0000) and lone surrogates (not UTF-8).
+    try:
+        data_json.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise Invalid([{"field": _field(index, "data"), "message": "text that is not Unicode"}]) from exc
+    if "\\u0000" in data_json:
+        raise Invalid([{"field": _field(index, "data"), "message": "text with a NUL character"}])
     return ReportIn(
-        id=report_id,
-        type=kind,
-        collected_at=collected_at.astimezone(dt.UTC),
-        data_json=json.dumps(data, separators=(",", ":"), ensure_ascii=False),
+        id=report_id, type=kind, collected_at=collected_at.astimezone(dt.UTC), data_json=data_json
     )

@@ -35,7 +35,7 @@ from typing import Any
 
 from modules.records.actor import Actor
 from modules.records.models import ActivityEntry, uuid7
-from modules.records.services import number_block, search_document_set, search_document_set_many
+from modules.records.services import number_block, search_document_set_many
 
 from .classes import class_attributes
 from .models import (
@@ -105,7 +105,9 @@ def _ref(prefix: str, key: str) -> str:
 
 
 def software_ref(name: str, version: str) -> str:
-    return _ref("software", f"{name}@{version}")
+    """``software:<name>@<version>``, the name's ``%`` and ``@`` escaped (``%25``, ``%40``) so that no two
+    (name, version) pairs share a reference."""
+    return _ref("software", f"{name.replace('%', '%25').replace('@', '%40')}@{version}")
 
 
 def site_ref(name: str) -> str:
@@ -267,7 +269,10 @@ def _utc_text(value: str) -> str | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    try:
+        return parsed.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    except OverflowError:  # a valid RFC 3339 text at the edge of the calendar (0001-01-01 with an offset)
+        return None
 
 
 def _first_address(network: list[dict[str, Any]]) -> str | None:
@@ -425,15 +430,10 @@ def inventories_apply(*, inventories: Sequence[Inventory], now: dt.datetime) -> 
         diffs[ci.pk] = diff
     if updated:
         ConfigurationItem.objects.bulk_update(updated, ["name", "attributes", "updated_at"])
-        for ci in updated:
-            search_document_set(
-                record_type=RECORD_TYPE,
-                record_id=ci.pk,
-                number=ci.number,
-                title=ci.name,
-                body=_search_body(ci),
-                state=ci.lifecycle,
-            )
+        search_document_set_many(
+            record_type=RECORD_TYPE,
+            rows=[(ci.pk, ci.number, ci.name, _search_body(ci), ci.lifecycle) for ci in updated],
+        )
     # 2. Software CIs and their installed_on relationships.
     wanted_keys = {key: vendor for _, _, _, software, _ in changed for key, vendor in software.items()}
     software_cis = _by_ref(software_ref(*key) for key in wanted_keys)

@@ -3,6 +3,7 @@ selector. The routing middleware has resolved the tenant and set ``request.actor
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django import forms
@@ -209,7 +210,11 @@ def _device(actor: Actor, ci: ConfigurationItem) -> dict[str, Any]:
     if not (ci.external_ref or "").startswith("agent:") or not monitoring_selectors.may_read(actor):
         return {"device": False}
     now = timezone.now()
-    series = monitoring_selectors.ci_metrics_get(actor=actor, ci_id=ci.pk, now=now)
+    try:
+        agent_id = uuid.UUID((ci.external_ref or "").removeprefix("agent:"))
+    except ValueError:
+        return {"device": False}
+    series = monitoring_selectors.ci_metrics_get(actor=actor, agent_id=agent_id, now=now)
     charts: list[tuple[str, SafeString | None]] = []
     for key, title, s in (
         ("day", "Last 24 hours (15-minute averages, UTC)", series[0] if series else None),

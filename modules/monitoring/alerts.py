@@ -148,10 +148,8 @@ def offline_rules_evaluate(
             verdicts[(rule.pk, agent_id)] = Verdict(firing, now, detail)
             if firing:
                 firing_agents.add(agent_id)
-    open_agents = set(
-        Alert.objects.filter(state=Alert.State.OPEN, rule__in=rules).values_list("agent_id", flat=True)
-    )
-    computers = computers_for(firing_agents - open_agents) if firing_agents - open_agents else {}
+    # Every firing agent's CI: an agent with an open alert of one offline rule may fire another.
+    computers = computers_for(firing_agents) if firing_agents else {}
     _apply(rules=rules, verdicts=verdicts, computers=computers, now=now)
 
 

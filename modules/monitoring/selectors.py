@@ -100,24 +100,25 @@ def _series(sql: str, params: list[Any], label: str, bucket_minutes: int) -> Ser
     )
 
 
-def ci_metrics_get(*, actor: Actor, ci_id: uuid.UUID, now: dt.datetime) -> tuple[Series, Series] | None:
+def ci_metrics_get(*, actor: Actor, agent_id: uuid.UUID, now: dt.datetime) -> tuple[Series, Series] | None:
     """The last 24 hours from the raw samples (15-minute averages) and the last 30 days from the hourly
-    roll-ups (6-hour averages of the hourly averages) of the agent whose computer CI is ``ci_id``;
+    roll-ups (6-hour averages of the hourly averages) of agent ``agent_id`` (read on its (agent, time)
+    indexes);
     None for actors without ``agents.read``. Buckets are UTC; empty series when nothing was reported."""
     if not may_read(actor):
         return None
     day = _series(
         "SELECT to_timestamp(floor(extract(epoch FROM at) / 900) * 900) AS bucket, avg(cpu), avg(memory), avg(disk)"
-        " FROM monitoring_metricsample WHERE ci_id = %s AND at >= %s AND at <= %s GROUP BY bucket ORDER BY bucket",
-        [ci_id, now - dt.timedelta(hours=24), now],
+        " FROM monitoring_metricsample WHERE agent_id = %s AND at >= %s AND at <= %s GROUP BY bucket ORDER BY bucket",
+        [agent_id, now - dt.timedelta(hours=24), now],
         "%H:%M",
         15,
     )
     month = _series(
         "SELECT to_timestamp(floor(extract(epoch FROM hour) / 21600) * 21600) AS bucket, avg(cpu_avg),"
-        " avg(memory_avg), avg(disk_avg) FROM monitoring_metricrollup WHERE ci_id = %s AND hour >= %s"
+        " avg(memory_avg), avg(disk_avg) FROM monitoring_metricrollup WHERE agent_id = %s AND hour >= %s"
         " AND hour <= %s GROUP BY bucket ORDER BY bucket",
-        [ci_id, now - dt.timedelta(days=30), now],
+        [agent_id, now - dt.timedelta(days=30), now],
         "%d %b %H:%M",
         360,
     )

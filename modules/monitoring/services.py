@@ -180,11 +180,12 @@ def _script_clean(
         errors.append({"field": "description", "message": "at most 2000 characters"})
     names = [p.strip() for p in parameters if p.strip()]
     bad = [p for p in names if not PARAMETER_NAME.match(p)]
-    if bad or len(names) > MAX_PARAMETERS or len(set(names)) != len(names):
+    # Distinct regardless of case: the agent passes them as ITSM_PARAM_<NAME IN UPPER CASE>.
+    if bad or len(names) > MAX_PARAMETERS or len({n.upper() for n in names}) != len(names):
         errors.append(
             {
                 "field": "parameters",
-                "message": f"up to {MAX_PARAMETERS} distinct names, each a letter then letters, digits or _"
+                "message": f"up to {MAX_PARAMETERS} names distinct in upper case, each a letter then letters, digits or _"
                 " (at most 32)" + (f": {', '.join(bad)}" if bad else ""),
             }
         )

@@ -43,6 +43,9 @@ from itsm_agent.collect import rfc3339
 from itsm_agent.signing import EncodingError, b64url_decode
 from itsm_agent.state import BUILTIN_COMMANDS, SERVICE_NAME, atomic_write, ensure_private_dir
 
+# Units that are not services: "restart a service" never reaches reboot.target or poweroff.target.
+NOT_A_SERVICE = re.compile(r"\.(target|socket|mount|automount|swap|timer|path|slice|scope|device)$")
+
 OUTPUT_LIMIT = 64 * 1024  # bytes of output kept (the tail), 0018
 RESTART_TIMEOUT = 120  # seconds for `systemctl restart`
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -174,8 +177,11 @@ def _check_params(kind: str, params: dict[str, Any], command_id: str) -> None:
             or not isinstance(service, str)
             or not SERVICE_NAME.fullmatch(service)
             or service.startswith("-")
+            or NOT_A_SERVICE.search(service)
         ):
-            raise CommandRejected("params: service must match ^[A-Za-z0-9@._-]{1,128}$", command_id)
+            raise CommandRejected(
+                "params: service must be a service unit matching ^[A-Za-z0-9@._-]{1,128}$", command_id
+            )
     elif kind == "run_script":
         if len({name.upper() for name in params}) != len(params):
             raise CommandRejected(

@@ -88,11 +88,15 @@ def test_a_correctly_signed_command_passes() -> None:
         (lambda g: g.envelope(agent_id=AGENT, kind="reboot"), "not allowed"),
         (
             lambda g: g.envelope(agent_id=AGENT, kind="restart_service", params={"service": "a; rm -rf /"}),
-            "service must match",
+            "service must be a service unit",
         ),
         (
             lambda g: g.envelope(agent_id=AGENT, kind="restart_service", params={"service": "--now"}),
-            "service must match",
+            "service must be a service unit",
+        ),
+        (
+            lambda g: g.envelope(agent_id=AGENT, kind="restart_service", params={"service": "reboot.target"}),
+            "service must be a service unit",
         ),
         (
             lambda g: g.envelope(agent_id=AGENT, kind="run_script", params={"x": 1}, script=script("true")),
@@ -106,7 +110,7 @@ def test_a_correctly_signed_command_passes() -> None:
         ),
         (
             lambda g: g.envelope(agent_id=AGENT, kind="restart_service", params={"service": "nginx\n"}),
-            "service must match",
+            "service must be a service unit",
         ),
         (
             lambda g: g.envelope(

@@ -5,6 +5,7 @@ is assigned), an approved change's window mutes the CI, offline agents."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import pytest
@@ -249,3 +250,14 @@ def test_an_incident_the_tenant_refuses_keeps_the_alert_without_one(tenant_a: Te
         minutes(35, 35, cpu=95)
         alert.refresh_from_db()
         assert alert.incident is not None and alert.incident.priority == 1
+
+
+def test_a_second_offline_rule_fires_beside_an_open_alert_of_the_first(tenant_a: Tenant) -> None:
+    with tenant_context(tenant_a):
+        rule("offline", minutes=10)
+        rule("offline", minutes=60)
+        agents: dict[uuid.UUID, tuple[str, dt.datetime | None]] = {AGENT: ("web-01", at(0))}
+        offline_evaluate(agents=agents, now=at(10))
+        assert Alert.objects.filter(state="open").count() == 1
+        offline_evaluate(agents=agents, now=at(60))
+        assert Alert.objects.filter(state="open").count() == 2
