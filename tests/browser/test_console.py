@@ -133,6 +133,9 @@ def test_keyboard_reaches_incident_controls_with_visible_focus(
     sign_in(page, site.console(), site.users["tech"].email, PASSWORD)
     number = site.incidents["acme"][0]
     page.goto(site.console(f"/t/acme/incidents/{number}/"))
+    # Every panel in place before the walk starts (a loaded machine once ran the walk on a page whose
+    # forms were not there yet, in a CI run of two suites side by side).
+    page.wait_for_load_state("networkidle")
     page.locator("body").click(position={"x": 1, "y": 1})  # start the Tab order at the top of the page
     reached: list[dict[str, str]] = []  # every control Tab stops on, in order, until it wraps
     for _ in range(120):
