@@ -67,8 +67,6 @@ class Batcher:
         self.pool = pool
         self.queue: list[_Item] = []
         self.wake = asyncio.Event()
-        self.batches = 0  # for the benchmark: transactions written
-        self.items = 0
 
     async def submit(
         self, *, agent_id: uuid.UUID, tenant_id: int, nonce: str, reports: list[ReportIn] | None = None
@@ -160,6 +158,4 @@ class Batcher:
                     outcomes[index].accepted.append(report.id)
                 else:
                     outcomes[index].duplicates.append(report.id)
-        self.batches += 1
-        self.items += len(batch)
         return outcomes

@@ -37,13 +37,12 @@ class AgentAuth:
     tenant_id: int = 0
     tenant_active: bool = False
     status: str = ""
-    hostname: str = ""
     keys: dict[str, Key] = field(default_factory=dict)
     loaded_at: float = 0.0
 
 
 LOAD_SQL = """
-SELECT a.tenant_id, a.status, a.hostname, t.status, c.key_id, c.public_key, c.state
+SELECT a.tenant_id, a.status, t.status, c.key_id, c.public_key, c.state
 FROM agent_gateway_agent a
 JOIN tenants_tenant t ON t.id = a.tenant_id
 LEFT JOIN agent_gateway_agentcredential c ON c.agent_id = a.id
@@ -81,9 +80,9 @@ class CredentialCache:
             rows = await (await conn.execute(LOAD_SQL, (agent_id,))).fetchall()
         if not rows:
             return AgentAuth(agent_id=None)
-        tenant_id, status, hostname, tenant_status = rows[0][0], rows[0][1], rows[0][2], rows[0][3]
+        tenant_id, status, tenant_status = rows[0][0], rows[0][1], rows[0][2]
         keys: dict[str, Key] = {}
-        for _, _, _, _, key_id, public_key, state in rows:
+        for _, _, _, key_id, public_key, state in rows:
             if key_id is None:
                 continue
             try:
@@ -95,7 +94,6 @@ class CredentialCache:
             tenant_id=tenant_id,
             tenant_active=tenant_status == "active",
             status=status,
-            hostname=hostname,
             keys=keys,
         )
 

@@ -512,7 +512,7 @@ class Gateway:
             agent_id=signed.agent_id, tenant_id=signed.tenant_id, nonce=signed.nonce, reports=reports
         )
         if outcome.replayed:
-            await self._refused_scope_less("replayed", signed.agent_id, signed.tenant_id)
+            await self._audit_refusal("replayed", signed.agent_id, signed.tenant_id, None)
             raise Refusal(401, "replayed", "This request was already received")
         return outcome
 
@@ -555,9 +555,6 @@ class Gateway:
         self, scope: Scope, reason: str, agent_id: uuid.UUID, tenant_id: int | None, **details: Any
     ) -> None:
         await self._audit_refusal(reason, agent_id, tenant_id, _client(scope), **details)
-
-    async def _refused_scope_less(self, reason: str, agent_id: uuid.UUID, tenant_id: int | None) -> None:
-        await self._audit_refusal(reason, agent_id, tenant_id, None)
 
     async def _audit_refusal(
         self, reason: str, agent_id: uuid.UUID | None, tenant_id: int | None, ip: str | None, **details: Any

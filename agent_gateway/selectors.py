@@ -12,7 +12,7 @@ from controlplane.problems import NotFound, PermissionDenied
 from modules.records.actor import Actor
 from tenants.models import Tenant
 
-from .models import Agent, AgentStatus, Command, CommandStatus, EnrolmentToken
+from .models import Agent, Command, CommandStatus, EnrolmentToken
 
 
 def _require(actor: Actor) -> None:
@@ -34,15 +34,6 @@ def agent_get(*, actor: Actor, tenant: Tenant, agent_id: uuid.UUID) -> Agent:
     if agent is None:
         raise NotFound("no such agent")
     return agent
-
-
-def agent_counts(*, actor: Actor, tenant: Tenant) -> dict[str, int]:
-    """How many agents per status (every status present, zero included)."""
-    _require(actor)
-    counts = dict.fromkeys(AgentStatus.values, 0)
-    for status in Agent.objects.filter(tenant=tenant).values_list("status", flat=True):
-        counts[status] += 1
-    return counts
 
 
 def enrolment_token_list(*, actor: Actor, tenant: Tenant) -> QuerySet[EnrolmentToken]:
