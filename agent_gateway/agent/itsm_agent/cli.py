@@ -66,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
         help="the enrolment token (itsm_enr_...), or - to read it from stdin (kept out of ps and shell history); never stored",
     )
     enroll.add_argument(
-        "--server-key", help="pin the server's command-signing key (base64url), checked against the answer"
+        "--server-key",
+        help="pin the server's command-signing key (base64url), checked against the answer; write"
+        " --server-key=KEY, since a key may begin with -",
     )
     state_dir_option(enroll)
     run = commands.add_parser("run", help="report and run commands until stopped")

@@ -45,8 +45,7 @@ def test_enrol_stores_identity_and_key_but_never_the_token(
             gateway.url + "/",
             "--token",
             TOKEN,
-            "--server-key",
-            gateway.server_key_b64,
+            f"--server-key={gateway.server_key_b64}",  # a base64url key may begin with "-"
             "--state-dir",
             str(state_dir),
         ]
@@ -115,8 +114,7 @@ def test_enrol_errors_name_what_failed_and_store_nothing(
                 gateway.url,
                 "--token",
                 TOKEN,
-                "--server-key",
-                other_key,
+                f"--server-key={other_key}",
                 "--state-dir",
                 str(state_dir),
             ]
